@@ -1,0 +1,334 @@
+"""Native Keras 3 (TensorFlow backend) builder, plus neutral <-> Keras weight transfer.
+
+The spec is channels-first; TensorFlow's CPU kernels want channels-last. Each tensor
+carries a layout tag: spatial ops (conv, pool, batch norm on images) run channels-last,
+layout-free ops (activations, add, ...) keep whatever they get, and everything else
+sees the neutral layout. A model input consumed only by spatial ops is declared
+channels-last, so the worker transposes the array *before* timing, not inside the graph.
+Imported only inside probe worker processes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+
+from probes import tf_layers as tl
+from probes.spec import GraphNode, SpecGraph, TensorInfo
+from probes.spec.ops_core import ACTIVATIONS
+from probes.spec.ops_spatial import axis_paddings, pair, resolve_pads
+from probes.weights import NeutralWeights
+
+CL, NEUTRAL = "cl", "neutral"
+SPATIAL = {"conv1d", "conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
+           "global_avg_pool", "batch_norm"}
+LAYOUT_FREE = {*ACTIVATIONS, "dropout", "add", "multiply"}
+KERAS_ACT = {a: a for a in ACTIVATIONS} | {"hardswish": "hard_swish"}
+
+
+@dataclass
+class Tensor:
+    value: Any
+    layout: str
+    info: TensorInfo
+
+
+@dataclass
+class KerasBuild:
+    model: keras.Model
+    cores: dict[str, keras.layers.Layer] = field(default_factory=dict)
+    input_layouts: dict[str, str] = field(default_factory=dict)
+    output_layouts: list[str] = field(default_factory=list)
+
+
+def to_cl(arr: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.moveaxis(arr, 1, -1))
+
+
+def to_neutral(arr: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.moveaxis(arr, -1, 1))
+
+
+def _relayout(t: Tensor, want: str) -> Tensor:
+    r = t.info.rank
+    if t.layout == want or r < 2:
+        return Tensor(t.value, want if r >= 2 else NEUTRAL, t.info)
+    perm = (*range(2, r + 1), 1) if want == CL else (r, *range(1, r))
+    return Tensor(keras.layers.Permute(perm)(t.value), want, t.info)
+
+
+def _wants_cl(node: GraphNode, ins: list[Tensor]) -> bool:
+    return node.op in SPATIAL and ins[0].info.rank >= 2
+
+
+def _conv(node: GraphNode, x: Tensor) -> tuple[Any, keras.layers.Layer]:
+    p, nd = node.params, x.info.rank - 1
+    k, s, d = pair(p.kernel, nd), pair(p.stride, nd), pair(p.dilation, nd)
+    spatial = x.info.shape[1:]
+    modes = axis_paddings(p.padding, nd)
+    pads = [resolve_pads(n, k[i], s[i], d[i], modes[i]) for i, n in enumerate(spatial)]
+    same = [resolve_pads(n, k[i], s[i], d[i], "same") for i, n in enumerate(spatial)]
+    value, padding = x.value, "valid"
+    if pads == same and any(a or b for a, b in pads):
+        padding = "same"
+    elif any(a or b for a, b in pads):
+        pad_layer = keras.layers.ZeroPadding2D if nd == 2 else keras.layers.ZeroPadding1D
+        value = pad_layer(tuple(pads) if nd == 2 else pads[0], name=f"{node.id}__pad")(value)
+    c_in = x.info.shape[0]
+    common = dict(strides=s, padding=padding, dilation_rate=d, use_bias=p.bias, name=node.id)
+    if p.groups == c_in and p.groups > 1:
+        cls = keras.layers.DepthwiseConv2D if nd == 2 else keras.layers.DepthwiseConv1D
+        layer = cls(k, depth_multiplier=p.filters // c_in, **common)
+    else:
+        cls = keras.layers.Conv2D if nd == 2 else keras.layers.Conv1D
+        layer = cls(p.filters, k, groups=p.groups, **common)
+    return layer(value), layer
+
+
+def _pool(node: GraphNode, x: Tensor) -> Any:
+    p = node.params
+    k, s = pair(p.kernel, 2), pair(p.stride if p.stride is not None else p.kernel, 2)
+    pad = 0 if p.padding == "valid" else p.padding
+    value, padding = x.value, "valid"
+    if pad:
+        hw = x.info.shape[1:]
+        same = [resolve_pads(n, k[i], s[i], 1, "same") for i, n in enumerate(hw)]
+        if node.op == "max_pool2d" and same == [(pad, pad)] * 2:
+            padding = "same"
+        elif node.op == "max_pool2d":
+            value = tl.ConstantPad([[pad, pad]] * 2, float("-inf"), name=f"{node.id}__pad")(value)
+        else:
+            value = keras.layers.ZeroPadding2D(pad, name=f"{node.id}__pad")(value)
+    cls = keras.layers.MaxPooling2D if node.op == "max_pool2d" else keras.layers.AveragePooling2D
+    return cls(k, s, padding=padding, name=node.id)(value)
+
+
+def _adaptive(node: GraphNode, x: Tensor) -> Any:
+    in_hw, out_hw = list(x.info.shape[1:]), list(node.out.shape[1:])
+    if in_hw == out_hw:
+        return x.value
+    if all(i % o == 0 for i, o in zip(in_hw, out_hw, strict=True)):
+        pool = tuple(i // o for i, o in zip(in_hw, out_hw, strict=True))
+        return keras.layers.AveragePooling2D(pool, name=node.id)(x.value)
+    return tl.AdaptiveAvgPool2D(in_hw, out_hw, name=node.id)(x.value)
+
+
+def _axis(axis: int, t: Tensor) -> int:
+    """Per-sample neutral axis -> Keras tensor axis (batch first) under t's layout."""
+    r = t.info.rank
+    a = axis % r
+    if t.layout == CL:
+        a = r - 1 if a == 0 else a - 1
+    return a + 1
+
+
+def _layer(node: GraphNode, ins: list[Tensor]) -> tuple[Any, keras.layers.Layer | None]:  # noqa: PLR0911
+    op, p, x = node.op, node.params, ins[0]
+    vals = [t.value for t in ins]
+    if op in ("conv1d", "conv2d"):
+        return _conv(node, x)
+    if op in ("max_pool2d", "avg_pool2d"):
+        return _pool(node, x), None
+    if op == "adaptive_avg_pool2d":
+        return _adaptive(node, x), None
+    if op == "global_avg_pool":
+        cls = keras.layers.GlobalAveragePooling2D if x.info.rank == 3 else \
+            keras.layers.GlobalAveragePooling1D
+        return cls(name=node.id)(x.value), None
+    if op in ("add", "multiply", "concat"):
+        layer = {"add": keras.layers.Add, "multiply": keras.layers.Multiply}.get(op)
+        if layer is None:
+            return keras.layers.Concatenate(axis=_axis(p.axis, x), name=node.id)(vals), None
+        return layer(name=node.id)(vals), None
+    factories: dict[str, Any] = {
+        "dense": lambda: keras.layers.Dense(p.units, use_bias=p.bias, name=node.id),
+        "batch_norm": lambda: keras.layers.BatchNormalization(
+            axis=-1 if x.layout == CL or x.info.rank == 1 else 1,
+            epsilon=p.eps, momentum=1.0 - p.momentum, name=node.id),
+        "layer_norm": lambda: keras.layers.LayerNormalization(epsilon=p.eps, name=node.id),
+        "softmax": lambda: keras.layers.Softmax(axis=_axis(p.axis, x), name=node.id),
+        "dropout": lambda: keras.layers.Dropout(p.rate, name=node.id),
+        "flatten": lambda: keras.layers.Flatten(name=node.id),
+        "reshape": lambda: keras.layers.Reshape(tuple(node.out.shape), name=node.id),
+        "permute": lambda: keras.layers.Permute(tuple(d + 1 for d in p.dims), name=node.id),
+        "mean": lambda: tl.ReduceMean(_axis(p.axis, x), p.keepdims, name=node.id),
+        "embedding": lambda: keras.layers.Embedding(p.num_embeddings, p.embedding_dim,
+                                                    name=node.id),
+        "position_embedding": lambda: tl.PositionEmbedding(p.max_len, name=node.id),
+        "self_attention": lambda: tl.SelfAttention(
+            p.num_heads, x.info.shape[1] // p.num_heads, p.causal, name=node.id),
+        "lstm": lambda: _recurrent(keras.layers.LSTM, node),
+        "gru": lambda: _recurrent(keras.layers.GRU, node),
+    }
+    if op in KERAS_ACT:
+        return keras.layers.Activation(KERAS_ACT[op], name=node.id)(x.value), None
+    if op not in factories:
+        raise NotImplementedError(f"keras builder has no op '{op}'")
+    layer = factories[op]()
+    return layer(x.value), layer
+
+
+def _recurrent(cls: Any, node: GraphNode) -> keras.layers.Layer:
+    p = node.params
+    if not p.bidirectional:
+        return cls(p.hidden_size, return_sequences=p.return_sequences, name=node.id)
+    inner = cls(p.hidden_size, return_sequences=p.return_sequences)
+    return keras.layers.Bidirectional(inner, merge_mode="concat", name=node.id)
+
+
+def _input_layouts(graph: SpecGraph) -> dict[str, str]:
+    layouts = {}
+    for inp in graph.spec.inputs:
+        users = [n for n in graph.nodes if inp.name in n.inputs]
+        spatial = len(inp.shape) >= 2 and inp.dtype == "float32" and users and all(
+            n.op in SPATIAL for n in users)
+        layouts[inp.name] = CL if spatial else NEUTRAL
+    return layouts
+
+
+def build(graph: SpecGraph, weights: NeutralWeights) -> KerasBuild:
+    layouts = _input_layouts(graph)
+    kin, env = {}, {}
+    for inp in graph.spec.inputs:
+        info = TensorInfo(tuple(inp.shape), inp.dtype)
+        shape = tuple(inp.shape[1:]) + (inp.shape[0],) if layouts[inp.name] == CL else \
+            tuple(inp.shape)
+        kin[inp.name] = keras.Input(shape=shape, dtype=inp.dtype, name=inp.name)
+        env[inp.name] = Tensor(kin[inp.name], layouts[inp.name], info)
+    cores: dict[str, keras.layers.Layer] = {}
+    for node in graph.nodes:
+        ins = [env[i] for i in node.inputs]
+        if _wants_cl(node, ins):
+            want = CL
+        elif node.op in LAYOUT_FREE or (node.op == "concat" and ins[0].layout == CL):
+            want = ins[0].layout
+        else:
+            want = NEUTRAL
+        ins = [_relayout(t, want) for t in ins]
+        value, core = _layer(node, ins)
+        layout = NEUTRAL if node.op == "global_avg_pool" else want
+        env[node.id] = Tensor(value, layout if node.out.rank >= 2 else NEUTRAL, node.out)
+        if core is not None and node.id in weights:
+            cores[node.id] = core
+    outs = [env[o] for o in graph.spec.outputs]
+    model = keras.Model(inputs=[kin[i.name] for i in graph.spec.inputs],
+                        outputs=[o.value for o in outs] if len(outs) > 1 else outs[0].value,
+                        name=graph.spec.name.replace(".", "_").replace("-", "_"))
+    built = KerasBuild(model, cores, layouts, [o.layout for o in outs])
+    load_weights(built, graph, weights)
+    return built
+
+
+# ---- neutral <-> Keras weight conversion -------------------------------------------
+
+
+def _is_depthwise(node: GraphNode, c_in: int) -> bool:
+    return bool(node.op in ("conv1d", "conv2d") and node.params.groups == c_in > 1)
+
+
+GRU_PERM = [1, 0, 2]  # PyTorch r,z,n <-> Keras z,r,n (its own inverse)
+
+
+def _gru_rows(a: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.split(a, 3, axis=0)[i] for i in GRU_PERM], axis=0)
+
+
+def _to_keras(node: GraphNode, c_in: int, w: dict[str, np.ndarray]) -> list[np.ndarray]:
+    op = node.op
+    if op == "dense":
+        return [w["weight"].T, *([w["bias"]] if "bias" in w else [])]
+    if op in ("conv1d", "conv2d"):
+        k = w["weight"]
+        if _is_depthwise(node, c_in):
+            m = k.shape[0] // c_in
+            k = k.reshape(c_in, m, *k.shape[2:])
+            k = k.transpose(2, 3, 0, 1) if k.ndim == 4 else k.transpose(2, 0, 1)
+        else:
+            k = k.transpose(*range(2, k.ndim), 1, 0)
+        return [k, *([w["bias"]] if "bias" in w else [])]
+    if op == "batch_norm":
+        return [w["gamma"], w["beta"], w["running_mean"], w["running_var"]]
+    if op == "layer_norm":
+        return [w["gamma"], w["beta"]]
+    if op in ("embedding", "position_embedding"):
+        return [w["weight"]]
+    if op in ("lstm", "gru"):
+        out = []
+        for d in ("", "_reverse") if node.params.bidirectional else ("",):
+            if op == "lstm":
+                out += [w[f"w_ih{d}"].T, w[f"w_hh{d}"].T, w[f"b{d}"]]
+            else:
+                out += [_gru_rows(w[f"w_ih{d}"]).T, _gru_rows(w[f"w_hh{d}"]).T,
+                        np.stack([_gru_rows(w[f"b_ih{d}"]), _gru_rows(w[f"b_hh{d}"])])]
+        return out
+    if op == "self_attention":
+        e, h = w["w_q"].shape[0], node.params.num_heads
+        out = []
+        for n in "qkv":
+            out += [w[f"w_{n}"].T.reshape(e, h, e // h), w[f"b_{n}"].reshape(h, e // h)]
+        return [*out, w["w_o"].T.reshape(h, e // h, e), w["b_o"]]
+    raise NotImplementedError(op)
+
+
+def _from_keras(node: GraphNode, c_in: int, v: list[np.ndarray]) -> dict[str, np.ndarray]:
+    op = node.op
+    if op == "dense":
+        return {"weight": v[0].T, **({"bias": v[1]} if len(v) > 1 else {})}
+    if op in ("conv1d", "conv2d"):
+        k = v[0]
+        if _is_depthwise(node, c_in):
+            k = k.transpose(2, 3, 0, 1) if k.ndim == 4 else k.transpose(1, 2, 0)
+            k = k.reshape(-1, 1, *k.shape[2:])
+        else:
+            k = k.transpose(k.ndim - 1, k.ndim - 2, *range(k.ndim - 2))
+        return {"weight": k, **({"bias": v[1]} if len(v) > 1 else {})}
+    if op == "batch_norm":
+        return dict(zip(("gamma", "beta", "running_mean", "running_var"), v, strict=True))
+    if op == "layer_norm":
+        return {"gamma": v[0], "beta": v[1]}
+    if op in ("embedding", "position_embedding"):
+        return {"weight": v[0]}
+    if op in ("lstm", "gru"):
+        out = {}
+        dirs = ("", "_reverse") if node.params.bidirectional else ("",)
+        for i, d in enumerate(dirs):
+            k, r, b = v[3 * i : 3 * i + 3]
+            if op == "lstm":
+                out.update({f"w_ih{d}": k.T, f"w_hh{d}": r.T, f"b{d}": b})
+            else:
+                out.update({f"w_ih{d}": _gru_rows(k.T), f"w_hh{d}": _gru_rows(r.T),
+                            f"b_ih{d}": _gru_rows(b[0]), f"b_hh{d}": _gru_rows(b[1])})
+        return out
+    if op == "self_attention":
+        e = v[0].shape[0]
+        out = {}
+        for i, n in enumerate("qkv"):
+            out[f"w_{n}"] = v[2 * i].reshape(e, e).T
+            out[f"b_{n}"] = v[2 * i + 1].reshape(e)
+        return {**out, "w_o": v[6].reshape(e, e).T, "b_o": v[7]}
+    raise NotImplementedError(op)
+
+
+def load_weights(built: KerasBuild, graph: SpecGraph, weights: NeutralWeights) -> None:
+    for node in graph.nodes:
+        if node.id in weights:
+            c_in = graph.tensors[node.inputs[0]].shape[0]
+            arrays = [np.ascontiguousarray(a) for a in _to_keras(node, c_in, weights[node.id])]
+            built.cores[node.id].set_weights(arrays)
+
+
+def dump_weights(built: KerasBuild, graph: SpecGraph,
+                 names: dict[str, list[str]] | None = None) -> NeutralWeights:
+    out: NeutralWeights = {}
+    for node in graph.nodes:
+        if node.id not in built.cores:
+            continue
+        c_in = graph.tensors[node.inputs[0]].shape[0]
+        full = _from_keras(node, c_in, built.cores[node.id].get_weights())
+        keep = names.get(node.id, []) if names is not None else list(full)
+        if keep:
+            out[node.id] = {k: np.ascontiguousarray(full[k]) for k in keep}
+    return out

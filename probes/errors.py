@@ -1,0 +1,85 @@
+"""One error hierarchy, each class with a stable machine-readable ``code``."""
+
+from __future__ import annotations
+
+
+class AdvisorError(Exception):
+    """Root of every error framework-advisor raises on purpose."""
+
+    code = "advisor_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, object]:
+        return {"code": self.code, "message": self.message}
+
+
+class SpecError(AdvisorError):
+    """A model spec is invalid. ``node`` names the offending node when there is one."""
+
+    code = "spec_invalid"
+
+    def __init__(self, message: str, *, node: str | None = None, path: str | None = None) -> None:
+        prefix = f"node '{node}': " if node is not None else ""
+        super().__init__(prefix + message)
+        self.node = node
+        self.path = path
+
+    def to_dict(self) -> dict[str, object]:
+        out = super().to_dict()
+        out.update({"node": self.node, "path": self.path})
+        return out
+
+
+class UnknownOpError(SpecError):
+    code = "unknown_op"
+
+
+class ParamError(SpecError):
+    code = "bad_param"
+
+
+class ArityError(SpecError):
+    code = "wrong_input_count"
+
+
+class UnknownInputError(SpecError):
+    code = "unknown_input"
+
+
+class CycleError(SpecError):
+    code = "cycle"
+
+
+class UnreachableNodeError(SpecError):
+    code = "unreachable_node"
+
+
+class ShapeMismatchError(SpecError):
+    code = "shape_mismatch"
+
+
+class NonPositiveDimError(SpecError):
+    code = "non_positive_dim"
+
+
+class LimitExceededError(SpecError):
+    code = "limit_exceeded"
+
+
+class SpecFileError(AdvisorError):
+    """A spec file cannot be read or parsed."""
+
+    code = "spec_file"
+
+
+class UnknownModelError(AdvisorError):
+    code = "unknown_model"
+
+
+class ProbeError(AdvisorError):
+    """A probe could not produce the result the caller needs."""
+
+    code = "probe_failed"

@@ -1,0 +1,1 @@
+"""Per-framework backends. Each module imports its framework; load them only in workers."""

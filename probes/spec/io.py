@@ -1,0 +1,73 @@
+"""Loading specs from YAML/JSON files, mappings and the zoo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from probes.errors import SpecError, SpecFileError, UnknownModelError
+from probes.spec.model import ModelSpec
+
+
+def _node_name(raw: Any, loc: tuple[Any, ...]) -> str | None:
+    if len(loc) >= 2 and loc[0] == "nodes" and isinstance(loc[1], int):
+        try:
+            node = raw["nodes"][loc[1]]
+            return str(node.get("id")) if isinstance(node, dict) else None
+        except (KeyError, IndexError, TypeError):
+            return None
+    return None
+
+
+def spec_from_mapping(raw: Any) -> ModelSpec:
+    """Parse a mapping into a ModelSpec; errors name the node and the field path."""
+    try:
+        return ModelSpec.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = tuple(err["loc"])
+        path = ".".join(str(x) for x in loc)
+        raise SpecError(f"{path}: {err['msg']}", node=_node_name(raw, loc), path=path) from None
+
+
+def load_spec_file(path: Path) -> ModelSpec:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise SpecFileError(f"{path}: cannot read ({e.strerror})") from None
+    try:
+        raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise SpecFileError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}"
+                            f" ({first})") from None
+    if not isinstance(raw, dict):
+        raise SpecFileError(f"{path}: expected a mapping at top level")
+    try:
+        return spec_from_mapping(raw)
+    except SpecError as e:
+        e.message = f"{path}: {e.message}"
+        e.args = (e.message,)
+        raise
+
+
+def zoo_names(zoo_dir: Path) -> list[str]:
+    return sorted(p.stem for p in zoo_dir.glob("*.yaml"))
+
+
+def resolve_spec(name_or_file: str, zoo_dir: Path) -> ModelSpec:
+    """A zoo model name, or a path to a YAML/JSON spec file."""
+    candidate = Path(name_or_file)
+    if candidate.suffix in (".yaml", ".yml", ".json") or candidate.exists():
+        return load_spec_file(candidate)
+    zoo_file = zoo_dir / f"{name_or_file}.yaml"
+    if zoo_file.exists():
+        return load_spec_file(zoo_file)
+    raise UnknownModelError(
+        f"'{name_or_file}' is neither a spec file nor a zoo model "
+        f"(zoo: {', '.join(zoo_names(zoo_dir))})"
+    )

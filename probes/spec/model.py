@@ -1,0 +1,65 @@
+"""The framework-neutral model spec as users write it (YAML or JSON).
+
+Layout convention: channels-first, batch excluded. An image is ``[C, H, W]``, a
+1-D signal ``[C, L]``, a sequence ``[T, F]``. Every ``axis`` parameter indexes
+the per-sample shape (0 = first non-batch axis; negatives count from the end).
+The Keras builder converts to channels-last internally; see docs/spec.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class InputSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=IDENT)
+    shape: list[int] = Field(description="Per-sample shape, batch excluded.")
+    dtype: Literal["float32", "int64"] = "float32"
+    max_value: int | None = Field(
+        default=None, gt=0, description="int64 inputs take values in [0, max_value)."
+    )
+
+
+class NodeSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=IDENT)
+    op: str
+    inputs: list[str]
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelSpec(BaseModel):
+    """A DAG of typed nodes. ``sizes`` names alternative input shapes (e.g. ``small``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    task: Literal["classification", "regression", "reconstruction"] = "classification"
+    inputs: list[InputSpec] = Field(min_length=1)
+    nodes: list[NodeSpec] = Field(min_length=1)
+    outputs: list[str] = Field(min_length=1)
+    sizes: dict[str, dict[str, list[int]]] = Field(default_factory=dict)
+
+    def resized(self, size: str | None) -> ModelSpec:
+        """Return a copy whose input shapes are the named size preset (None/"default": as is)."""
+        if size in (None, "default"):
+            return self
+        if size not in self.sizes:
+            from probes.errors import SpecError
+
+            known = ", ".join(["default", *sorted(self.sizes)])
+            raise SpecError(f"model '{self.name}' has no size '{size}' (known: {known})")
+        preset = self.sizes[size]
+        inputs = [
+            inp.model_copy(update={"shape": list(preset.get(inp.name, inp.shape))})
+            for inp in self.inputs
+        ]
+        return self.model_copy(update={"inputs": inputs})

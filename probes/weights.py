@@ -1,0 +1,80 @@
+"""One seeded, framework-neutral set of weights, loaded into both frameworks.
+
+Neutral conventions (PyTorch-like): dense (out, in); conv (out, in/groups, *k);
+LSTM gates i,f,g,o with one bias; GRU gates r,z,n with input and recurrent biases;
+attention w_q/w_k/w_v/w_o as (out, in). Each node draws from its own stream
+(seed, crc32(node id)), so adding a node never changes another node's weights.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from probes.spec import SpecGraph, WeightDef
+
+NeutralWeights = dict[str, dict[str, np.ndarray]]
+
+
+def _draw(rng: np.random.Generator, w: WeightDef) -> np.ndarray:
+    if w.init == "he":
+        bound = np.sqrt(6.0 / w.fan_in)
+        arr = rng.uniform(-bound, bound, w.shape)
+    elif w.init == "uniform":
+        bound = 1.0 / np.sqrt(w.fan_in)
+        arr = rng.uniform(-bound, bound, w.shape)
+    elif w.init == "ones_ish":
+        arr = rng.uniform(0.8, 1.2, w.shape)
+    elif w.init in ("zeros_ish", "mean"):
+        arr = rng.uniform(-0.1, 0.1, w.shape)
+    elif w.init == "var":
+        arr = rng.uniform(0.5, 1.5, w.shape)
+    else:  # normal
+        arr = rng.standard_normal(w.shape)
+    return arr.astype(np.float32)
+
+
+def init_weights(graph: SpecGraph, seed: int = 0) -> NeutralWeights:
+    """Deterministic neutral weights for every node that has any."""
+    out: NeutralWeights = {}
+    for n in graph.nodes:
+        defs = n.impl.weights(n.params, graph.inputs_of(n))
+        if not defs:
+            continue
+        rng = np.random.default_rng([seed, zlib.crc32(n.id.encode())])
+        out[n.id] = {name: _draw(rng, w) for name, w in defs.items()}
+    return out
+
+
+def trainable_names(graph: SpecGraph) -> dict[str, list[str]]:
+    return {
+        n.id: [k for k, w in n.impl.weights(n.params, graph.inputs_of(n)).items() if w.trainable]
+        for n in graph.nodes
+    }
+
+
+def flatten_weights(weights: NeutralWeights) -> dict[str, np.ndarray]:
+    """``{node: {name: arr}}`` -> ``{"node/name": arr}`` for npz files."""
+    return {f"{node}/{name}": arr for node, ws in weights.items() for name, arr in ws.items()}
+
+
+def unflatten_weights(flat: dict[str, np.ndarray]) -> NeutralWeights:
+    out: NeutralWeights = {}
+    for key, arr in flat.items():
+        node, name = key.split("/", 1)
+        out.setdefault(node, {})[name] = arr
+    return out
+
+
+def make_inputs(graph: SpecGraph, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random inputs in the neutral layout; int64 inputs in [0, max_value)."""
+    rng = np.random.default_rng([seed, 0x1A7])
+    arrays: dict[str, np.ndarray] = {}
+    for inp in graph.spec.inputs:
+        shape = (batch, *inp.shape)
+        if inp.dtype == "int64":
+            arrays[inp.name] = rng.integers(0, inp.max_value or 2, shape, dtype=np.int64)
+        else:
+            arrays[inp.name] = rng.standard_normal(shape).astype(np.float32)
+    return arrays

@@ -1,0 +1,1 @@
+"""Decision logic: questionnaire, scoring, predictor, batch evaluation (later issues)."""
