@@ -18,7 +18,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/fwadvisor parity --all --size small
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-slow: $(STAMP)
@@ -30,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/parity_cost.py
+	$(BIN)/python benchmarks/parity_zoo.py --size default
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

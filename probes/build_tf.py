@@ -23,8 +23,16 @@ from probes.spec.ops_spatial import axis_paddings, pair, resolve_pads
 from probes.weights import NeutralWeights
 
 CL, NEUTRAL = "cl", "neutral"
-SPATIAL = {"conv1d", "conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
-           "global_avg_pool", "batch_norm"}
+SPATIAL = {
+    "conv1d",
+    "conv2d",
+    "max_pool2d",
+    "avg_pool2d",
+    "adaptive_avg_pool2d",
+    "global_avg_pool",
+    "batch_norm",
+    "upsample2d",
+}
 LAYOUT_FREE = {*ACTIVATIONS, "dropout", "add", "multiply"}
 KERAS_ACT = {a: a for a in ACTIVATIONS} | {"hardswish": "hard_swish"}
 
@@ -125,7 +133,7 @@ def _axis(axis: int, t: Tensor) -> int:
     return a + 1
 
 
-def _layer(node: GraphNode, ins: list[Tensor]) -> tuple[Any, keras.layers.Layer | None]:  # noqa: PLR0911
+def _layer(node: GraphNode, ins: list[Tensor]) -> tuple[Any, keras.layers.Layer | None]:
     op, p, x = node.op, node.params, ins[0]
     vals = [t.value for t in ins]
     if op in ("conv1d", "conv2d"):
@@ -135,8 +143,11 @@ def _layer(node: GraphNode, ins: list[Tensor]) -> tuple[Any, keras.layers.Layer 
     if op == "adaptive_avg_pool2d":
         return _adaptive(node, x), None
     if op == "global_avg_pool":
-        cls = keras.layers.GlobalAveragePooling2D if x.info.rank == 3 else \
-            keras.layers.GlobalAveragePooling1D
+        cls = (
+            keras.layers.GlobalAveragePooling2D
+            if x.info.rank == 3
+            else keras.layers.GlobalAveragePooling1D
+        )
         return cls(name=node.id)(x.value), None
     if op in ("add", "multiply", "concat"):
         layer = {"add": keras.layers.Add, "multiply": keras.layers.Multiply}.get(op)
@@ -147,19 +158,27 @@ def _layer(node: GraphNode, ins: list[Tensor]) -> tuple[Any, keras.layers.Layer 
         "dense": lambda: keras.layers.Dense(p.units, use_bias=p.bias, name=node.id),
         "batch_norm": lambda: keras.layers.BatchNormalization(
             axis=-1 if x.layout == CL or x.info.rank == 1 else 1,
-            epsilon=p.eps, momentum=1.0 - p.momentum, name=node.id),
+            epsilon=p.eps,
+            momentum=1.0 - p.momentum,
+            name=node.id,
+        ),
         "layer_norm": lambda: keras.layers.LayerNormalization(epsilon=p.eps, name=node.id),
         "softmax": lambda: keras.layers.Softmax(axis=_axis(p.axis, x), name=node.id),
         "dropout": lambda: keras.layers.Dropout(p.rate, name=node.id),
         "flatten": lambda: keras.layers.Flatten(name=node.id),
+        "upsample2d": lambda: keras.layers.UpSampling2D(
+            p.scale, interpolation="nearest", name=node.id
+        ),
         "reshape": lambda: keras.layers.Reshape(tuple(node.out.shape), name=node.id),
         "permute": lambda: keras.layers.Permute(tuple(d + 1 for d in p.dims), name=node.id),
         "mean": lambda: tl.ReduceMean(_axis(p.axis, x), p.keepdims, name=node.id),
-        "embedding": lambda: keras.layers.Embedding(p.num_embeddings, p.embedding_dim,
-                                                    name=node.id),
+        "embedding": lambda: keras.layers.Embedding(
+            p.num_embeddings, p.embedding_dim, name=node.id
+        ),
         "position_embedding": lambda: tl.PositionEmbedding(p.max_len, name=node.id),
         "self_attention": lambda: tl.SelfAttention(
-            p.num_heads, x.info.shape[1] // p.num_heads, p.causal, name=node.id),
+            p.num_heads, x.info.shape[1] // p.num_heads, p.causal, name=node.id
+        ),
         "lstm": lambda: _recurrent(keras.layers.LSTM, node),
         "gru": lambda: _recurrent(keras.layers.GRU, node),
     }
@@ -183,8 +202,12 @@ def _input_layouts(graph: SpecGraph) -> dict[str, str]:
     layouts = {}
     for inp in graph.spec.inputs:
         users = [n for n in graph.nodes if inp.name in n.inputs]
-        spatial = len(inp.shape) >= 2 and inp.dtype == "float32" and users and all(
-            n.op in SPATIAL for n in users)
+        spatial = (
+            len(inp.shape) >= 2
+            and inp.dtype == "float32"
+            and users
+            and all(n.op in SPATIAL for n in users)
+        )
         layouts[inp.name] = CL if spatial else NEUTRAL
     return layouts
 
@@ -194,8 +217,7 @@ def build(graph: SpecGraph, weights: NeutralWeights) -> KerasBuild:
     kin, env = {}, {}
     for inp in graph.spec.inputs:
         info = TensorInfo(tuple(inp.shape), inp.dtype)
-        shape = tuple(inp.shape[1:]) + (inp.shape[0],) if layouts[inp.name] == CL else \
-            tuple(inp.shape)
+        shape = (*inp.shape[1:], inp.shape[0]) if layouts[inp.name] == CL else tuple(inp.shape)
         kin[inp.name] = keras.Input(shape=shape, dtype=inp.dtype, name=inp.name)
         env[inp.name] = Tensor(kin[inp.name], layouts[inp.name], info)
     cores: dict[str, keras.layers.Layer] = {}
@@ -214,9 +236,11 @@ def build(graph: SpecGraph, weights: NeutralWeights) -> KerasBuild:
         if core is not None and node.id in weights:
             cores[node.id] = core
     outs = [env[o] for o in graph.spec.outputs]
-    model = keras.Model(inputs=[kin[i.name] for i in graph.spec.inputs],
-                        outputs=[o.value for o in outs] if len(outs) > 1 else outs[0].value,
-                        name=graph.spec.name.replace(".", "_").replace("-", "_"))
+    model = keras.Model(
+        inputs=[kin[i.name] for i in graph.spec.inputs],
+        outputs=[o.value for o in outs] if len(outs) > 1 else outs[0].value,
+        name=graph.spec.name.replace(".", "_").replace("-", "_"),
+    )
     built = KerasBuild(model, cores, layouts, [o.layout for o in outs])
     load_weights(built, graph, weights)
     return built
@@ -261,8 +285,11 @@ def _to_keras(node: GraphNode, c_in: int, w: dict[str, np.ndarray]) -> list[np.n
             if op == "lstm":
                 out += [w[f"w_ih{d}"].T, w[f"w_hh{d}"].T, w[f"b{d}"]]
             else:
-                out += [_gru_rows(w[f"w_ih{d}"]).T, _gru_rows(w[f"w_hh{d}"]).T,
-                        np.stack([_gru_rows(w[f"b_ih{d}"]), _gru_rows(w[f"b_hh{d}"])])]
+                out += [
+                    _gru_rows(w[f"w_ih{d}"]).T,
+                    _gru_rows(w[f"w_hh{d}"]).T,
+                    np.stack([_gru_rows(w[f"b_ih{d}"]), _gru_rows(w[f"b_hh{d}"])]),
+                ]
         return out
     if op == "self_attention":
         e, h = w["w_q"].shape[0], node.params.num_heads
@@ -299,8 +326,14 @@ def _from_keras(node: GraphNode, c_in: int, v: list[np.ndarray]) -> dict[str, np
             if op == "lstm":
                 out.update({f"w_ih{d}": k.T, f"w_hh{d}": r.T, f"b{d}": b})
             else:
-                out.update({f"w_ih{d}": _gru_rows(k.T), f"w_hh{d}": _gru_rows(r.T),
-                            f"b_ih{d}": _gru_rows(b[0]), f"b_hh{d}": _gru_rows(b[1])})
+                out.update(
+                    {
+                        f"w_ih{d}": _gru_rows(k.T),
+                        f"w_hh{d}": _gru_rows(r.T),
+                        f"b_ih{d}": _gru_rows(b[0]),
+                        f"b_hh{d}": _gru_rows(b[1]),
+                    }
+                )
         return out
     if op == "self_attention":
         e = v[0].shape[0]
@@ -320,8 +353,9 @@ def load_weights(built: KerasBuild, graph: SpecGraph, weights: NeutralWeights) -
             built.cores[node.id].set_weights(arrays)
 
 
-def dump_weights(built: KerasBuild, graph: SpecGraph,
-                 names: dict[str, list[str]] | None = None) -> NeutralWeights:
+def dump_weights(
+    built: KerasBuild, graph: SpecGraph, names: dict[str, list[str]] | None = None
+) -> NeutralWeights:
     out: NeutralWeights = {}
     for node in graph.nodes:
         if node.id not in built.cores:

@@ -17,8 +17,13 @@ from probes.spec.ops_spatial import axis_paddings, pair, resolve_pads
 from probes.weights import NeutralWeights
 
 ACT = {
-    "relu": nn.ReLU, "relu6": nn.ReLU6, "gelu": nn.GELU, "silu": nn.SiLU,
-    "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "hardswish": nn.Hardswish,
+    "relu": nn.ReLU,
+    "relu6": nn.ReLU6,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "hardswish": nn.Hardswish,
 }
 
 
@@ -112,30 +117,41 @@ class SelfAttention(nn.Module):
         self.register_buffer("mask", mask, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.core(x, x, x, need_weights=False, attn_mask=self.mask,
-                           is_causal=self.causal)
+        out, _ = self.core(x, x, x, need_weights=False, attn_mask=self.mask, is_causal=self.causal)
         return out
 
 
 def _conv(node: GraphNode, ins: list[Any]) -> nn.Module:
     p, x = node.params, ins[0]
     nd = len(x.shape) - 1
-    k, s, d = pair(p.kernel, nd), pair(p.stride, nd), pair(p.dilation, nd)
+    k: Any = pair(p.kernel, nd)
+    s: Any = pair(p.stride, nd)
+    d: Any = pair(p.dilation, nd)
     pads = [
         resolve_pads(size, k[i], s[i], d[i], mode)
-        for i, (size, mode) in enumerate(zip(x.shape[1:], axis_paddings(p.padding, nd), strict=True))
+        for i, (size, mode) in enumerate(
+            zip(x.shape[1:], axis_paddings(p.padding, nd), strict=True)
+        )
     ]
-    cls = nn.Conv2d if nd == 2 else nn.Conv1d
+    cls: Any = nn.Conv2d if nd == 2 else nn.Conv1d
     sym = all(a == b for a, b in pads)
-    conv = cls(x.shape[0], p.filters, k, stride=s, dilation=d, groups=p.groups, bias=p.bias,
-               padding=tuple(a for a, _ in pads) if sym else 0)
+    conv = cls(
+        x.shape[0],
+        p.filters,
+        k,
+        stride=s,
+        dilation=d,
+        groups=p.groups,
+        bias=p.bias,
+        padding=tuple(a for a, _ in pads) if sym else 0,
+    )
     if sym:
         return conv
     flat: list[int] = [v for pad in reversed(pads) for v in pad]  # F.pad wants last axis first
     return Padded(tuple(flat), conv)
 
 
-def _module(node: GraphNode, ins: list[Any]) -> nn.Module:  # noqa: PLR0911
+def _module(node: GraphNode, ins: list[Any]) -> nn.Module:
     op, p = node.op, node.params
     x = ins[0]
     if op in ACT:
@@ -151,13 +167,14 @@ def _module(node: GraphNode, ins: list[Any]) -> nn.Module:  # noqa: PLR0911
         "lstm": lambda: Recurrent(nn.LSTM, x.shape[1], p),
         "gru": lambda: Recurrent(nn.GRU, x.shape[1], p),
         "self_attention": lambda: SelfAttention(x.shape[1], x.shape[0], p),
+        "upsample2d": lambda: nn.Upsample(scale_factor=p.scale, mode="nearest"),
         "add": lambda: Lambda("add"),
         "multiply": lambda: Lambda("multiply"),
         "flatten": lambda: Lambda("flatten"),
         "global_avg_pool": lambda: Lambda("global_avg_pool"),
     }
     if op in simple:
-        return simple[op]()  # type: ignore[no-any-return]
+        return simple[op]()
     if op in ("conv1d", "conv2d"):
         return _conv(node, ins)
     if op == "batch_norm":
@@ -211,7 +228,7 @@ class SpecModule(nn.Module):
 
 def _tensor_map(op: str, mod: nn.Module) -> dict[str, torch.Tensor]:
     """Neutral weight name -> the torch tensor (or a view of it) holding it."""
-    core = getattr(mod, "core", mod)
+    core: Any = getattr(mod, "core", mod)
     if op in ("dense", "conv1d", "conv2d", "embedding", "position_embedding"):
         m = {"weight": core.weight}
         if getattr(core, "bias", None) is not None:

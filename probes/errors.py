@@ -27,6 +27,12 @@ class SpecError(AdvisorError):
         self.node = node
         self.path = path
 
+    def with_source(self, source: str) -> SpecError:
+        """Prefix the message with where the spec came from (a file path or zoo name)."""
+        self.message = f"{source}: {self.message}"
+        self.args = (self.message,)
+        return self
+
     def to_dict(self) -> dict[str, object]:
         out = super().to_dict()
         out.update({"node": self.node, "path": self.path})

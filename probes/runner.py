@@ -39,9 +39,9 @@ class SubprocessRunner:
     helper) outlives the probe.
     """
 
-    def __init__(self, timeout_s: float = 600.0, python: str | None = None) -> None:
+    def __init__(self, timeout_s: float = 600.0, command: list[str] | None = None) -> None:
         self.timeout_s = timeout_s
-        self.python = python or sys.executable
+        self.command = command or [sys.executable, "-m", "probes.worker"]
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -53,32 +53,47 @@ class SubprocessRunner:
         fw = request.framework
         start = time.perf_counter()
         proc = subprocess.Popen(
-            [self.python, "-m", "probes.worker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, start_new_session=True, env=self._env(),
+            self.command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            env=self._env(),
         )
         try:
             out, err = proc.communicate(request.model_dump_json(), timeout=self.timeout_s)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
             out, err = proc.communicate()
-            return ProbeResult(status="timeout", framework=fw,
-                               reason=f"no result within {self.timeout_s:g} s; process group killed",
-                               wall_s=time.perf_counter() - start)
+            return ProbeResult(
+                status="timeout",
+                framework=fw,
+                reason=f"no result within {self.timeout_s:g} s; process group killed",
+                wall_s=time.perf_counter() - start,
+            )
         finally:
             _kill_group(proc)  # reap any helper the worker left behind
         wall = time.perf_counter() - start
         if proc.returncode < 0:
             sig = signal.Signals(-proc.returncode).name
-            return ProbeResult(status="crashed", framework=fw, wall_s=wall,
-                               reason=f"worker killed by {sig}; stderr: {_tail(err)}")
+            return ProbeResult(
+                status="crashed",
+                framework=fw,
+                wall_s=wall,
+                reason=f"worker killed by {sig}; stderr: {_tail(err)}",
+            )
         line = out.strip().splitlines()[-1] if out.strip() else ""
         try:
             result = ProbeResult.model_validate(json.loads(line))
         except (json.JSONDecodeError, ValidationError):
-            return ProbeResult(status="failed", framework=fw, wall_s=wall,
-                               reason=f"worker exit {proc.returncode} without a valid result; "
-                                      f"stderr: {_tail(err)}")
+            return ProbeResult(
+                status="failed",
+                framework=fw,
+                wall_s=wall,
+                reason=f"worker exit {proc.returncode} without a valid result; "
+                f"stderr: {_tail(err)}",
+            )
         if result.status == "failed" and not result.reason:
             result.reason = _tail(err)
         result.wall_s = wall

@@ -48,8 +48,9 @@ class AdaptiveAvgPool2D(keras.layers.Layer):
         self.mw = adaptive_matrix(self.in_hw[1], self.out_hw[1])
 
     def call(self, x: Any) -> Any:
-        return ops.einsum("ih,bhwc,jw->bijc", ops.convert_to_tensor(self.mh), x,
-                          ops.convert_to_tensor(self.mw))
+        return ops.einsum(
+            "ih,bhwc,jw->bijc", ops.convert_to_tensor(self.mh), x, ops.convert_to_tensor(self.mw)
+        )
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "in_hw": self.in_hw, "out_hw": self.out_hw}
@@ -62,8 +63,9 @@ class PositionEmbedding(keras.layers.Layer):
         self.max_len = max_len
 
     def build(self, input_shape: Any) -> None:
-        self.table = self.add_weight(shape=(self.max_len, input_shape[-1]), name="table",
-                                     initializer="zeros")
+        self.table = self.add_weight(
+            shape=(self.max_len, input_shape[-1]), name="table", initializer="zeros"
+        )
 
     def call(self, x: Any) -> Any:
         return x + self.table[: ops.shape(x)[1]]
@@ -101,5 +103,9 @@ class SelfAttention(keras.layers.Layer):
         return self.mha(x, x, use_causal_mask=self.causal)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "num_heads": self.num_heads, "key_dim": self.key_dim,
-                "causal": self.causal}
+        return {
+            **super().get_config(),
+            "num_heads": self.num_heads,
+            "key_dim": self.key_dim,
+            "causal": self.causal,
+        }

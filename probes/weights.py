@@ -9,6 +9,7 @@ attention w_q/w_k/w_v/w_o as (out, in). Each node draws from its own stream
 from __future__ import annotations
 
 import zlib
+from pathlib import Path
 
 import numpy as np
 
@@ -65,6 +66,15 @@ def unflatten_weights(flat: dict[str, np.ndarray]) -> NeutralWeights:
         node, name = key.split("/", 1)
         out.setdefault(node, {})[name] = arr
     return out
+
+
+def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    np.savez(path, **arrays)  # type: ignore[arg-type]  # numpy's stub misreads **kwargs
+
+
+def load_npz(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as f:
+        return {k: f[k] for k in f.files}
 
 
 def make_inputs(graph: SpecGraph, batch: int, seed: int = 0) -> dict[str, np.ndarray]:

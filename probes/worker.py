@@ -12,12 +12,10 @@ import time
 import traceback
 from pathlib import Path
 
-import numpy as np
-
 from probes.errors import AdvisorError
 from probes.protocol import ProbeRequest, ProbeResult
 from probes.spec import build_graph
-from probes.weights import flatten_weights, init_weights, trainable_names
+from probes.weights import flatten_weights, init_weights, load_npz, save_npz, trainable_names
 
 
 def _run(req: ProbeRequest) -> dict[str, object]:
@@ -29,18 +27,18 @@ def _run(req: ProbeRequest) -> dict[str, object]:
         from probes.frameworks import tf_backend as backend  # type: ignore[no-redef]
     backend.configure(req.threads)
     io = Path(req.io_dir)
-    with np.load(io / "inputs.npz") as f:
-        arrays = {k: f[k] for k in f.files}
+    arrays = load_npz(io / "inputs.npz")
     inputs = [arrays[i.name] for i in req.spec.inputs]
     if req.workload.kind == "forward":
         outputs = backend.forward(graph, weights, inputs)
-        np.savez(io / f"outputs_{req.framework}.npz",
-                 **{name: o for name, o in zip(req.spec.outputs, outputs, strict=True)})
+        named = dict(zip(req.spec.outputs, outputs, strict=True))
+        save_npz(io / f"outputs_{req.framework}.npz", named)
         return {"outputs_file": f"outputs_{req.framework}.npz"}
     targets = [arrays[f"target__{o}"] for o in req.spec.outputs]
-    loss, updated = backend.train_step(graph, weights, inputs, targets, req.workload,
-                                       trainable_names(graph))
-    np.savez(io / f"weights_{req.framework}.npz", **flatten_weights(updated))
+    loss, updated = backend.train_step(
+        graph, weights, inputs, targets, req.workload, trainable_names(graph)
+    )
+    save_npz(io / f"weights_{req.framework}.npz", flatten_weights(updated))
     return {"loss": loss, "weights_file": f"weights_{req.framework}.npz"}
 
 
@@ -62,8 +60,9 @@ def main() -> int:
         result = ProbeResult(status="unsupported", framework=req.framework, reason=str(e))
     except Exception as e:
         traceback.print_exc()
-        result = ProbeResult(status="failed", framework=req.framework,
-                             reason=f"{type(e).__name__}: {e}")
+        result = ProbeResult(
+            status="failed", framework=req.framework, reason=f"{type(e).__name__}: {e}"
+        )
     result.wall_s = time.perf_counter() - start
     with contextlib.suppress(BrokenPipeError):
         out.write(json.dumps(result.model_dump(mode="json")) + "\n")

@@ -49,8 +49,16 @@ def analyze(graph: SpecGraph) -> SpecAnalysis:
         p = sum(w.size for w in weights.values() if w.trainable)
         b = sum(w.size for w in weights.values() if not w.trainable)
         f = 2 * n.impl.macs(n.params, ins, n.out)
-        rows.append(NodeStats(id=n.id, op=n.op, inputs=list(n.inputs),
-                              output_shape=list(n.out.shape), params=p, flops=f))
+        rows.append(
+            NodeStats(
+                id=n.id,
+                op=n.op,
+                inputs=list(n.inputs),
+                output_shape=list(n.out.shape),
+                params=p,
+                flops=f,
+            )
+        )
         params, buffers, flops = params + p, buffers + b, flops + f
         act += n.out.size * DTYPE_BYTES[n.out.dtype]
     return SpecAnalysis(

@@ -94,8 +94,9 @@ def _check_names(spec: ModelSpec) -> None:
             )
     for i, n in enumerate(spec.nodes):
         if n.id in seen:
-            raise SpecError("duplicate id (ids and input names must be unique)", node=n.id,
-                            path=f"nodes.{i}.id")
+            raise SpecError(
+                "duplicate id (ids and input names must be unique)", node=n.id, path=f"nodes.{i}.id"
+            )
         seen.add(n.id)
     for i, n in enumerate(spec.nodes):
         for j, ref in enumerate(n.inputs):

@@ -43,16 +43,15 @@ def load_spec_file(path: Path) -> ModelSpec:
         raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (yaml.YAMLError, json.JSONDecodeError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise SpecFileError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}"
-                            f" ({first})") from None
+        raise SpecFileError(
+            f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({first})"
+        ) from None
     if not isinstance(raw, dict):
         raise SpecFileError(f"{path}: expected a mapping at top level")
     try:
         return spec_from_mapping(raw)
     except SpecError as e:
-        e.message = f"{path}: {e.message}"
-        e.args = (e.message,)
-        raise
+        raise e.with_source(str(path)) from None
 
 
 def zoo_names(zoo_dir: Path) -> list[str]:

@@ -50,7 +50,7 @@ ACTIVATIONS = ("relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "hardswish")
 
 
 def _activation(op_name: str) -> Op:
-    cls = type(op_name.capitalize(), (Op,), {"name": op_name})
+    cls: type[Op] = type(op_name.capitalize(), (Op,), {"name": op_name})
     return cls()
 
 

@@ -107,7 +107,10 @@ class GRU(_Recurrent):
     gates = 3
 
     def biases(self, d: str, g: int, h: int) -> dict[str, WeightDef]:
-        return {f"b_ih{d}": WeightDef((g,), "uniform", h), f"b_hh{d}": WeightDef((g,), "uniform", h)}
+        return {
+            f"b_ih{d}": WeightDef((g,), "uniform", h),
+            f"b_hh{d}": WeightDef((g,), "uniform", h),
+        }
 
 
 class AttentionParams(Params):

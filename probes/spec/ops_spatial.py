@@ -99,15 +99,16 @@ class _Conv(Op):
         c_in = ins[0].shape[0]
         if c_in % p.groups or p.filters % p.groups:
             raise ShapeMismatchError(
-                f"groups={p.groups} must divide input channels ({c_in}) and filters "
-                f"({p.filters})",
+                f"groups={p.groups} must divide input channels ({c_in}) and filters ({p.filters})",
                 node=node,
             )
         spatial = tuple(
             out_size(size, k[i], s[i], d[i], resolve_pads(size, k[i], s[i], d[i], pads[i]))
             for i, size in enumerate(ins[0].shape[1:])
         )
-        return TensorInfo(positive(node, (p.filters, *spatial), f"{self.name} on {list(ins[0].shape)}"))
+        return TensorInfo(
+            positive(node, (p.filters, *spatial), f"{self.name} on {list(ins[0].shape)}")
+        )
 
     def weights(self, p: ConvParams, ins: list[TensorInfo]) -> dict[str, WeightDef]:
         k, _, _ = self.geometry(p)
@@ -156,7 +157,9 @@ class _Pool2d(Op):
         hw = tuple(
             out_size(size, k[i], s[i], 1, (pad, pad)) for i, size in enumerate(ins[0].shape[1:])
         )
-        return TensorInfo(positive(node, (ins[0].shape[0], *hw), f"{self.name} on {list(ins[0].shape)}"))
+        return TensorInfo(
+            positive(node, (ins[0].shape[0], *hw), f"{self.name} on {list(ins[0].shape)}")
+        )
 
 
 class MaxPool2d(_Pool2d):
@@ -198,6 +201,22 @@ class GlobalAvgPool(Op):
         return TensorInfo((ins[0].shape[0],))
 
 
+class UpsampleParams(Params):
+    scale: int = Field(gt=0)
+
+
+class Upsample2d(Op):
+    """Nearest-neighbour upsampling of [C, H, W] by an integer factor."""
+
+    name = "upsample2d"
+    params_model = UpsampleParams
+
+    def infer(self, node: str, p: UpsampleParams, ins: list[TensorInfo]) -> TensorInfo:
+        expect_rank(node, "input [C, H, W]", ins[0], (3,))
+        c, h, w = ins[0].shape
+        return TensorInfo((c, h * p.scale, w * p.scale))
+
+
 SPATIAL_OPS: list[Op] = [
     Conv1d(),
     Conv2d(),
@@ -205,4 +224,5 @@ SPATIAL_OPS: list[Op] = [
     AvgPool2d(),
     AdaptiveAvgPool2d(),
     GlobalAvgPool(),
+    Upsample2d(),
 ]

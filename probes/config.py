@@ -1,0 +1,21 @@
+"""One Settings object (env prefix FWADVISOR_), built at the entry point and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from probes.spec import Limits
+
+REPO_DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FWADVISOR_", env_nested_delimiter="__")
+
+    data_dir: Path = Field(default=Path("var"), description="Results, studies, jobs.")
+    zoo_dir: Path = Field(default=REPO_DATA / "zoo", description="Zoo spec YAML files.")
+    probe_timeout_s: float = Field(default=600.0, gt=0)
+    limits: Limits = Field(default_factory=Limits)

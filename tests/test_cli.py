@@ -1,0 +1,90 @@
+"""CLI behaviour on good and bad input, in text and --json."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from service.cli import main
+from tests.conftest import ZOO, ZOO_NAMES
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_models_list_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "models", "list", "--json")
+    data = json.loads(out)
+    assert code == 0 and [m["name"] for m in data["models"]] == ZOO_NAMES
+    resnet = next(m for m in data["models"] if m["name"] == "resnet18")
+    assert resnet["params"] == 11_689_512 and resnet["flops"] > 3e9
+
+
+def test_models_show_text_and_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "models", "show", "lenet5")
+    assert code == 0 and "TOTAL" in out and "61,706" in out and "avg_pool2d" in out
+    code, out, _ = run(capsys, "models", "show", "lenet5", "--json")
+    data = json.loads(out)
+    assert data["params"] == 61_706 and data["flops"] == 833_040
+    assert sum(n["params"] for n in data["nodes"]) == data["params"]
+
+
+def test_models_show_size_preset(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run(capsys, "models", "show", "resnet18", "--size", "small", "--json")
+    assert json.loads(out)["input_shapes"] == {"image": [3, 64, 64]}
+
+
+def test_bad_file_one_line_error_naming_file_and_node(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = yaml.safe_load((ZOO / "lenet5.yaml").read_text())
+    spec["nodes"][3]["params"]["kernel"] = 50
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(spec))
+    code, out, err = run(capsys, "models", "show", str(bad))
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and str(bad) in err
+    assert "node 'c3'" in err and "Traceback" not in err
+
+
+def test_unparseable_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("nodes: [unclosed")
+    code, _, err = run(capsys, "models", "show", str(bad))
+    assert code == 2 and str(bad) in err and "not valid YAML" in err
+
+
+def test_unknown_model(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "parity", "nope")
+    assert code == 2 and "'nope'" in err
+
+
+def test_parity_ok_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "parity", "mlp", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["passed"] and data["reports"][0]["max_abs_diff"] < 1e-4
+
+
+def test_parity_spec_file_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "m.json"
+    f.write_text(json.dumps(yaml.safe_load((ZOO / "conv_autoencoder.yaml").read_text())))
+    code, out, _ = run(capsys, "parity", str(f), "--size", "small", "--mode", "train")
+    assert code == 0 and "PASS" in out and "train_step" in out
+
+
+def test_console_script_has_no_traceback_on_error(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "service.cli", "models", "show", str(tmp_path / "missing.yaml")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and "cannot read" in proc.stderr
+    assert "Traceback" not in proc.stderr

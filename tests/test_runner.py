@@ -1,0 +1,91 @@
+"""SubprocessRunner maps every way a worker can end to a status, and leaves no orphans."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from probes.protocol import ForwardWorkload, ProbeRequest
+from probes.runner import SubprocessRunner
+from tests.conftest import zoo_spec
+
+FAKES = {
+    "echo": """
+        import json, sys
+        req = json.loads(sys.stdin.read())
+        print(json.dumps({"status": "ok", "framework": req["framework"], "data": {"echo": 1}}))
+    """,
+    "crash": """
+        import os, signal
+        os.kill(os.getpid(), signal.SIGSEGV)
+    """,
+    "garbage": """
+        import sys
+        print("this is not json"); print("boom", file=sys.stderr); sys.exit(3)
+    """,
+    "hang": """
+        import subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        open(sys.argv[1], "w").write(str(child.pid))
+        time.sleep(600)
+    """,
+}
+
+
+def fake(tmp_path: Path, kind: str, *extra: str) -> SubprocessRunner:
+    script = tmp_path / f"{kind}.py"
+    script.write_text(textwrap.dedent(FAKES[kind]))
+    return SubprocessRunner(timeout_s=3, command=[sys.executable, str(script), *extra])
+
+
+def request(tmp_path: Path) -> ProbeRequest:
+    return ProbeRequest(
+        spec=zoo_spec("mlp"), framework="torch", workload=ForwardWorkload(), io_dir=str(tmp_path)
+    )
+
+
+def test_ok(tmp_path: Path) -> None:
+    r = fake(tmp_path, "echo").run(request(tmp_path))
+    assert r.status == "ok" and r.data == {"echo": 1} and r.wall_s is not None
+
+
+def test_crash_reports_signal(tmp_path: Path) -> None:
+    r = fake(tmp_path, "crash").run(request(tmp_path))
+    assert r.status == "crashed" and "SIGSEGV" in (r.reason or "")
+
+
+def test_garbage_is_failed_with_stderr_tail(tmp_path: Path) -> None:
+    r = fake(tmp_path, "garbage").run(request(tmp_path))
+    assert r.status == "failed" and "exit 3" in (r.reason or "") and "boom" in (r.reason or "")
+
+
+def test_timeout_kills_whole_group(tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    r = fake(tmp_path, "hang", str(pidfile)).run(request(tmp_path))
+    assert r.status == "timeout"
+    assert not alive(int(pidfile.read_text()))  # the grandchild died with its group
+
+
+def alive(pid: int, wait_s: float = 5.0) -> bool:
+    """True if ``pid`` still runs (a zombie awaiting a reaper counts as dead)."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return False
+        if state in ("Z", "X"):
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_bad_spec_in_real_worker_is_failed_not_raised(tmp_path: Path) -> None:
+    spec = zoo_spec("mlp")
+    (tmp_path / "inputs.npz").write_bytes(b"not an npz")
+    r = SubprocessRunner(timeout_s=120).run(
+        ProbeRequest(spec=spec, framework="torch", workload=ForwardWorkload(), io_dir=str(tmp_path))
+    )
+    assert r.status == "failed" and r.reason
