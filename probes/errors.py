@@ -89,3 +89,15 @@ class ProbeError(AdvisorError):
     """A probe could not produce the result the caller needs."""
 
     code = "probe_failed"
+
+
+class UnsupportedError(AdvisorError):
+    """This framework/device/settings combination cannot run here (not a failure)."""
+
+    code = "unsupported"
+
+
+class InvalidSettingsError(AdvisorError):
+    """Settings rejected before any process starts."""
+
+    code = "invalid_settings"

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from probes.measure import MeasureConfig, Timing
+from probes.settings import Device, FrameworkSettings, default_settings
 from probes.spec import ModelSpec
 
 Framework = Literal["torch", "tensorflow"]
@@ -34,18 +36,110 @@ class TrainStepWorkload(BaseModel):
     lr: float = Field(default=0.01, gt=0)
 
 
-Workload = Annotated[ForwardWorkload | TrainStepWorkload, Field(discriminator="kind")]
+class InferWorkload(BaseModel):
+    """Steady-state inference latency and throughput at ``batch``."""
+
+    kind: Literal["infer"] = "infer"
+    batch: int = Field(default=1, gt=0)
+
+
+class TrainWorkload(BaseModel):
+    """Steady-state training step: forward, MSE loss, backward, optimizer step."""
+
+    kind: Literal["train"] = "train"
+    batch: int = Field(default=8, gt=0)
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = Field(default=0.01, gt=0)
+
+
+class ColdStartWorkload(BaseModel):
+    """Process start -> import -> build -> first result, each phase timed."""
+
+    kind: Literal["cold"] = "cold"
+    batch: int = Field(default=1, gt=0)
+
+
+class PeakWorkload(BaseModel):
+    """Attainable float32 GFLOP/s of this machine: a large square matmul (no model)."""
+
+    kind: Literal["peak"] = "peak"
+    n: int = Field(default=2048, ge=64)
+
+
+Workload = Annotated[
+    ForwardWorkload
+    | TrainStepWorkload
+    | InferWorkload
+    | TrainWorkload
+    | ColdStartWorkload
+    | PeakWorkload,
+    Field(discriminator="kind"),
+]
+
+
+class ProbeLimits(BaseModel):
+    timeout_s: float = Field(default=600.0, gt=0)
+    memory_mb: int | None = Field(default=None, gt=0, description="Process-group RSS cap.")
 
 
 class ProbeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    spec: ModelSpec
+    spec: ModelSpec | None = Field(default=None, description="None only for the peak probe.")
     framework: Framework
     workload: Workload
+    settings: FrameworkSettings | None = Field(default=None, description="None: defaults.")
+    device: Device = "cpu"
     seed: int = 0
-    io_dir: str = Field(description="Directory holding inputs.npz; outputs are written here.")
-    threads: int | None = Field(default=None, gt=0)
+    io_dir: str | None = Field(default=None, description="Holds inputs.npz for parity.")
+    threads: int | None = Field(default=None, gt=0, description="Parity only.")
+    measure: MeasureConfig = Field(default_factory=MeasureConfig)
+    limits: ProbeLimits = Field(default_factory=ProbeLimits)
+    spawn_time: float | None = Field(default=None, description="Set by the runner (epoch s).")
+
+    @model_validator(mode="after")
+    def _settings_match(self) -> ProbeRequest:
+        if self.settings is not None and self.settings.framework != self.framework:
+            raise ValueError(f"settings are for {self.settings.framework}, not {self.framework}")
+        if self.spec is None and self.workload.kind != "peak":
+            raise ValueError(f"workload {self.workload.kind} needs a spec")
+        return self
+
+    def effective_settings(self) -> FrameworkSettings:
+        return self.settings or default_settings(self.framework)
+
+
+class Phases(BaseModel):
+    """Wall time of each phase of the probe process (cold-start breakdown)."""
+
+    spawn_to_main_s: float | None = Field(description="Interpreter start, before imports.")
+    import_s: float
+    build_s: float = Field(description="Weight init, model build, weight load, inputs.")
+    first_result_s: float = Field(description="First call, materialised.")
+    total_s: float | None = Field(description="Spawn to first result.")
+
+
+class MemoryStats(BaseModel):
+    """Bytes above the worker's RSS right after importing its framework."""
+
+    baseline_rss_bytes: int
+    peak_rss_bytes: int = Field(description="Sampled every 5 ms, minus baseline.")
+    maxrss_bytes: int = Field(description="ru_maxrss minus baseline.")
+    weight_bytes: int
+    cuda_peak_bytes: int | None = None
+
+
+class Measurement(BaseModel):
+    kind: str
+    batch: int | None = None
+    settings_label: str
+    timing: Timing | None = None
+    throughput_sps: float | None = Field(default=None, description="Samples per second.")
+    gflops_per_s: float | None = None
+    efficiency: float | None = Field(default=None, description="Achieved / machine peak.")
+    phases: Phases
+    memory: MemoryStats | None = None
+    runtime: dict[str, str] = Field(default_factory=dict, description="Framework build facts.")
 
 
 class ProbeResult(BaseModel):
@@ -53,4 +147,6 @@ class ProbeResult(BaseModel):
     framework: Framework
     reason: str | None = None
     data: dict[str, Any] = Field(default_factory=dict)
+    measurement: Measurement | None = None
     wall_s: float | None = None
+    peak_group_rss_bytes: int | None = Field(default=None, description="Seen by the runner.")

@@ -8,14 +8,18 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import Protocol
 
 from pydantic import ValidationError
 
+from probes.memory import group_rss_bytes
 from probes.protocol import ProbeRequest, ProbeResult
 
 STDERR_TAIL = 2000
+MEMORY_POLL_S = 0.05  # with a memory limit; one /proc scan costs ~0.8 ms
+PEAK_POLL_S = 0.25  # without one: only to report the group's peak
 
 
 class ProbeRunner(Protocol):
@@ -27,20 +31,48 @@ def _tail(text: str) -> str:
     return text if len(text) <= STDERR_TAIL else "..." + text[-STDERR_TAIL:]
 
 
-def _kill_group(proc: subprocess.Popen[str]) -> None:
+def _kill_group(pgid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(pgid, signal.SIGKILL)
+
+
+class _GroupWatch(threading.Thread):
+    """Samples the process group's total RSS; kills the group past ``limit`` bytes."""
+
+    def __init__(self, proc: subprocess.Popen[str], limit: int | None) -> None:
+        super().__init__(daemon=True, name="probe-memory-watch")
+        self.proc, self.limit = proc, limit
+        self.peak = 0
+        self.tripped = False
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        interval = MEMORY_POLL_S if self.limit is not None else PEAK_POLL_S
+        while not self.done.wait(interval) and self.proc.poll() is None:
+            rss = group_rss_bytes(self.proc.pid)
+            self.peak = max(self.peak, rss)
+            if self.limit is not None and rss > self.limit:
+                self.tripped = True
+                _kill_group(self.proc.pid)
+                return
 
 
 class SubprocessRunner:
     """One fresh ``python -m probes.worker`` per request, in its own process group.
 
-    On timeout the whole group is killed, so no grandchild (compiler, thread pool
-    helper) outlives the probe.
+    The request's limits apply (capped by this runner's ``timeout_s``/``memory_mb``).
+    On timeout or over the memory limit the whole group is killed, so no grandchild
+    (compiler, thread-pool helper) outlives the probe.
     """
 
-    def __init__(self, timeout_s: float = 600.0, command: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        timeout_s: float = 600.0,
+        command: list[str] | None = None,
+        memory_mb: int | None = None,
+    ) -> None:
         self.timeout_s = timeout_s
+        self.memory_mb = memory_mb
         self.command = command or [sys.executable, "-m", "probes.worker"]
 
     def _env(self) -> dict[str, str]:
@@ -51,6 +83,10 @@ class SubprocessRunner:
 
     def run(self, request: ProbeRequest) -> ProbeResult:
         fw = request.framework
+        timeout = min(self.timeout_s, request.limits.timeout_s)
+        caps = [m for m in (self.memory_mb, request.limits.memory_mb) if m]
+        limit = min(caps) * 2**20 if caps else None
+        request = request.model_copy(update={"spawn_time": time.time()})
         start = time.perf_counter()
         proc = subprocess.Popen(
             self.command,
@@ -61,40 +97,48 @@ class SubprocessRunner:
             start_new_session=True,
             env=self._env(),
         )
+        watch = _GroupWatch(proc, limit)
+        watch.start()
+        timed_out = False
         try:
-            out, err = proc.communicate(request.model_dump_json(), timeout=self.timeout_s)
+            out, err = proc.communicate(request.model_dump_json(), timeout=timeout)
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
+            timed_out = True
+            _kill_group(proc.pid)
             out, err = proc.communicate()
-            return ProbeResult(
-                status="timeout",
-                framework=fw,
-                reason=f"no result within {self.timeout_s:g} s; process group killed",
-                wall_s=time.perf_counter() - start,
-            )
         finally:
-            _kill_group(proc)  # reap any helper the worker left behind
-        wall = time.perf_counter() - start
-        if proc.returncode < 0:
-            sig = signal.Signals(-proc.returncode).name
-            return ProbeResult(
-                status="crashed",
-                framework=fw,
-                wall_s=wall,
-                reason=f"worker killed by {sig}; stderr: {_tail(err)}",
+            watch.done.set()
+            _kill_group(proc.pid)  # reap any helper the worker left behind
+            watch.join()
+        result = self._result(fw, proc.returncode, out, err, timeout, watch, timed_out)
+        result.wall_s = time.perf_counter() - start
+        result.peak_group_rss_bytes = watch.peak or None
+        return result
+
+    @staticmethod
+    def _result(
+        fw: str, code: int, out: str, err: str, timeout: float, watch: _GroupWatch, timed_out: bool
+    ) -> ProbeResult:
+        def res(status: str, reason: str) -> ProbeResult:
+            return ProbeResult.model_validate({"status": status, "framework": fw, "reason": reason})
+
+        if watch.tripped and watch.limit is not None:
+            return res(
+                "oom",
+                f"process group RSS {watch.peak / 2**20:,.0f} MiB exceeded the "
+                f"{watch.limit / 2**20:,.0f} MiB limit; group killed",
             )
+        if timed_out:
+            return res("timeout", f"no result within {timeout:g} s; process group killed")
+        if code < 0:
+            sig = signal.Signals(-code).name
+            hint = " (likely the kernel OOM killer)" if sig == "SIGKILL" else ""
+            return res("crashed", f"worker killed by {sig}{hint}; stderr: {_tail(err)}")
         line = out.strip().splitlines()[-1] if out.strip() else ""
         try:
             result = ProbeResult.model_validate(json.loads(line))
         except (json.JSONDecodeError, ValidationError):
-            return ProbeResult(
-                status="failed",
-                framework=fw,
-                wall_s=wall,
-                reason=f"worker exit {proc.returncode} without a valid result; "
-                f"stderr: {_tail(err)}",
-            )
+            return res("failed", f"worker exit {code} without a valid result; stderr: {_tail(err)}")
         if result.status == "failed" and not result.reason:
             result.reason = _tail(err)
-        result.wall_s = wall
         return result

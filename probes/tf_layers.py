@@ -48,9 +48,8 @@ class AdaptiveAvgPool2D(keras.layers.Layer):
         self.mw = adaptive_matrix(self.in_hw[1], self.out_hw[1])
 
     def call(self, x: Any) -> Any:
-        return ops.einsum(
-            "ih,bhwc,jw->bijc", ops.convert_to_tensor(self.mh), x, ops.convert_to_tensor(self.mw)
-        )
+        mh, mw = ops.cast(self.mh, x.dtype), ops.cast(self.mw, x.dtype)  # bf16-safe
+        return ops.einsum("ih,bhwc,jw->bijc", mh, x, mw)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "in_hw": self.in_hw, "out_hw": self.out_hw}

@@ -5,27 +5,63 @@ writes one ProbeResult (JSON) on stdout. Logs go to stderr. Imports exactly one 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import sys
 import time
 import traceback
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
-from probes.errors import AdvisorError
-from probes.protocol import ProbeRequest, ProbeResult
-from probes.spec import build_graph
-from probes.weights import flatten_weights, init_weights, load_npz, save_npz, trainable_names
+import numpy as np
+
+from probes.errors import AdvisorError, UnsupportedError
+from probes.measure import first_call, measure
+from probes.memory import PeakSampler, maxrss_bytes, rss_bytes
+from probes.protocol import (
+    ColdStartWorkload,
+    InferWorkload,
+    Measurement,
+    MemoryStats,
+    Phases,
+    ProbeRequest,
+    ProbeResult,
+    Status,
+    TrainWorkload,
+)
+from probes.settings import TFSettings, settings_label
+from probes.spec import SpecGraph, analyze, build_graph
+from probes.weights import (
+    flatten_weights,
+    init_weights,
+    load_npz,
+    make_inputs,
+    save_npz,
+    trainable_names,
+)
+
+OOM_MARKERS = (
+    "can't allocate memory",
+    "out of memory",
+    "OOM when allocating",
+    "ResourceExhaustedError",
+)
 
 
-def _run(req: ProbeRequest) -> dict[str, object]:
-    graph = build_graph(req.spec)
+def import_backend(req: ProbeRequest) -> ModuleType:
+    """Apply process-level settings, then import the one framework this worker uses."""
+    s = req.effective_settings()
+    if isinstance(s, TFSettings):
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1" if s.onednn else "0"
+        return importlib.import_module("probes.frameworks.tf_backend")
+    return importlib.import_module("probes.frameworks.torch_backend")
+
+
+def _parity(req: ProbeRequest, backend: ModuleType, graph: SpecGraph) -> dict[str, object]:
     weights = init_weights(graph, req.seed)
-    if req.framework == "torch":
-        from probes.frameworks import torch_backend as backend
-    else:
-        from probes.frameworks import tf_backend as backend  # type: ignore[no-redef]
-    backend.configure(req.threads)
+    assert req.spec is not None and req.io_dir is not None
     io = Path(req.io_dir)
     arrays = load_npz(io / "inputs.npz")
     inputs = [arrays[i.name] for i in req.spec.inputs]
@@ -42,7 +78,94 @@ def _run(req: ProbeRequest) -> dict[str, object]:
     return {"loss": loss, "weights_file": f"weights_{req.framework}.npz"}
 
 
+def _step(req: ProbeRequest, backend: ModuleType, graph: SpecGraph | None) -> Any:
+    """Build the model and return the timed step (materialises its result)."""
+    w, s, dev = req.workload, req.effective_settings(), req.device
+    if w.kind == "peak":
+        return backend.peak_step(w.n, dev)
+    assert graph is not None and isinstance(w, InferWorkload | TrainWorkload | ColdStartWorkload)
+    weights = init_weights(graph, req.seed)
+    arrays = list(make_inputs(graph, w.batch, req.seed).values())
+    if w.kind == "train":
+        rng = np.random.default_rng([req.seed, 0x7A6])
+        targets = [
+            rng.standard_normal((w.batch, *graph.tensors[o].shape)).astype(np.float32)
+            for o in graph.spec.outputs
+        ]
+        return backend.train_step_fn(graph, weights, arrays, targets, w, s, dev)
+    return backend.infer_step(graph, weights, arrays, s, dev)
+
+
+def _measure(req: ProbeRequest, main_start: float) -> ProbeResult:
+    t0 = time.perf_counter()
+    backend = import_backend(req)
+    runtime = backend.configure(req.effective_settings(), req.device)
+    import_s = time.perf_counter() - t0
+    graph = build_graph(req.spec) if req.spec is not None else None
+    if req.workload.kind in ("forward", "train_step"):
+        return ProbeResult(status="ok", framework=req.framework, data=_parity(req, backend, graph))  # type: ignore[arg-type]
+    baseline = rss_bytes()
+    backend.reset_device_peak(req.device)
+    # Memory pass: sample RSS through build, first call and two steady calls, then stop
+    # the sampler so its thread cannot perturb the timed loop (ru_maxrss covers the rest).
+    with PeakSampler() as sampler:
+        t1 = time.perf_counter()
+        step = _step(req, backend, graph)
+        build_s = time.perf_counter() - t1
+        t2_wall = time.time()
+        first_s = first_call(step)
+        if req.workload.kind != "cold":
+            step(), step()
+    timing = measure(step, req.measure, first_s) if req.workload.kind != "cold" else None
+    batch = getattr(req.workload, "batch", None)
+    total = (t2_wall + first_s - req.spawn_time) if req.spawn_time else None
+    phases = Phases(
+        spawn_to_main_s=(main_start - req.spawn_time) if req.spawn_time else None,
+        import_s=import_s,
+        build_s=build_s,
+        first_result_s=first_s,
+        total_s=total,
+    )
+    memory = MemoryStats(
+        baseline_rss_bytes=baseline,
+        peak_rss_bytes=max(0, sampler.peak - baseline),
+        maxrss_bytes=max(0, maxrss_bytes() - baseline),
+        weight_bytes=analyze(graph).weight_bytes if graph else 0,
+        cuda_peak_bytes=backend.device_peak_bytes(req.device),
+    )
+    m = Measurement(
+        kind=req.workload.kind,
+        batch=batch,
+        settings_label=settings_label(req.effective_settings()),
+        timing=timing,
+        throughput_sps=(batch / timing.median_s) if timing and batch else None,
+        phases=phases,
+        memory=memory,
+        runtime=runtime,
+    )
+    if req.workload.kind == "peak" and timing:
+        m.gflops_per_s = 2 * req.workload.n**3 / timing.median_s / 1e9
+    return ProbeResult(status="ok", framework=req.framework, measurement=m)
+
+
+def _failure(req: ProbeRequest, e: BaseException) -> ProbeResult:
+    status: Status = "failed"
+    text = f"{type(e).__name__}: {e}"
+    if isinstance(e, UnsupportedError):
+        status, text = "unsupported", e.message
+    elif isinstance(e, AdvisorError):
+        text = e.message
+    elif isinstance(e, NotImplementedError):
+        status = "unsupported"
+    elif isinstance(e, MemoryError) or any(m in text for m in OOM_MARKERS):
+        status = "oom"
+    if status == "failed":
+        traceback.print_exc()
+    return ProbeResult(status=status, framework=req.framework, reason=text[:2000])
+
+
 def main() -> int:
+    main_start = time.time()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints go to stderr
@@ -53,16 +176,9 @@ def main() -> int:
         print(f"invalid request: {e}", file=sys.stderr)
         return 2
     try:
-        result = ProbeResult(status="ok", framework=req.framework, data=_run(req))
-    except AdvisorError as e:
-        result = ProbeResult(status="failed", framework=req.framework, reason=e.message)
-    except NotImplementedError as e:
-        result = ProbeResult(status="unsupported", framework=req.framework, reason=str(e))
+        result = _measure(req, main_start)
     except Exception as e:
-        traceback.print_exc()
-        result = ProbeResult(
-            status="failed", framework=req.framework, reason=f"{type(e).__name__}: {e}"
-        )
+        result = _failure(req, e)
     result.wall_s = time.perf_counter() - start
     with contextlib.suppress(BrokenPipeError):
         out.write(json.dumps(result.model_dump(mode="json")) + "\n")

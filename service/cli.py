@@ -21,6 +21,7 @@ from probes.spec import (
     resolve_spec,
     zoo_names,
 )
+from service import probe_cmd
 from service.render import si, table
 from service.schemas import ModelList, ModelSummary, ParitySummary
 
@@ -150,6 +151,13 @@ def cmd_parity(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if summary.passed else 1
 
 
+def cmd_probe(args: argparse.Namespace, settings: Settings) -> int:
+    if min(args.batch) < 1:
+        raise AdvisorError("--batch values must be >= 1")
+    spec, _ = _load(settings, args.model, args.size)
+    return probe_cmd.cmd_probe(args, settings, spec)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fwadvisor", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -175,16 +183,18 @@ def parser() -> argparse.ArgumentParser:
     )
     par.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
     par.set_defaults(func=cmd_parity)
-    for cmd in (ls, show, par):
+    probe = probe_cmd.add_parser(sub)
+    probe.set_defaults(func=cmd_probe)
+    for cmd in (ls, show, par, probe):
         cmd.add_argument("--json", action="store_true", help="machine-readable output")
-    for cmd in (show, par):
+    for cmd in (show, par, probe):
         cmd.add_argument("--size", default=None, help="input-size preset, e.g. 'small'")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if getattr(args, "batch", 1) < 1:
+    if isinstance(getattr(args, "batch", 1), int) and args.batch < 1:
         print("error: --batch must be >= 1", file=sys.stderr)
         return 2
     try:

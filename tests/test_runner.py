@@ -7,8 +7,12 @@ import textwrap
 import time
 from pathlib import Path
 
-from probes.protocol import ForwardWorkload, ProbeRequest
+import pytest
+
+from probes.errors import UnsupportedError
+from probes.protocol import ForwardWorkload, ProbeLimits, ProbeRequest
 from probes.runner import SubprocessRunner
+from probes.worker import _failure
 from tests.conftest import zoo_spec
 
 FAKES = {
@@ -24,6 +28,15 @@ FAKES = {
     "garbage": """
         import sys
         print("this is not json"); print("boom", file=sys.stderr); sys.exit(3)
+    """,
+    "hog": """
+        import subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        open(sys.argv[1], "w").write(str(child.pid))
+        hoard = []
+        while True:
+            hoard.append(bytearray(16 * 2**20))  # touched pages: real RSS
+            time.sleep(0.01)
     """,
     "hang": """
         import subprocess, sys, time
@@ -89,3 +102,35 @@ def test_bad_spec_in_real_worker_is_failed_not_raised(tmp_path: Path) -> None:
         ProbeRequest(spec=spec, framework="torch", workload=ForwardWorkload(), io_dir=str(tmp_path))
     )
     assert r.status == "failed" and r.reason
+
+
+def test_memory_limit_kills_group_as_oom(tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    runner = fake(tmp_path, "hog", str(pidfile))
+    runner.timeout_s, runner.memory_mb = 60, 200
+    r = runner.run(request(tmp_path))
+    assert r.status == "oom" and "exceeded the 200 MiB limit" in (r.reason or "")
+    assert r.peak_group_rss_bytes and r.peak_group_rss_bytes > 200 * 2**20
+    assert not alive(int(pidfile.read_text()))
+
+
+def test_request_limits_apply(tmp_path: Path) -> None:
+    req = request(tmp_path).model_copy(update={"limits": ProbeLimits(timeout_s=1)})
+    runner = fake(tmp_path, "hang", str(tmp_path / "pid"))
+    runner.timeout_s = 60
+    r = runner.run(req)
+    assert r.status == "timeout" and "1 s" in (r.reason or "")
+
+
+@pytest.mark.parametrize(
+    ("exc", "status"),
+    [
+        (MemoryError(), "oom"),
+        (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried 9 GB"), "oom"),
+        (UnsupportedError("no CUDA"), "unsupported"),
+        (NotImplementedError("op x"), "unsupported"),
+        (ValueError("boom"), "failed"),
+    ],
+)
+def test_worker_maps_exceptions_to_status(tmp_path: Path, exc: Exception, status: str) -> None:
+    assert _failure(request(tmp_path), exc).status == status

@@ -1,24 +1,55 @@
-"""TensorFlow/Keras side of the worker: forward and training step on the built model."""
+"""TensorFlow/Keras side of the worker: parity passes and timed steps under TFSettings.
+
+The worker sets TF_ENABLE_ONEDNN_OPTS before this module is imported (it is read once,
+at TensorFlow's import).
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from probes import build_tf
+from probes.errors import UnsupportedError
+from probes.settings import TFSettings, cpu_budget
 from probes.spec import SpecGraph
 from probes.weights import NeutralWeights
 
+Step = Callable[[], object]
 
-def configure(threads: int | None) -> None:
-    if threads:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+def configure(settings: TFSettings | None, device: str = "cpu") -> dict[str, str]:
+    s = settings or TFSettings()
+    tf.config.threading.set_intra_op_parallelism_threads(s.intra_threads or cpu_budget())
+    if s.inter_threads:
+        tf.config.threading.set_inter_op_parallelism_threads(s.inter_threads)
+    gpus = tf.config.list_physical_devices("GPU")
+    if device == "cuda":
+        if not gpus:
+            raise UnsupportedError("device=cuda requested but TensorFlow sees no GPU")
+        for gpu in gpus:  # allocator peaks are only meaningful with growth on
+            tf.config.experimental.set_memory_growth(gpu, True)
+    keras.mixed_precision.set_global_policy(
+        "mixed_bfloat16" if s.precision == "bf16" else "float32"
+    )
+    return {
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
+        "intra_threads": str(s.intra_threads or cpu_budget()),
+        "device": gpus[0].name if device == "cuda" else "cpu",
+    }
+
+
+def _device(device: str) -> str:
+    return "/GPU:0" if device == "cuda" else "/CPU:0"
 
 
 def _feed(built: build_tf.KerasBuild, graph: SpecGraph, inputs: list[np.ndarray]) -> list[Any]:
@@ -28,12 +59,111 @@ def _feed(built: build_tf.KerasBuild, graph: SpecGraph, inputs: list[np.ndarray]
     ]
 
 
+def _listed(outs: Any) -> list[Any]:
+    return list(outs) if isinstance(outs, list | tuple) else [outs]
+
+
 def _outputs(built: build_tf.KerasBuild, outs: Any) -> list[np.ndarray]:
-    outs = outs if isinstance(outs, list | tuple) else [outs]
     return [
         build_tf.to_neutral(np.asarray(o)) if lay == build_tf.CL else np.asarray(o)
-        for o, lay in zip(outs, built.output_layouts, strict=True)
+        for o, lay in zip(_listed(outs), built.output_layouts, strict=True)
     ]
+
+
+def _compiled(fn: Callable[..., Any], s: TFSettings) -> Callable[..., Any]:
+    if s.mode == "eager":
+        return fn
+    return tf.function(fn, jit_compile=s.mode == "xla")
+
+
+def _materialise(out: Any) -> None:
+    for o in _listed(out):
+        o.numpy()  # blocks until computed; zero-copy for CPU tensors
+
+
+def _optimizer(workload: Any) -> keras.optimizers.Optimizer:
+    if workload.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=workload.lr)
+    return keras.optimizers.Adam(learning_rate=workload.lr, epsilon=1e-8)
+
+
+def infer_step(
+    graph: SpecGraph, weights: NeutralWeights, arrays: list[np.ndarray], s: TFSettings, device: str
+) -> Step:
+    with tf.device(_device(device)):
+        built = build_tf.build(graph, weights)
+        fed = [tf.constant(x) for x in _feed(built, graph, arrays)]
+        model = built.model
+        call = _compiled(lambda: model(fed if len(fed) > 1 else fed[0], training=False), s)
+
+    def step() -> None:
+        with tf.device(_device(device)):
+            _materialise(call())
+
+    return step
+
+
+def train_step_fn(
+    graph: SpecGraph,
+    weights: NeutralWeights,
+    arrays: list[np.ndarray],
+    targets: list[np.ndarray],
+    workload: Any,
+    s: TFSettings,
+    device: str,
+) -> Step:
+    with tf.device(_device(device)):
+        built = build_tf.build(graph, weights)
+        fed = [tf.constant(x) for x in _feed(built, graph, arrays)]
+        ys = [
+            tf.constant(build_tf.to_cl(t) if lay == build_tf.CL else t)
+            for t, lay in zip(targets, built.output_layouts, strict=True)
+        ]
+        model, opt = built.model, _optimizer(workload)
+        opt.build(model.trainable_variables)
+
+    def train() -> Any:
+        with tf.GradientTape() as tape:
+            outs = _listed(model(fed if len(fed) > 1 else fed[0], training=True))
+            loss = tf.add_n(
+                [
+                    tf.reduce_mean((tf.cast(o, tf.float32) - y) ** 2)
+                    for o, y in zip(outs, ys, strict=True)
+                ]
+            )
+        variables = model.trainable_variables
+        opt.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+        return loss
+
+    call = _compiled(train, s)
+
+    def step() -> float:
+        with tf.device(_device(device)):
+            return float(call().numpy())
+
+    return step
+
+
+def peak_step(n: int, device: str) -> Step:
+    with tf.device(_device(device)):
+        a, b = tf.random.normal((n, n)), tf.random.normal((n, n))
+
+    def step() -> None:
+        with tf.device(_device(device)):
+            _materialise(tf.linalg.matmul(a, b))
+
+    return step
+
+
+def reset_device_peak(device: str) -> None:
+    if device == "cuda":
+        tf.config.experimental.reset_memory_stats("GPU:0")
+
+
+def device_peak_bytes(device: str) -> int | None:
+    if device != "cuda":
+        return None
+    return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
 
 
 def forward(
@@ -51,8 +181,7 @@ def train_step(
     workload: Any,
     names: dict[str, list[str]],
 ) -> tuple[float, NeutralWeights]:
-    import keras
-
+    """One parity step; returns the loss and the updated trainable neutral weights."""
     built = build_tf.build(graph, weights)
     # Keras adds epsilon to sqrt(v) before bias correction, PyTorch after it. For this
     # single step (t=1) epsilon * sqrt(1 - beta2) makes Keras's update equal PyTorch's
@@ -70,8 +199,7 @@ def train_step(
         for t, lay in zip(targets, built.output_layouts, strict=True)
     ]
     with tf.GradientTape() as tape:
-        outs = built.model(fed, training=True)
-        outs = outs if isinstance(outs, list | tuple) else [outs]
+        outs = _listed(built.model(fed, training=True))
         loss = tf.add_n(
             [tf.reduce_mean((o - t) ** 2) for o, t in zip(outs, native_targets, strict=True)]
         )

@@ -1,24 +1,139 @@
-"""PyTorch side of the worker: forward and training step on the built SpecModule."""
+"""PyTorch side of the worker: parity passes and timed steps under TorchSettings."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
 from probes import build_torch
+from probes.errors import UnsupportedError
+from probes.settings import TorchSettings, cpu_budget
 from probes.spec import SpecGraph
 from probes.weights import NeutralWeights
 
+Step = Callable[[], object]
 
-def configure(threads: int | None) -> None:
-    if threads:
-        torch.set_num_threads(threads)
+
+def configure(settings: TorchSettings | None, device: str = "cpu") -> dict[str, str]:
+    s = settings or TorchSettings()
+    torch.set_num_threads(s.intra_threads or cpu_budget())
+    if s.inter_threads:
+        torch.set_num_interop_threads(s.inter_threads)
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UnsupportedError("device=cuda requested but torch sees no CUDA device")
+    return {
+        "torch": torch.__version__,
+        "intra_threads": str(torch.get_num_threads()),
+        "mkldnn": str(torch.backends.mkldnn.is_available()),
+        "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
+    }
 
 
 def _as_tuple(out: Any) -> tuple[torch.Tensor, ...]:
     return out if isinstance(out, tuple) else (out,)
+
+
+def _materialise(outs: tuple[torch.Tensor, ...], dev: torch.device) -> None:
+    """Stop the clock only on a computed result: sync CUDA; on CPU expose the buffer."""
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+        return
+    for o in outs:  # zero-copy views; bf16 has no numpy dtype, so view its bits
+        (o.view(torch.int16) if o.dtype == torch.bfloat16 else o).detach().numpy()
+
+
+def _prepare(
+    graph: SpecGraph,
+    weights: NeutralWeights,
+    arrays: list[np.ndarray],
+    s: TorchSettings,
+    device: str,
+) -> tuple[Any, Any, list[torch.Tensor], torch.device]:
+    dev = torch.device(device)
+    model = build_torch.build(graph, weights).to(dev)
+    xs = [torch.from_numpy(a).to(dev) for a in arrays]
+    if s.channels_last:
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        xs = [x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x for x in xs]
+    fn = torch.compile(model, mode=s.compile_mode) if s.mode == "compile" else model
+    return model, fn, xs, dev
+
+
+def _autocast(s: TorchSettings, dev: torch.device) -> contextlib.AbstractContextManager[Any]:
+    return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=s.precision == "bf16")
+
+
+def infer_step(
+    graph: SpecGraph,
+    weights: NeutralWeights,
+    arrays: list[np.ndarray],
+    s: TorchSettings,
+    device: str,
+) -> Step:
+    model, fn, xs, dev = _prepare(graph, weights, arrays, s, device)
+    model.eval()
+    grad_off = torch.inference_mode if s.inference_mode else torch.no_grad
+
+    def step() -> None:
+        with grad_off(), _autocast(s, dev):
+            outs = _as_tuple(fn(*xs))
+        _materialise(outs, dev)
+
+    return step
+
+
+def train_step_fn(
+    graph: SpecGraph,
+    weights: NeutralWeights,
+    arrays: list[np.ndarray],
+    targets: list[np.ndarray],
+    workload: Any,
+    s: TorchSettings,
+    device: str,
+) -> Step:
+    model, fn, xs, dev = _prepare(graph, weights, arrays, s, device)
+    model.train()
+    ys = [torch.from_numpy(t).to(dev) for t in targets]
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = (
+        torch.optim.SGD(params, lr=workload.lr)
+        if workload.optimizer == "sgd"
+        else torch.optim.Adam(params, lr=workload.lr)
+    )
+
+    def step() -> float:
+        opt.zero_grad(set_to_none=True)
+        with _autocast(s, dev):
+            outs = _as_tuple(fn(*xs))
+        loss = sum(torch.mean((o.float() - y) ** 2) for o, y in zip(outs, ys, strict=True))
+        loss.backward()  # type: ignore[union-attr]
+        opt.step()
+        return float(loss)  # .item() synchronises
+
+    return step
+
+
+def peak_step(n: int, device: str) -> Step:
+    dev = torch.device(device)
+    a, b = torch.randn(n, n, device=dev), torch.randn(n, n, device=dev)
+
+    def step() -> None:
+        _materialise((torch.mm(a, b),), dev)
+
+    return step
+
+
+def reset_device_peak(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+
+
+def device_peak_bytes(device: str) -> int | None:
+    return int(torch.cuda.max_memory_allocated()) if device == "cuda" else None
 
 
 def forward(
@@ -38,6 +153,7 @@ def train_step(
     workload: Any,
     names: dict[str, list[str]],
 ) -> tuple[float, NeutralWeights]:
+    """One parity step; returns the loss and the updated trainable neutral weights."""
     model = build_torch.build(graph, weights).train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = (

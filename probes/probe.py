@@ -1,0 +1,124 @@
+"""Parent-side probing: validate before spawning, answer from the store, add efficiency."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from probes.environment import environment
+from probes.errors import InvalidSettingsError
+from probes.measure import MeasureConfig
+from probes.protocol import (
+    FRAMEWORKS,
+    Framework,
+    PeakWorkload,
+    ProbeLimits,
+    ProbeRequest,
+    ProbeResult,
+    Workload,
+)
+from probes.runner import ProbeRunner
+from probes.settings import Device, FrameworkSettings, default_settings, invalid_reasons
+from probes.spec import Limits, ModelSpec, analyze, build_graph, check_limits
+from probes.store import ResultStore, result_key
+
+TRAIN_FLOP_FACTOR = 3  # forward + backward (~2x forward) per training step
+
+
+@dataclass
+class Prober:
+    """Runs probes with one runner, store and measurement method."""
+
+    runner: ProbeRunner
+    store: ResultStore | None = None
+    measure: MeasureConfig = field(default_factory=MeasureConfig)
+    limits: ProbeLimits = field(default_factory=ProbeLimits)
+    spec_limits: Limits = field(default_factory=Limits)
+    fresh: bool = False
+    from_store: int = 0
+    _peaks: dict[str, float | None] = field(default_factory=dict)
+
+    def check(
+        self,
+        spec: ModelSpec,
+        framework: Framework,
+        workload: Workload,
+        settings: FrameworkSettings | None,
+        device: Device = "cpu",
+    ) -> None:
+        """Raise before any process starts if the spec or settings cannot run."""
+        graph = build_graph(spec)
+        check_limits(analyze(graph), getattr(workload, "batch", 1), self.spec_limits)
+        s = settings or default_settings(framework)
+        has_conv2d = any(n.op == "conv2d" for n in graph.nodes)
+        why = invalid_reasons(s, workload=workload.kind, has_conv2d=has_conv2d, device=device)
+        if why:
+            raise InvalidSettingsError(f"{framework} settings rejected: {'; '.join(why)}")
+
+    def probe(
+        self,
+        spec: ModelSpec | None,
+        framework: Framework,
+        workload: Workload,
+        settings: FrameworkSettings | None = None,
+        device: Device = "cpu",
+        seed: int = 0,
+    ) -> ProbeResult:
+        if spec is not None:
+            self.check(spec, framework, workload, settings, device)
+        env = environment()
+        s = settings or default_settings(framework)
+        key = result_key(spec, framework, workload, s, device, str(seed), self.measure, env.key())
+        if self.store is not None and not self.fresh:
+            cached = self.store.get(key)
+            if cached is not None:
+                self.from_store += 1
+                return cached
+        req = ProbeRequest(
+            spec=spec,
+            framework=framework,
+            workload=workload,
+            settings=s,
+            device=device,
+            seed=seed,
+            measure=self.measure,
+            limits=self.limits,
+        )
+        result = self.runner.run(req)
+        if result.status == "ok" and spec is not None:
+            self._add_efficiency(result, spec, workload, device)
+        if result.status == "ok" and self.store is not None:
+            self.store.put(
+                key,
+                spec=spec,
+                framework=framework,
+                workload=workload,
+                settings=s,
+                env_key=env.key(),
+                result=result,
+            )
+        return result
+
+    def machine_peak_gflops(self, device: Device = "cpu") -> float | None:
+        """Attainable float32 GFLOP/s: the best large matmul of either framework (cached)."""
+        if device in self._peaks:
+            return self._peaks[device]
+        best = None
+        for fw in FRAMEWORKS:
+            r = self.probe(None, fw, PeakWorkload(), device=device)
+            if r.status == "ok" and r.measurement and r.measurement.gflops_per_s:
+                best = max(best or 0.0, r.measurement.gflops_per_s)
+        self._peaks[device] = best
+        return best
+
+    def _add_efficiency(
+        self, result: ProbeResult, spec: ModelSpec, workload: Workload, device: Device
+    ) -> None:
+        m = result.measurement
+        if m is None or m.timing is None or m.batch is None:
+            return
+        flops = analyze(build_graph(spec)).flops * m.batch
+        if workload.kind == "train":
+            flops *= TRAIN_FLOP_FACTOR
+        m.gflops_per_s = flops / m.timing.median_s / 1e9
+        peak = self.machine_peak_gflops(device)
+        m.efficiency = m.gflops_per_s / peak if peak else None

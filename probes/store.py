@@ -1,0 +1,137 @@
+"""Results store: SQLite (stdlib) keyed by spec hash, workload, settings and environment.
+
+A repeated question is answered from here unless the caller asks for a fresh run.
+Only successful results are stored: a timeout or crash may be transient.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from probes.protocol import ProbeResult
+from probes.spec import ModelSpec
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS results (
+    key TEXT PRIMARY KEY,
+    spec_hash TEXT NOT NULL,
+    model TEXT NOT NULL,
+    framework TEXT NOT NULL,
+    workload TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    env_key TEXT NOT NULL,
+    created REAL NOT NULL,
+    result TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS results_lookup ON results (framework, workload, env_key);
+"""
+
+
+def spec_hash(spec: ModelSpec) -> str:
+    """Hash of what computes: inputs, nodes, outputs (not name, description or sizes)."""
+    body = spec.model_dump(mode="json", include={"inputs", "nodes", "outputs"})
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def result_key(*parts: BaseModel | str | None) -> str:
+    blob = json.dumps(
+        [p.model_dump(mode="json") if isinstance(p, BaseModel) else p for p in parts],
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+class StoredResult(BaseModel):
+    key: str
+    spec_hash: str
+    model: str
+    framework: str
+    workload: dict[str, object]
+    settings: dict[str, object]
+    env_key: str
+    created: float
+    result: ProbeResult
+
+
+class ResultStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._db() as db:
+            db.executescript(SCHEMA)
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30)
+        try:
+            with db:
+                yield db
+        finally:
+            db.close()
+
+    def get(self, key: str) -> ProbeResult | None:
+        with self._db() as db:
+            row = db.execute("SELECT result FROM results WHERE key = ?", (key,)).fetchone()
+        return ProbeResult.model_validate_json(row[0]) if row else None
+
+    def put(
+        self,
+        key: str,
+        *,
+        spec: ModelSpec | None,
+        framework: str,
+        workload: BaseModel,
+        settings: BaseModel | None,
+        env_key: str,
+        result: ProbeResult,
+    ) -> None:
+        row = (
+            key,
+            spec_hash(spec) if spec else "-",
+            spec.name if spec else "-",
+            framework,
+            workload.model_dump_json(),
+            settings.model_dump_json() if settings else "{}",
+            env_key,
+            time.time(),
+            result.model_dump_json(),
+        )
+        with self._db() as db:
+            db.execute("INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?)", row)
+
+    def query(
+        self, *, framework: str | None = None, kind: str | None = None, env_key: str | None = None
+    ) -> list[StoredResult]:
+        """Stored results, newest first (used by tuning warm starts and the predictor)."""
+        sql, args = "SELECT * FROM results WHERE 1=1", []
+        for col, val in (("framework", framework), ("env_key", env_key)):
+            if val is not None:
+                sql += f" AND {col} = ?"
+                args.append(val)
+        if kind is not None:
+            sql += " AND json_extract(workload, '$.kind') = ?"
+            args.append(kind)
+        with self._db() as db:
+            rows = db.execute(sql + " ORDER BY created DESC", args).fetchall()
+        return [
+            StoredResult(
+                key=r[0],
+                spec_hash=r[1],
+                model=r[2],
+                framework=r[3],
+                workload=json.loads(r[4]),
+                settings=json.loads(r[5]),
+                env_key=r[6],
+                created=r[7],
+                result=ProbeResult.model_validate_json(r[8]),
+            )
+            for r in rows
+        ]

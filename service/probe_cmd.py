@@ -1,0 +1,294 @@
+"""``fwadvisor probe``: measure a model in both frameworks and print them side by side."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from probes.config import Settings
+from probes.environment import Environment, environment
+from probes.errors import AdvisorError
+from probes.measure import MeasureConfig
+from probes.probe import Prober
+from probes.protocol import (
+    FRAMEWORKS,
+    ColdStartWorkload,
+    Framework,
+    InferWorkload,
+    ProbeLimits,
+    ProbeResult,
+    TrainWorkload,
+    Workload,
+)
+from probes.runner import SubprocessRunner
+from probes.settings import TFSettings, TorchSettings, settings_label
+from probes.spec import ModelSpec
+from probes.store import ResultStore
+from service.render import table
+
+PREFIXES = {"torch": "torch", "tensorflow": "tensorflow", "tf": "tensorflow"}
+ALIASES = {"threads": "intra_threads", "interop": "inter_threads"}
+
+
+class ProbeRow(BaseModel):
+    framework: Framework
+    workload: str
+    batch: int
+    settings: str
+    result: ProbeResult
+
+
+class Comparison(BaseModel):
+    workload: str
+    batch: int
+    faster: Framework | None
+    ratio: float | None = None
+    note: str
+
+
+class ProbeReport(BaseModel):
+    model: str
+    input_shapes: dict[str, list[int]]
+    environment: Environment
+    machine_peak_gflops: float | None
+    rows: list[ProbeRow]
+    comparisons: list[Comparison]
+
+
+def _value(raw: str) -> Any:
+    low = raw.lower()
+    if low in ("true", "on", "yes"):
+        return True
+    if low in ("false", "off", "no"):
+        return False
+    return int(raw) if raw.isdigit() else raw
+
+
+def parse_settings(pairs: list[str]) -> dict[str, TorchSettings | TFSettings]:
+    """``k=v`` for both frameworks, ``torch.k=v`` / ``tf.k=v`` for one."""
+    raw: dict[str, dict[str, Any]] = {"torch": {}, "tensorflow": {}}
+    for pair in pairs:
+        key, sep, val = pair.partition("=")
+        if not sep:
+            raise AdvisorError(f"--settings expects key=value, got '{pair}'")
+        prefix, dot, name = key.partition(".")
+        targets = [PREFIXES[prefix]] if dot and prefix in PREFIXES else list(raw)
+        name = ALIASES.get(name if dot else key, name if dot else key)
+        fields = {"torch": TorchSettings.model_fields, "tensorflow": TFSettings.model_fields}
+        hit = [fw for fw in targets if name in fields[fw]]
+        if not hit:
+            raise AdvisorError(
+                f"unknown setting '{key}' (torch: {', '.join(TorchSettings.model_fields)}; "
+                f"tensorflow: {', '.join(TFSettings.model_fields)})"
+            )
+        for fw in hit:
+            raw[fw][name] = _value(val)
+    out: dict[str, TorchSettings | TFSettings] = {}
+    for fw, cls in (("torch", TorchSettings), ("tensorflow", TFSettings)):
+        try:
+            out[fw] = cls.model_validate(raw[fw])
+        except ValidationError as e:
+            err = e.errors()[0]
+            raise AdvisorError(
+                f"bad {fw} setting '{'.'.join(map(str, err['loc']))}': {err['msg']}"
+            ) from None
+    return out
+
+
+def _workloads(kinds: list[str], batches: list[int], optimizer: str) -> list[Workload]:
+    out: list[Workload] = []
+    for kind in kinds:
+        for b in batches:
+            if kind == "infer":
+                out.append(InferWorkload(batch=b))
+            elif kind == "train":
+                out.append(TrainWorkload(batch=b, optimizer=optimizer))
+            elif kind == "cold":
+                out.append(ColdStartWorkload(batch=b))
+            else:
+                raise AdvisorError(f"unknown workload '{kind}' (infer, train, cold)")
+    return out
+
+
+def _compare(kind: str, batch: int, rows: list[ProbeRow]) -> Comparison:
+    def metric(r: ProbeRow) -> float | None:
+        m = r.result.measurement
+        if r.result.status != "ok" or m is None:
+            return None
+        return m.phases.total_s if kind == "cold" else (m.timing.median_s if m.timing else None)
+
+    vals = {r.framework: metric(r) for r in rows}
+    if len(vals) < 2 or None in vals.values():
+        failed = [f"{r.framework}: {r.result.status}" for r in rows if metric(r) is None]
+        return Comparison(
+            workload=kind, batch=batch, faster=None, note="; ".join(failed) or "one framework only"
+        )
+    t, f = vals["torch"], vals["tensorflow"]
+    assert t is not None and f is not None
+    faster: Framework = "torch" if t < f else "tensorflow"
+    ratio = max(t, f) / min(t, f)
+    what = "cold start" if kind == "cold" else "median"
+    return Comparison(
+        workload=kind,
+        batch=batch,
+        faster=faster,
+        ratio=ratio,
+        note=f"{faster} {ratio:.2f}x faster ({what})",
+    )
+
+
+def _ms(x: float | None) -> str:
+    return "-" if x is None else (f"{x * 1e3:.3f}" if x < 0.01 else f"{x * 1e3:.1f}")
+
+
+def _row_cells(r: ProbeRow) -> list[str]:
+    m = r.result.measurement
+    if r.result.status != "ok" or m is None:
+        return [
+            r.workload,
+            str(r.batch),
+            r.framework,
+            r.settings,
+            r.result.status.upper(),
+            *["-"] * 7,
+            (r.result.reason or "")[:50],
+        ]
+    t = m.timing
+    mem = m.memory.peak_rss_bytes / 2**20 if m.memory else None
+    return [
+        r.workload,
+        str(r.batch),
+        r.framework,
+        r.settings,
+        _ms(t.median_s) if t else _ms(m.phases.total_s),
+        _ms(t.p90_s) if t else "-",
+        _ms(t.p99_s) if t else "-",
+        f"{100 * t.iqr_s / t.median_s:.0f}%{'!' if t.noisy else ''}" if t else "-",
+        f"{m.throughput_sps:,.0f}" if m.throughput_sps else "-",
+        _ms(m.phases.first_result_s),
+        "-" if mem is None else f"{mem:,.0f}",
+        f"{100 * m.efficiency:.1f}%" if m.efficiency is not None else "-",
+    ]
+
+
+def render(report: ProbeReport) -> str:
+    env = report.environment
+    head = (
+        f"{report.model} {report.input_shapes} on {env.cpu_model}, "
+        f"{env.cores_available} cores; peak {report.machine_peak_gflops or 0:.0f} GFLOP/s"
+    )
+    rows = [_row_cells(r) for r in report.rows]
+    body = table(
+        [
+            "workload",
+            "batch",
+            "framework",
+            "settings",
+            "median ms",
+            "p90",
+            "p99",
+            "IQR",
+            "samples/s",
+            "first ms",
+            "mem MiB",
+            "eff",
+        ],
+        rows,
+        align_right=tuple(range(4, 12)),
+    )
+    verdicts = [f"  {c.workload} b={c.batch}: {c.note}" for c in report.comparisons]
+    legend = (
+        "cold: median column is spawn->first result; IQR '!' = noisy (>10% of median); "
+        "mem = peak RSS above the post-import baseline"
+    )
+    return "\n".join([head, body, *verdicts, legend])
+
+
+def cmd_probe(args: argparse.Namespace, settings: Settings, spec: ModelSpec) -> int:
+    fws: list[Framework] = list(FRAMEWORKS) if args.framework == "both" else [args.framework]
+    chosen = parse_settings(args.settings or [])
+    workloads = _workloads(args.workload.split(","), args.batch, args.optimizer)
+    measure = MeasureConfig(min_time_s=args.min_time)
+    limits = ProbeLimits(timeout_s=args.timeout, memory_mb=args.memory_mb)
+    store = ResultStore(settings.data_dir / "results.sqlite")
+    prober = Prober(
+        SubprocessRunner(timeout_s=args.timeout),
+        store,
+        measure,
+        limits,
+        settings.limits,
+        fresh=args.fresh,
+    )
+    for w in workloads:  # reject impossible combinations before any process starts
+        for fw in fws:
+            prober.check(spec, fw, w, chosen[fw], args.device)
+    peak = prober.machine_peak_gflops(args.device)
+    rows, jobs = [], [(w, fw) for w in workloads for fw in fws]
+    for i, (w, fw) in enumerate(jobs, start=1):
+        label = f"[{i}/{len(jobs)}] {fw} {w.kind} b={getattr(w, 'batch', 1)}"
+        if not args.json:
+            print(f"{label} ({settings_label(chosen[fw])}) ...", file=sys.stderr, flush=True)
+        res = prober.probe(spec, fw, w, chosen[fw], args.device)
+        rows.append(
+            ProbeRow(
+                framework=fw,
+                workload=w.kind,
+                batch=getattr(w, "batch", 1),
+                settings=settings_label(chosen[fw]),
+                result=res,
+            )
+        )
+    comparisons = [
+        _compare(
+            w.kind,
+            getattr(w, "batch", 1),
+            [r for r in rows if r.workload == w.kind and r.batch == getattr(w, "batch", 1)],
+        )
+        for w in workloads
+    ]
+    report = ProbeReport(
+        model=spec.name,
+        input_shapes={i.name: i.shape for i in spec.inputs},
+        environment=environment(),
+        machine_peak_gflops=peak,
+        rows=rows,
+        comparisons=comparisons,
+    )
+    print(report.model_dump_json(indent=2) if args.json else render(report))
+    if prober.from_store and not args.json:
+        print(
+            f"({prober.from_store} result(s) from the store; --fresh to re-measure)",
+            file=sys.stderr,
+        )
+    return 0 if all(r.result.status in ("ok", "unsupported") for r in rows) else 1
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "probe", help="measure latency, throughput, memory, cold start in both frameworks"
+    )
+    p.add_argument("model", metavar="NAME|FILE")
+    p.add_argument("--framework", choices=["torch", "tensorflow", "both"], default="both")
+    p.add_argument("--workload", default="infer", help="comma list of infer,train,cold")
+    p.add_argument(
+        "--batch",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=[1],
+        help="comma list, e.g. 1,32",
+    )
+    p.add_argument(
+        "--settings",
+        nargs="*",
+        metavar="K=V",
+        help="e.g. threads=1 precision=bf16 torch.mode=compile tf.mode=xla",
+    )
+    p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--min-time", type=float, default=1.0, help="seconds of timed loop")
+    p.add_argument("--timeout", type=float, default=600.0, help="per probe, seconds")
+    p.add_argument("--memory-mb", type=int, default=None, help="per probe RSS cap")
+    p.add_argument("--fresh", action="store_true", help="ignore stored results")
+    return p

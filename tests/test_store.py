@@ -1,0 +1,76 @@
+"""Results store: repeated questions come from the store unless fresh is asked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from probes.measure import MeasureConfig
+from probes.probe import Prober
+from probes.protocol import InferWorkload, ProbeRequest, ProbeResult
+from probes.settings import TorchSettings
+from probes.store import ResultStore, spec_hash
+from tests.conftest import zoo_spec
+
+
+class CountingRunner:
+    """Deterministic fake: ok results with a measurement-free payload."""
+
+    def __init__(self, status: str = "ok") -> None:
+        self.calls: list[ProbeRequest] = []
+        self.status = status
+
+    def run(self, request: ProbeRequest) -> ProbeResult:
+        self.calls.append(request)
+        return ProbeResult.model_validate(
+            {"status": self.status, "framework": request.framework, "data": {"n": len(self.calls)}}
+        )
+
+
+def prober(tmp_path: Path, runner: CountingRunner, fresh: bool = False) -> Prober:
+    return Prober(runner, ResultStore(tmp_path / "r.sqlite"), MeasureConfig(), fresh=fresh)
+
+
+def test_hit_and_miss(tmp_path: Path) -> None:
+    runner = CountingRunner()
+    p = prober(tmp_path, runner)
+    spec = zoo_spec("mlp")
+    first = p.probe(spec, "torch", InferWorkload(batch=1))
+    again = p.probe(spec, "torch", InferWorkload(batch=1))
+    assert len(runner.calls) == 1 and again == first and p.from_store == 1
+    p.probe(spec, "torch", InferWorkload(batch=2))  # other workload: miss
+    p.probe(spec, "torch", InferWorkload(batch=1), TorchSettings(intra_threads=1))  # miss
+    p.probe(spec, "tensorflow", InferWorkload(batch=1))  # other framework: miss
+    assert len(runner.calls) == 4
+
+
+def test_fresh_bypasses_store_and_survives_reopen(tmp_path: Path) -> None:
+    runner = CountingRunner()
+    spec = zoo_spec("mlp")
+    prober(tmp_path, runner).probe(spec, "torch", InferWorkload())
+    prober(tmp_path, runner).probe(spec, "torch", InferWorkload())  # new process, same db
+    assert len(runner.calls) == 1
+    prober(tmp_path, runner, fresh=True).probe(spec, "torch", InferWorkload())
+    assert len(runner.calls) == 2
+
+
+def test_failures_are_not_stored(tmp_path: Path) -> None:
+    runner = CountingRunner(status="timeout")
+    p = prober(tmp_path, runner)
+    spec = zoo_spec("mlp")
+    for _ in range(2):
+        assert p.probe(spec, "torch", InferWorkload()).status == "timeout"
+    assert len(runner.calls) == 2
+
+
+def test_spec_hash_ignores_name_and_sizes() -> None:
+    a = zoo_spec("mlp", None)
+    b = a.model_copy(update={"name": "other", "description": "x", "sizes": {}})
+    assert spec_hash(a) == spec_hash(b)
+    assert spec_hash(a) != spec_hash(zoo_spec("lenet5", None))
+
+
+def test_query_by_kind(tmp_path: Path) -> None:
+    p = prober(tmp_path, CountingRunner())
+    p.probe(zoo_spec("mlp"), "torch", InferWorkload())
+    rows = p.store.query(framework="torch", kind="infer")  # type: ignore[union-attr]
+    assert len(rows) == 1 and rows[0].model == "mlp" and rows[0].workload["kind"] == "infer"
