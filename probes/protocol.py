@@ -59,6 +59,32 @@ class ColdStartWorkload(BaseModel):
     batch: int = Field(default=1, gt=0)
 
 
+class ConvergenceWorkload(BaseModel):
+    """Train from the shared initial weights on the shared data and batch order.
+
+    Classification uses softmax cross-entropy and reports validation accuracy;
+    regression/reconstruction use MSE and report validation MSE. Only full batches
+    run, so every step has the same shape (no retracing) in both frameworks.
+    """
+
+    kind: Literal["convergence"] = "convergence"
+    batch: int = Field(default=32, gt=0)
+    epochs: int = Field(default=5, gt=0, le=200)
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = Field(default=0.05, gt=0)
+    momentum: float = Field(default=0.9, ge=0, lt=1, description="SGD only.")
+    target: float | None = Field(
+        default=None, description="Time-to-target threshold: accuracy (>=) or MSE (<=)."
+    )
+
+
+class EpochStats(BaseModel):
+    epoch: int
+    train_loss: float
+    val_metric: float
+    train_time_s: float = Field(description="Cumulative training time (evaluation excluded).")
+
+
 class PeakWorkload(BaseModel):
     """Attainable float32 GFLOP/s of this machine: a large square matmul (no model)."""
 
@@ -72,6 +98,7 @@ Workload = Annotated[
     | InferWorkload
     | TrainWorkload
     | ColdStartWorkload
+    | ConvergenceWorkload
     | PeakWorkload,
     Field(discriminator="kind"),
 ]

@@ -102,6 +102,19 @@ def _measure(req: ProbeRequest, main_start: float) -> ProbeResult:
     runtime = backend.configure(req.effective_settings(), req.device)
     import_s = time.perf_counter() - t0
     graph = build_graph(req.spec) if req.spec is not None else None
+    if req.workload.kind == "convergence":
+        assert graph is not None and req.io_dir is not None
+        data = load_npz(Path(req.io_dir) / "data.npz")
+        curve = backend.fit(
+            graph,
+            init_weights(graph, req.seed),
+            data,
+            req.workload,
+            req.effective_settings(),
+            req.device,
+            graph.spec.task,
+        )
+        return ProbeResult(status="ok", framework=req.framework, data={"epochs": curve})
     if req.workload.kind in ("forward", "train_step"):
         return ProbeResult(status="ok", framework=req.framework, data=_parity(req, backend, graph))  # type: ignore[arg-type]
     baseline = rss_bytes()

@@ -194,7 +194,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if isinstance(getattr(args, "batch", 1), int) and args.batch < 1:
+    batch = getattr(args, "batch", 1)
+    if isinstance(batch, int) and batch < 1:
         print("error: --batch must be >= 1", file=sys.stderr)
         return 2
     try:

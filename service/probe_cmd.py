@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from probes.config import Settings
+from probes.convergence import ConvergenceReport, check_convergence
 from probes.environment import Environment, environment
 from probes.errors import AdvisorError
 from probes.measure import MeasureConfig
@@ -16,6 +17,7 @@ from probes.probe import Prober
 from probes.protocol import (
     FRAMEWORKS,
     ColdStartWorkload,
+    ConvergenceWorkload,
     Framework,
     InferWorkload,
     ProbeLimits,
@@ -109,7 +111,9 @@ def _workloads(kinds: list[str], batches: list[int], optimizer: str) -> list[Wor
             elif kind == "cold":
                 out.append(ColdStartWorkload(batch=b))
             else:
-                raise AdvisorError(f"unknown workload '{kind}' (infer, train, cold)")
+                raise AdvisorError(
+                    f"unknown workload '{kind}' (infer, train, cold; or convergence alone)"
+                )
     return out
 
 
@@ -207,7 +211,75 @@ def render(report: ProbeReport) -> str:
     return "\n".join([head, body, *verdicts, legend])
 
 
+def render_convergence(rep: ConvergenceReport) -> str:
+    by_fw = {c.framework: c for c in rep.curves}
+    rows = []
+    for i in range(max(len(c.epochs) for c in rep.curves) if rep.curves else 0):
+        row = [str(i + 1)]
+        for fw in FRAMEWORKS:
+            eps = by_fw[fw].epochs if fw in by_fw else []
+            e = eps[i] if i < len(eps) else None
+            row += (
+                [f"{e.train_loss:.4f}", f"{e.val_metric:.4f}", f"{e.train_time_s:.2f}"]
+                if e
+                else ["-", "-", "-"]
+            )
+        rows.append(row)
+    head = (
+        f"convergence of {rep.model} on {rep.dataset}: {rep.metric}, "
+        f"{rep.workload.optimizer} lr={rep.workload.lr} batch={rep.workload.batch}; "
+        f"same initial weights, data and batch order in both frameworks"
+    )
+    m = rep.metric.removeprefix("val_")
+    table_text = table(
+        ["epoch", "torch loss", f"torch {m}", "torch s", "tf loss", f"tf {m}", "tf s"],
+        rows,
+        align_right=tuple(range(7)),
+    )
+    lines = [head, table_text]
+    for c in rep.curves:
+        tta = (
+            f"reached {rep.target} after {c.time_to_target_s:.2f} s (epoch {c.epochs_to_target})"
+            if c.time_to_target_s is not None
+            else f"did not reach {rep.target}"
+            if rep.target is not None
+            else "no target"
+        )
+        lines.append(
+            f"  {c.framework} ({c.settings}): {c.status}"
+            f"{': ' + c.reason[:80] if c.reason else ''}; {tta}"
+        )
+    if rep.final_gap is not None:
+        lines.append(f"  final {rep.metric} gap between frameworks: {rep.final_gap:.4f}")
+    return "\n".join(lines)
+
+
+def cmd_convergence(args: argparse.Namespace, settings: Settings, spec: ModelSpec) -> int:
+    chosen = parse_settings(args.settings or [])
+    workload = ConvergenceWorkload(
+        batch=args.batch[0],
+        epochs=args.epochs,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        target=args.target,
+    )
+    prober = Prober(SubprocessRunner(timeout_s=args.timeout), spec_limits=settings.limits)
+    for fw in FRAMEWORKS:
+        prober.check(spec, fw, workload, chosen[fw], args.device)
+    if not args.json:
+        print(
+            f"training {spec.name} for {args.epochs} epochs in each framework ...",
+            file=sys.stderr,
+            flush=True,
+        )
+    rep = check_convergence(spec, prober.runner, workload, dict(chosen))
+    print(rep.model_dump_json(indent=2) if args.json else render_convergence(rep))
+    return 0 if all(c.status == "ok" for c in rep.curves) else 1
+
+
 def cmd_probe(args: argparse.Namespace, settings: Settings, spec: ModelSpec) -> int:
+    if args.workload == "convergence":
+        return cmd_convergence(args, settings, spec)
     fws: list[Framework] = list(FRAMEWORKS) if args.framework == "both" else [args.framework]
     chosen = parse_settings(args.settings or [])
     workloads = _workloads(args.workload.split(","), args.batch, args.optimizer)
@@ -272,7 +344,17 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("model", metavar="NAME|FILE")
     p.add_argument("--framework", choices=["torch", "tensorflow", "both"], default="both")
-    p.add_argument("--workload", default="infer", help="comma list of infer,train,cold")
+    p.add_argument(
+        "--workload", default="infer", help="comma list of infer,train,cold; or convergence (alone)"
+    )
+    p.add_argument("--epochs", type=int, default=5, help="convergence: epochs")
+    p.add_argument("--lr", type=float, default=0.05, help="convergence: learning rate")
+    p.add_argument(
+        "--target",
+        type=float,
+        default=None,
+        help="convergence: accuracy (or MSE) for time-to-target; default 0.9 acc",
+    )
     p.add_argument(
         "--batch",
         type=lambda v: [int(x) for x in v.split(",")],

@@ -88,3 +88,34 @@ def test_console_script_has_no_traceback_on_error(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2 and "cannot read" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_probe_json_side_by_side(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FWADVISOR_DATA_DIR", str(tmp_path))
+    code, out, _ = run(capsys, "probe", "mlp", "--batch", "1,4", "--min-time", "0.05", "--json")
+    data = json.loads(out)
+    assert code == 0 and len(data["rows"]) == 4 and data["machine_peak_gflops"] > 0
+    assert {r["framework"] for r in data["rows"]} == {"torch", "tensorflow"}
+    assert all(r["result"]["measurement"]["timing"]["iterations"] >= 10 for r in data["rows"])
+    assert [c["faster"] in ("torch", "tensorflow") for c in data["comparisons"]] == [True, True]
+    code, out, _ = run(capsys, "probe", "mlp", "--batch", "1,4", "--min-time", "0.05")
+    assert code == 0 and "samples/s" in out and "faster" in out
+    assert (tmp_path / "results.sqlite").exists()
+
+
+def test_probe_rejects_invalid_settings_before_running(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "probe", "mlp", "--settings", "torch.channels_last=true")
+    assert code == 2 and out == "" and "channels_last" in err and "has none" in err
+    code, _, err = run(capsys, "probe", "mlp", "--settings", "threads=64")
+    assert code == 2 and "exceeds" in err
+    code, _, err = run(capsys, "probe", "mlp", "--workload", "infer,fly")
+    assert code == 2 and "unknown workload 'fly'" in err
+
+
+def test_probe_convergence_text(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "probe", "mlp", "--workload", "convergence", "--epochs", "1", "--batch", "64"
+    )
+    assert code == 0 and "sklearn digits" in out and "tf accuracy" in out

@@ -206,3 +206,82 @@ def train_step(
     variables = built.model.trainable_variables
     opt.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
     return float(loss), build_tf.dump_weights(built, graph, names)
+
+
+def fit(
+    graph: SpecGraph,
+    weights: NeutralWeights,
+    data: dict[str, np.ndarray],
+    w: Any,
+    s: TFSettings,
+    device: str,
+    task: str,
+) -> list[dict[str, float]]:
+    """Train epoch by epoch in the given batch order; evaluate after each epoch.
+
+    Keras SGD momentum (m = mu*m - lr*g; p += m) equals PyTorch's at constant lr.
+    """
+    import time
+
+    with tf.device(_device(device)):
+        built = build_tf.build(graph, weights)
+        model = built.model
+        feed = (
+            build_tf.to_cl
+            if built.input_layouts[graph.spec.inputs[0].name] == build_tf.CL
+            else (lambda a: a)
+        )
+        x, xv = tf.constant(feed(data["x_train"])), tf.constant(feed(data["x_val"]))
+        out_cl = built.output_layouts[0] == build_tf.CL
+        targets = {
+            k: build_tf.to_cl(data[k]) if out_cl and task != "classification" else data[k]
+            for k in ("y_train", "y_val")
+        }
+        y = tf.constant(targets["y_train"])
+        opt = (
+            keras.optimizers.SGD(learning_rate=w.lr, momentum=w.momentum)
+            if w.optimizer == "sgd"
+            else keras.optimizers.Adam(learning_rate=w.lr, epsilon=1e-8)
+        )
+        loss_fn = (
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            if task == "classification"
+            else keras.losses.MeanSquaredError()
+        )
+
+    def train(idx: Any) -> Any:
+        with tf.GradientTape() as tape:
+            out = tf.cast(model(tf.gather(x, idx), training=True), tf.float32)
+            loss = loss_fn(tf.gather(y, idx), out)
+        variables = model.trainable_variables
+        opt.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+        return loss
+
+    step = _compiled(train, s)
+    stats, elapsed = [], 0.0
+    for epoch, order in enumerate(data["orders"], start=1):
+        losses, t0 = [], time.perf_counter()
+        with tf.device(_device(device)):
+            for i in range(0, len(order) - w.batch + 1, w.batch):
+                losses.append(float(step(tf.constant(order[i : i + w.batch])).numpy()))
+        elapsed += time.perf_counter() - t0
+        pred = tf.concat(
+            [
+                tf.cast(model(xv[i : i + 256], training=False), tf.float32)
+                for i in range(0, int(xv.shape[0]), 256)
+            ],
+            axis=0,
+        )
+        if task == "classification":
+            metric = float(np.mean(np.argmax(pred.numpy(), axis=1) == targets["y_val"]))
+        else:
+            metric = float(np.mean((pred.numpy() - targets["y_val"]) ** 2))
+        stats.append(
+            {
+                "epoch": epoch,
+                "train_loss": float(np.mean(losses)),
+                "val_metric": metric,
+                "train_time_s": elapsed,
+            }
+        )
+    return stats

@@ -98,12 +98,7 @@ def train_step_fn(
     model, fn, xs, dev = _prepare(graph, weights, arrays, s, device)
     model.train()
     ys = [torch.from_numpy(t).to(dev) for t in targets]
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = (
-        torch.optim.SGD(params, lr=workload.lr)
-        if workload.optimizer == "sgd"
-        else torch.optim.Adam(params, lr=workload.lr)
-    )
+    opt = _optimizer([p for p in model.parameters() if p.requires_grad], workload)
 
     def step() -> float:
         opt.zero_grad(set_to_none=True)
@@ -155,12 +150,7 @@ def train_step(
 ) -> tuple[float, NeutralWeights]:
     """One parity step; returns the loss and the updated trainable neutral weights."""
     model = build_torch.build(graph, weights).train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = (
-        torch.optim.SGD(params, lr=workload.lr)
-        if workload.optimizer == "sgd"
-        else torch.optim.Adam(params, lr=workload.lr)
-    )
+    opt = _optimizer([p for p in model.parameters() if p.requires_grad], workload)
     opt.zero_grad()
     outs = _as_tuple(model(*[torch.from_numpy(x) for x in inputs]))
     loss = sum(
@@ -169,3 +159,59 @@ def train_step(
     loss.backward()  # type: ignore[union-attr]
     opt.step()
     return float(loss), build_torch.dump_weights(model, names)
+
+
+def _optimizer(params: list[torch.Tensor], w: Any) -> torch.optim.Optimizer:
+    if w.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=w.lr, momentum=getattr(w, "momentum", 0.0))
+    return torch.optim.Adam(params, lr=w.lr)
+
+
+def fit(
+    graph: SpecGraph,
+    weights: NeutralWeights,
+    data: dict[str, np.ndarray],
+    w: Any,
+    s: TorchSettings,
+    device: str,
+    task: str,
+) -> list[dict[str, float]]:
+    """Train epoch by epoch in the given batch order; evaluate after each epoch."""
+    import time
+
+    model, fn, _, dev = _prepare(graph, weights, [data["x_train"][:1]], s, device)
+    opt = _optimizer([p for p in model.parameters() if p.requires_grad], w)
+    x, y = torch.from_numpy(data["x_train"]).to(dev), torch.from_numpy(data["y_train"]).to(dev)
+    xv, yv = torch.from_numpy(data["x_val"]).to(dev), torch.from_numpy(data["y_val"]).to(dev)
+    loss_fn: Any = torch.nn.CrossEntropyLoss() if task == "classification" else torch.nn.MSELoss()
+    stats, elapsed = [], 0.0
+    for epoch, order in enumerate(data["orders"], start=1):
+        model.train()
+        losses, t0 = [], time.perf_counter()
+        for i in range(0, len(order) - w.batch + 1, w.batch):
+            idx = torch.from_numpy(order[i : i + w.batch]).to(dev)
+            opt.zero_grad(set_to_none=True)
+            with _autocast(s, dev):
+                out = fn(x[idx])
+            loss = loss_fn(out.float(), y[idx])
+            loss.backward()
+            opt.step()
+            losses.append(float(loss))
+        elapsed += time.perf_counter() - t0
+        model.eval()
+        with torch.no_grad(), _autocast(s, dev):
+            pred = torch.cat([model(xv[i : i + 256]).float() for i in range(0, len(xv), 256)])
+        metric = (
+            (pred.argmax(1) == yv).float().mean()
+            if task == "classification"
+            else torch.mean((pred - yv) ** 2)
+        )
+        stats.append(
+            {
+                "epoch": epoch,
+                "train_loss": float(np.mean(losses)),
+                "val_metric": float(metric),
+                "train_time_s": elapsed,
+            }
+        )
+    return stats
