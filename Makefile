@@ -17,6 +17,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/fwadvisor parity --all --size small
+	$(BIN)/fwadvisor probe lenet5 --workload infer,train,cold --batch 1,16 --min-time 0.5
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -31,6 +32,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/parity_zoo.py --size default
+	$(BIN)/python benchmarks/harness_overhead.py
+	$(BIN)/python benchmarks/repeatability.py
+	$(BIN)/python benchmarks/independent_harness.py
+	$(BIN)/python benchmarks/probe_cost.py --size default
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -43,7 +43,9 @@ def _materialise(outs: tuple[torch.Tensor, ...], dev: torch.device) -> None:
         torch.cuda.synchronize(dev)
         return
     for o in outs:  # zero-copy views; bf16 has no numpy dtype, so view its bits
-        (o.view(torch.int16) if o.dtype == torch.bfloat16 else o).detach().numpy()
+        if o.dtype == torch.bfloat16:
+            o = o.view(torch.int16)
+        (o.detach() if o.requires_grad else o).numpy()
 
 
 def _prepare(
@@ -64,7 +66,11 @@ def _prepare(
 
 
 def _autocast(s: TorchSettings, dev: torch.device) -> contextlib.AbstractContextManager[Any]:
-    return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=s.precision == "bf16")
+    """bf16 autocast, or a no-op. Entering even a disabled autocast costs ~1 us per call,
+    which is 2% of a 60 us MLP step, so fp32 steps skip it (see benchmarks.md)."""
+    if s.precision == "bf16":
+        return torch.autocast(dev.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def infer_step(
@@ -78,10 +84,19 @@ def infer_step(
     model.eval()
     grad_off = torch.inference_mode if s.inference_mode else torch.no_grad
 
-    def step() -> None:
-        with grad_off(), _autocast(s, dev):
-            outs = _as_tuple(fn(*xs))
-        _materialise(outs, dev)
+    if s.precision == "bf16":
+
+        def step() -> None:
+            with grad_off(), _autocast(s, dev):
+                outs = _as_tuple(fn(*xs))
+            _materialise(outs, dev)
+
+    else:
+
+        def step() -> None:
+            with grad_off():
+                outs = _as_tuple(fn(*xs))
+            _materialise(outs, dev)
 
     return step
 
