@@ -27,6 +27,12 @@ class MeasureConfig(BaseModel):
     warmup_tolerance: float = Field(default=0.05, gt=0, description="Window-median change.")
     max_warmup_s: float = Field(default=10.0, ge=0)
     max_warmup_iters: int = Field(default=500, ge=0)
+    stop_above_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Tuning's early stop: if the warm-up median exceeds this, skip the timed "
+        "loop and report the warm-up statistics (stopped_early=True).",
+    )
 
 
 class Timing(BaseModel):
@@ -44,6 +50,7 @@ class Timing(BaseModel):
     iqr_s: float
     total_s: float
     noisy: bool = Field(description=f"IQR/median > {NOISY_IQR:.0%}")
+    stopped_early: bool = Field(default=False, description="From warm-up only (tuning).")
 
     @property
     def compile_s(self) -> float:
@@ -55,8 +62,10 @@ def _window_median(times: list[float], n: int) -> float:
     return statistics.median(times[-n:])
 
 
-def warm_up(step: Callable[[], object], cfg: MeasureConfig) -> tuple[int, bool]:
-    """Run windows of ``warmup_window`` calls until two consecutive window medians agree."""
+def warm_up(step: Callable[[], object], cfg: MeasureConfig) -> tuple[list[float], bool]:
+    """Run windows of ``warmup_window`` calls until two consecutive window medians agree.
+
+    Returns every warm-up time and whether it stabilised."""
     times: list[float] = []
     w, start, prev = cfg.warmup_window, time.perf_counter(), None
     while len(times) < cfg.max_warmup_iters:
@@ -66,11 +75,11 @@ def warm_up(step: Callable[[], object], cfg: MeasureConfig) -> tuple[int, bool]:
             times.append(time.perf_counter() - t0)
         med = _window_median(times, w)
         if prev is not None and abs(med - prev) <= cfg.warmup_tolerance * prev:
-            return len(times), True
+            return times, True
         prev = med
         if time.perf_counter() - start >= cfg.max_warmup_s:
             break
-    return len(times), False
+    return times, False
 
 
 def timed_loop(step: Callable[[], object], cfg: MeasureConfig) -> list[float]:
@@ -129,5 +138,11 @@ def measure(
     """Full method. Pass ``first_call_s`` if the caller already made (and timed) the first
     call, e.g. inside a separate memory pass."""
     first = first_call(step) if first_call_s is None else first_call_s
-    warm = warm_up(step, cfg)
-    return summarize(timed_loop(step, cfg), first, warm)
+    warm, stable = warm_up(step, cfg)
+    if warm and cfg.stop_above_s is not None:
+        tail = warm[-cfg.warmup_window :]
+        if statistics.median(tail) > cfg.stop_above_s:
+            return summarize(tail, first, (len(warm), stable)).model_copy(
+                update={"stopped_early": True}
+            )
+    return summarize(timed_loop(step, cfg), first, (len(warm), stable))

@@ -62,12 +62,19 @@ class Prober:
         settings: FrameworkSettings | None = None,
         device: Device = "cpu",
         seed: int = 0,
+        measure: MeasureConfig | None = None,
     ) -> ProbeResult:
+        """Measure once, or answer from the store. ``measure`` overrides the method for
+        this call (tuning sets an early-stop threshold per trial)."""
         if spec is not None:
             self.check(spec, framework, workload, settings, device)
         env = environment()
         s = settings or default_settings(framework)
-        key = result_key(spec, framework, workload, s, device, str(seed), self.measure, env.key())
+        measure = measure or self.measure
+        # The early-stop threshold is not part of the question: a stored full measurement
+        # answers any threshold (and partial ones are never stored).
+        method = measure.model_copy(update={"stop_above_s": None})
+        key = result_key(spec, framework, workload, s, device, str(seed), method, env.key())
         if self.store is not None and not self.fresh:
             cached = self.store.get(key)
             if cached is not None:
@@ -80,13 +87,15 @@ class Prober:
             settings=s,
             device=device,
             seed=seed,
-            measure=self.measure,
+            measure=measure,
             limits=self.limits,
         )
         result = self.runner.run(req)
         if result.status == "ok" and spec is not None:
             self._add_efficiency(result, spec, workload, device)
-        if result.status == "ok" and self.store is not None:
+        timing = result.measurement.timing if result.measurement else None
+        partial = timing is not None and timing.stopped_early  # a pruned trial's warm-up only
+        if result.status == "ok" and not partial and self.store is not None:
             self.store.put(
                 key,
                 spec=spec,

@@ -32,7 +32,35 @@ CREATE TABLE IF NOT EXISTS results (
     result TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS results_lookup ON results (framework, workload, env_key);
+CREATE TABLE IF NOT EXISTS tuned (
+    study TEXT PRIMARY KEY,
+    spec_hash TEXT NOT NULL,
+    model TEXT NOT NULL,
+    framework TEXT NOT NULL,
+    workload TEXT NOT NULL,
+    objective TEXT NOT NULL,
+    env_key TEXT NOT NULL,
+    features TEXT NOT NULL,
+    params TEXT NOT NULL,
+    value REAL,
+    created REAL NOT NULL
+);
 """
+
+
+class TunedBest(BaseModel):
+    """The best settings a study found, kept to warm-start studies of similar models."""
+
+    study: str
+    spec_hash: str
+    model: str
+    framework: str
+    workload: str
+    objective: str
+    env_key: str
+    features: dict[str, float]
+    params: dict[str, object]
+    value: float | None
 
 
 def spec_hash(spec: ModelSpec) -> str:
@@ -132,6 +160,44 @@ class ResultStore:
                 env_key=r[6],
                 created=r[7],
                 result=ProbeResult.model_validate_json(r[8]),
+            )
+            for r in rows
+        ]
+
+    def put_tuned(self, best: TunedBest) -> None:
+        row = (
+            best.study,
+            best.spec_hash,
+            best.model,
+            best.framework,
+            best.workload,
+            best.objective,
+            best.env_key,
+            json.dumps(best.features),
+            json.dumps(best.params),
+            best.value,
+            time.time(),
+        )
+        with self._db() as db:
+            db.execute("INSERT OR REPLACE INTO tuned VALUES (?,?,?,?,?,?,?,?,?,?,?)", row)
+
+    def tuned(
+        self, *, framework: str, workload: str, objective: str, env_key: str
+    ) -> list[TunedBest]:
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT study, spec_hash, model, framework, workload, objective, env_key, "
+                "features, params, value FROM tuned WHERE framework = ? AND workload = ? "
+                "AND objective = ? AND env_key = ?",
+                (framework, workload, objective, env_key),
+            ).fetchall()
+        keys = ("study", "spec_hash", "model", "framework", "workload", "objective", "env_key")
+        return [
+            TunedBest(
+                **dict(zip(keys, r[:7], strict=True)),
+                features=json.loads(r[7]),
+                params=json.loads(r[8]),
+                value=r[9],
             )
             for r in rows
         ]

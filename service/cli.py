@@ -21,7 +21,7 @@ from probes.spec import (
     resolve_spec,
     zoo_names,
 )
-from service import probe_cmd
+from service import probe_cmd, tune_cmd
 from service.render import si, table
 from service.schemas import ModelList, ModelSummary, ParitySummary
 
@@ -158,6 +158,13 @@ def cmd_probe(args: argparse.Namespace, settings: Settings) -> int:
     return probe_cmd.cmd_probe(args, settings, spec)
 
 
+def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
+    if args.trials < 1 or args.batch < 1 or min(args.batches) < 1:
+        raise AdvisorError("--trials, --batch and --batches must be >= 1")
+    spec, _ = _load(settings, args.model, args.size)
+    return tune_cmd.cmd_tune(args, settings, spec)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fwadvisor", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -185,9 +192,11 @@ def parser() -> argparse.ArgumentParser:
     par.set_defaults(func=cmd_parity)
     probe = probe_cmd.add_parser(sub)
     probe.set_defaults(func=cmd_probe)
-    for cmd in (ls, show, par, probe):
+    tune = tune_cmd.add_parser(sub)
+    tune.set_defaults(func=cmd_tune)
+    for cmd in (ls, show, par, probe, tune):
         cmd.add_argument("--json", action="store_true", help="machine-readable output")
-    for cmd in (show, par, probe):
+    for cmd in (show, par, probe, tune):
         cmd.add_argument("--size", default=None, help="input-size preset, e.g. 'small'")
     return p
 

@@ -34,8 +34,18 @@ def test_unstable_warmup_reported() -> None:
         n = next(counter)
         sum(range(200 * n))
 
-    iters, stable = warm_up(drifting, MeasureConfig(max_warmup_iters=30, warmup_tolerance=0.01))
-    assert iters == 30 and not stable
+    times, stable = warm_up(drifting, MeasureConfig(max_warmup_iters=30, warmup_tolerance=0.01))
+    assert len(times) == 30 and not stable
+
+
+def test_stop_above_skips_timed_loop() -> None:
+    calls = []
+    slow = MeasureConfig(min_time_s=0.0, min_iters=1000, stop_above_s=1e-9)
+    t = measure(lambda: calls.append(1), slow)
+    assert t.stopped_early and t.iterations == slow.warmup_window
+    assert len(calls) == 1 + t.warmup_iters  # no timed loop ran
+    fast = measure(lambda: None, FAST.model_copy(update={"stop_above_s": 10.0}))
+    assert not fast.stopped_early and fast.iterations == 25
 
 
 def test_statistics_and_noise_flag() -> None:
