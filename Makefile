@@ -18,6 +18,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/fwadvisor parity --all --size small
 	$(BIN)/fwadvisor probe lenet5 --workload infer,train,cold --batch 1,16 --min-time 0.5
+	$(BIN)/fwadvisor tune lenet5 --framework both --trials 8
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -36,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/repeatability.py
 	$(BIN)/python benchmarks/independent_harness.py
 	$(BIN)/python benchmarks/probe_cost.py --size default
+	$(BIN)/python benchmarks/tuner_efficiency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -21,8 +21,12 @@ from probes.settings import cpu_budget
 PACKAGES = ("torch", "tensorflow-cpu", "tensorflow", "keras", "numpy")
 
 
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
 class Environment(BaseModel):
     cpu_model: str
+    native_bf16: bool = False
     logical_cores: int
     cores_available: int
     memory_gib: float
@@ -33,7 +37,9 @@ class Environment(BaseModel):
 
     def key(self) -> str:
         """Stable hash of everything that can change a measurement."""
-        blob = json.dumps(self.model_dump(), sort_keys=True)
+        # native_bf16 is derived from the CPU (already in the key): leaving it out keeps
+        # stores written before the field existed valid.
+        blob = json.dumps(self.model_dump(exclude={"native_bf16"}), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -45,6 +51,16 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
 
 
 def _memory_gib() -> float:
@@ -71,6 +87,7 @@ def _versions() -> dict[str, str]:
 def environment() -> Environment:
     return Environment(
         cpu_model=_cpu_model(),
+        native_bf16=bool(_cpu_flags() & set(BF16_FLAGS)),
         logical_cores=os.cpu_count() or 1,
         cores_available=cpu_budget(),
         memory_gib=_memory_gib(),

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from probes.environment import environment
 from probes.errors import AdvisorError
 from probes.features import spec_features
 from probes.probe import Prober
@@ -102,6 +103,24 @@ def study_name(spec: ModelSpec, framework: Framework, cfg: TuneConfig, device: D
     )
 
 
+def informed_starts(
+    default: dict[str, Any], space: dict[str, list[Any]], native_bf16: bool
+) -> list[dict[str, Any]]:
+    """Points that domain knowledge says to try right after the defaults:
+    - throughput rises with batch until memory runs out (Triton Model Analyzer's quick
+      search starts from the same prior), so try the largest batch;
+    - on CPUs with native bf16 (AMX / AVX512-BF16) bf16 usually wins (PyTorch's CPU
+      performance guide), so try it too.
+    """
+    base = dict(default)
+    if "batch" in space:
+        base["batch"] = max(space["batch"])
+    out = [base]
+    if native_bf16 and "bf16" in space.get("precision", []):
+        out.append({**base, "precision": "bf16"})
+    return [p for p in out if p != default]
+
+
 def spent_probe(t: FrozenTrial) -> bool:
     """Did this trial spend a probe and get a result (COMPLETE, PRUNED, or FAIL + reason)?"""
     if not t.user_attrs.get(RAN) or t.state == TrialState.RUNNING:
@@ -145,12 +164,14 @@ class FrameworkTuner:
         storage: optuna.storages.RDBStorage,
         device: Device = "cpu",
         progress: Callable[[str], None] | None = None,
+        space: dict[str, list[Any]] | None = None,
     ) -> None:
+        """``space`` narrows the search (benchmarks); by default every knob that matters."""
         self.spec, self.fw, self.cfg, self.prober = spec, framework, cfg, prober
         self.storage, self.device = storage, device
         self.progress = progress or (lambda _msg: None)
         graph = build_graph(spec)
-        self.space = search_space(
+        self.space = space or search_space(
             framework, graph, cfg.workload, cfg.objective, cfg.batches, device
         )
         self.features = spec_features(graph)
@@ -194,8 +215,14 @@ class FrameworkTuner:
         )
         if default is not None:
             self.study.enqueue_trial(default, user_attrs={"source": "default"})
+        queued = [default]
+        if self.cfg.informed_starts and default is not None:
+            for params in informed_starts(default, self.space, environment().native_bf16):
+                if params not in queued:
+                    self.study.enqueue_trial(params, user_attrs={"source": "informed"})
+                    queued.append(params)
         for params in warm:
-            if params != default:
+            if params not in queued:
                 self.study.enqueue_trial(
                     params, user_attrs={"source": "warm-start"}, skip_if_exists=True
                 )

@@ -27,6 +27,11 @@ class TuneConfig(BaseModel):
         default=1.5, gt=1, description="Stop a trial whose warm-up is this much slower."
     )
     warm_start: bool = True
+    informed_starts: bool = Field(
+        default=True,
+        description="Right after the defaults, try the largest batch (throughput) and bf16 "
+        "(when the CPU has native bf16).",
+    )
     heartbeat_s: int = Field(default=10, gt=0)
     grace_s: int = Field(default=60, gt=0, description="A RUNNING trial older is stale.")
 

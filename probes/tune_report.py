@@ -138,11 +138,16 @@ def tune(
     frameworks: tuple[Framework, ...] = FRAMEWORKS,
     device: Device = "cpu",
     progress: Callable[[str], None] | None = None,
+    spaces: dict[str, dict[str, list[Any]]] | None = None,
 ) -> TuneReport:
+    """Tune each framework in turn (never concurrently: they would share the cores).
+    ``spaces`` optionally narrows a framework's search space (used by benchmarks)."""
     storage = storage_for(storage_url, cfg.heartbeat_s, cfg.grace_s)
     results: list[FrameworkTuning] = []
     for fw in frameworks:  # one after the other: measurements never share the cores
-        tuner = FrameworkTuner(spec, fw, cfg, prober, storage, device, progress)
+        tuner = FrameworkTuner(
+            spec, fw, cfg, prober, storage, device, progress, (spaces or {}).get(fw)
+        )
         tuner.enqueue_starts(warm_params(prober.store, spec, fw, cfg, tuner.space))
         tuner.run()
         summary = summarize_study(tuner)

@@ -12,12 +12,12 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from probes.errors import AdvisorError, UnsupportedError
+from probes.frameworks import Backend
 from probes.measure import first_call, measure
 from probes.memory import PeakSampler, maxrss_bytes, rss_bytes
 from probes.protocol import (
@@ -50,16 +50,18 @@ OOM_MARKERS = (
 )
 
 
-def import_backend(req: ProbeRequest) -> ModuleType:
+def import_backend(req: ProbeRequest) -> Backend:
     """Apply process-level settings, then import the one framework this worker uses."""
     s = req.effective_settings()
     if isinstance(s, TFSettings):
         os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1" if s.onednn else "0"
-        return importlib.import_module("probes.frameworks.tf_backend")
-    return importlib.import_module("probes.frameworks.torch_backend")
+        module: Any = importlib.import_module("probes.frameworks.tf_backend")
+    else:
+        module = importlib.import_module("probes.frameworks.torch_backend")
+    return cast(Backend, module)
 
 
-def _parity(req: ProbeRequest, backend: ModuleType, graph: SpecGraph) -> dict[str, object]:
+def _parity(req: ProbeRequest, backend: Backend, graph: SpecGraph) -> dict[str, object]:
     weights = init_weights(graph, req.seed)
     assert req.spec is not None and req.io_dir is not None
     io = Path(req.io_dir)
@@ -78,7 +80,7 @@ def _parity(req: ProbeRequest, backend: ModuleType, graph: SpecGraph) -> dict[st
     return {"loss": loss, "weights_file": f"weights_{req.framework}.npz"}
 
 
-def _step(req: ProbeRequest, backend: ModuleType, graph: SpecGraph | None) -> Any:
+def _step(req: ProbeRequest, backend: Backend, graph: SpecGraph | None) -> Any:
     """Build the model and return the timed step (materialises its result)."""
     w, s, dev = req.workload, req.effective_settings(), req.device
     if w.kind == "peak":

@@ -19,6 +19,7 @@ from probes.measure import MeasureConfig
 from probes.probe import Prober
 from probes.runner import SubprocessRunner
 from probes.store import ResultStore
+from probes.tune import informed_starts
 from probes.tune_models import TuneConfig
 from probes.tune_report import pareto_front, tune
 from tests.conftest import zoo_spec
@@ -211,3 +212,30 @@ def test_real_tuning_tiny_model(tmp_path: Path) -> None:
         assert fw.best_result.measurement and fw.best_result.measurement.timing
         assert fw.speedup is not None and fw.speedup >= 1.0
     assert rep.naive.winner in ("torch", "tensorflow") and rep.tuned.winner
+
+
+def test_informed_starts_follow_the_default() -> None:
+    space = {"precision": ["fp32", "bf16"], "batch": [1, 8, 32]}
+    default = {"precision": "fp32", "batch": 1}
+    assert informed_starts(default, space, native_bf16=False) == [
+        {"precision": "fp32", "batch": 32}
+    ]
+    assert informed_starts(default, space, native_bf16=True) == [
+        {"precision": "fp32", "batch": 32},
+        {"precision": "bf16", "batch": 32},
+    ]
+    assert informed_starts({"precision": "fp32"}, {"precision": ["fp32", "bf16"]}, True) == [
+        {"precision": "bf16"}
+    ]
+
+
+def test_informed_start_tries_largest_batch_second(tmp_path: Path) -> None:
+    rep = run(tmp_path, FakeRunner(), objective="throughput", n_trials=3, batches=[1, 8, 32])
+    first_two = rep.frameworks[0].history[:2]  # type: ignore[attr-defined]
+    assert [t.source for t in first_two] == ["default", "informed"]
+    assert [t.batch for t in first_two] == [1, 32]
+    (tmp_path / "plain").mkdir()
+    plain = run(
+        tmp_path / "plain", FakeRunner(), objective="throughput", n_trials=3, informed_starts=False
+    )
+    assert all(t.source != "informed" for t in plain.frameworks[0].history)  # type: ignore[attr-defined]

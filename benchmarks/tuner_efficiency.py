@@ -1,0 +1,207 @@
+"""Tuner efficiency: the tuner's best with a 10% trial budget against the exhaustive grid.
+
+Phase 1 (grid) measures every valid point of a benchmark search space for real, per
+model and framework, with the throughput objective (batch in the space). Results land
+in a results store, so a rerun measures nothing twice.
+Phase 2 (replay) runs the real tuner (same code as `fwadvisor tune`) against a runner
+that answers from the grid's measurements: each sampler and seed then sees exactly the
+numbers the grid saw, and "reached X% of the optimum" is exact.
+
+The benchmark space is the tuner's space minus torch.compile (17-40 s per trial on this
+CPU) and inter_threads: torch {threads, precision, channels_last (CNN), inference_mode,
+batch}; tensorflow {threads, mode (eager/function/xla), precision, onednn, batch}.
+
+Run: .venv/bin/python benchmarks/tuner_efficiency.py [--seeds 10] [--min-time 0.3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from probes.config import Settings
+from probes.measure import MeasureConfig
+from probes.probe import Prober
+from probes.protocol import FRAMEWORKS, Framework, InferWorkload, ProbeRequest, ProbeResult
+from probes.runner import SubprocessRunner
+from probes.settings import default_settings
+from probes.spec import ModelSpec, build_graph, resolve_spec
+from probes.store import ResultStore
+from probes.tune_models import TuneConfig
+from probes.tune_report import tune
+from probes.tune_space import search_space, to_params, to_settings
+
+MODELS = [("resnet18", "CNN"), ("text_lstm", "RNN"), ("bert_tiny", "transformer")]
+BATCHES = [1, 8, 32]
+
+
+def bench_space(fw: Framework, spec: ModelSpec) -> dict[str, list[Any]]:
+    space = search_space(fw, build_graph(spec), "infer", "throughput", BATCHES)
+    space.pop("inter_threads")
+    space.pop("compile_mode", None)
+    if fw == "torch":
+        space["mode"] = ["eager"]
+    return space
+
+
+def key(fw: str, params: dict[str, Any]) -> str:
+    return fw + repr(sorted(params.items()))
+
+
+def run_grid(spec: ModelSpec, fw: Framework, prober: Prober) -> dict[str, ProbeResult]:
+    space = bench_space(fw, spec)
+    grid: dict[str, ProbeResult] = {}
+    for combo in itertools.product(*space.values()):
+        params = dict(zip(space, combo, strict=True))
+        s = to_settings(fw, params)
+        grid[key(fw, params)] = prober.probe(spec, fw, InferWorkload(batch=params["batch"]), s)
+    return grid
+
+
+class ReplayRunner:
+    """Answers each probe with the grid's measurement of the same point."""
+
+    def __init__(self, grid: dict[str, ProbeResult], space: dict[str, list[Any]]) -> None:
+        self.grid, self.space = grid, space
+
+    def run(self, request: ProbeRequest) -> ProbeResult:
+        s = request.effective_settings()
+        params = to_params(s, self.space, getattr(request.workload, "batch", None))
+        hit = self.grid.get(key(request.framework, params or {}))
+        if hit is None:
+            return ProbeResult(
+                status="unsupported",
+                framework=request.framework,
+                reason="outside the benchmark grid",
+            )
+        m, stop = hit.measurement, request.measure.stop_above_s
+        if m and m.timing and stop and m.timing.median_s > stop:  # what the worker would do
+            t = m.timing.model_copy(update={"stopped_early": True})
+            return hit.model_copy(update={"measurement": m.model_copy(update={"timing": t})})
+        return hit
+
+
+def best_tput(grid: dict[str, ProbeResult]) -> tuple[float, str]:
+    ok = [
+        (
+            r.measurement.throughput_sps or 0.0,
+            r.measurement.settings_label + f" b={r.measurement.batch}",
+        )
+        for r in grid.values()
+        if r.status == "ok" and r.measurement
+    ]
+    return max(ok)
+
+
+Variant = tuple[str, str, bool]  # label, sampler, informed starts
+VARIANTS: list[Variant] = [
+    ("tpe + informed", "tpe", True),
+    ("tpe", "tpe", False),
+    ("tpe-multivariate + informed", "tpe-multivariate", True),
+    ("random + informed", "random", True),
+    ("random", "random", False),
+]
+
+
+def replay(
+    spec: ModelSpec,
+    fw: Framework,
+    grid: dict[str, ProbeResult],
+    space: dict[str, list[Any]],
+    variant: Variant,
+    budget: int,
+    seed: int,
+) -> float:
+    """Share of the grid optimum that the tuner's best reaches with ``budget`` trials."""
+    _, sampler, informed = variant
+    cfg = TuneConfig(
+        objective="throughput",
+        batches=BATCHES,
+        n_trials=budget,
+        sampler=sampler,
+        seed=seed,
+        warm_start=False,  # type: ignore[arg-type]
+        informed_starts=informed,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        rep = tune(
+            spec,
+            cfg,
+            Prober(ReplayRunner(grid, space)),
+            f"sqlite:///{Path(tmp)}/s.db",
+            (fw,),
+            spaces={fw: space},
+        )
+    best = rep.frameworks[0].best
+    return (best.values[0] if best and best.values else 0.0) / best_tput(grid)[0]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--min-time", type=float, default=0.3)
+    ap.add_argument("--budgets", default="0.1,0.2,0.3", help="shares of the grid's points")
+    args = ap.parse_args()
+    shares = [float(b) for b in args.budgets.split(",")]
+    settings = Settings()
+    store = ResultStore(settings.data_dir / "bench" / "tuner_grid.sqlite")
+    # Bounded per point: slow corners (TF eager bf16 at batch 32) would take minutes each.
+    method = MeasureConfig(min_time_s=args.min_time, min_iters=5, max_warmup_s=2.0, max_time_s=3.0)
+    prober = Prober(SubprocessRunner(), store, method)
+    results: dict[tuple[str, float], list[float]] = {}
+    head = " | ".join(f"{v[0]}" for v in VARIANTS)
+    print(
+        f"Per model: median (worst) share of the grid optimum over {args.seeds} seeds, "
+        f"at a {shares[0]:.0%} budget\n"
+    )
+    print(
+        "| model | framework | grid points | budget | grid optimum (samples/s) | "
+        f"default (samples/s) | optimum/default | {head} |"
+    )
+    print("|---|---|---:|---:|---|---:|---:|" + "---:|" * len(VARIANTS))
+    for name, _kind in MODELS:
+        spec = resolve_spec(name, settings.zoo_dir).resized("small")
+        for fw in FRAMEWORKS:
+            grid = run_grid(spec, fw, prober)
+            space = bench_space(fw, spec)
+            opt, opt_label = best_tput(grid)
+            dflt = grid[key(fw, to_params(default_settings(fw), space, BATCHES[0]) or {})]
+            d_tput = dflt.measurement.throughput_sps if dflt.measurement else None
+            cells = []
+            for share in shares:
+                budget = max(1, math.floor(share * len(grid)))
+                for v in VARIANTS:
+                    found = [replay(spec, fw, grid, space, v, budget, s) for s in range(args.seeds)]
+                    results.setdefault((v[0], share), []).extend(found)
+                    if share == shares[0]:
+                        cells.append(
+                            f"{100 * statistics.median(found):.1f}% ({100 * min(found):.1f}%)"
+                        )
+            print(
+                f"| {name} | {fw} | {len(grid)} | {max(1, math.floor(shares[0] * len(grid)))}"
+                f" | {opt:,.0f} ({opt_label}) | {d_tput or 0:,.0f} | "
+                f"{opt / (d_tput or math.inf):.2f}x | " + " | ".join(cells) + " |",
+                flush=True,
+            )
+    print(
+        "\nAll models, frameworks and seeds: median share of the grid optimum (share of runs "
+        ">= 97%)\n"
+    )
+    print("| variant | " + " | ".join(f"{s:.0%} budget" for s in shares) + " |")
+    print("|---|" + "---:|" * len(shares))
+    for v in VARIANTS:
+        cells = []
+        for s in shares:
+            vals = results[(v[0], s)]
+            hit = sum(x >= 0.97 for x in vals) / len(vals)
+            cells.append(f"{100 * statistics.median(vals):.1f}% ({100 * hit:.0f}%)")
+        print(f"| {v[0]} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
