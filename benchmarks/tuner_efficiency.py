@@ -100,9 +100,8 @@ def best_tput(grid: dict[str, ProbeResult]) -> tuple[float, str]:
 
 Variant = tuple[str, str, bool]  # label, sampler, informed starts
 VARIANTS: list[Variant] = [
-    ("tpe + informed", "tpe", True),
+    ("tpe + informed (default)", "tpe", True),
     ("tpe", "tpe", False),
-    ("tpe-multivariate + informed", "tpe-multivariate", True),
     ("random + informed", "random", True),
     ("random", "random", False),
 ]
