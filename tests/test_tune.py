@@ -113,7 +113,9 @@ def test_warm_start_uses_similar_model(tmp_path: Path) -> None:
     second = run(tmp_path, FakeRunner(), name="mobilenet_v2", store=True, n_trials=3)
     torch = second.frameworks[0]  # type: ignore[attr-defined]
     warm = [t for t in torch.history if t.source == "warm-start"]
-    assert warm and warm[0].params == best and warm[0].number == 1  # right after default
+    informed = sum(t.source == "informed" for t in torch.history)
+    assert warm and warm[0].params == best
+    assert warm[0].number == 1 + informed  # queued right after the default and priors
 
 
 def test_resumes_after_sigkill(tmp_path: Path) -> None:
