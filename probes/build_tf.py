@@ -20,6 +20,7 @@ from probes import tf_layers as tl
 from probes.spec import GraphNode, SpecGraph, TensorInfo
 from probes.spec.ops_core import ACTIVATIONS
 from probes.spec.ops_spatial import axis_paddings, pair, resolve_pads
+from probes.tf_weights import load_weights
 from probes.weights import NeutralWeights
 
 CL, NEUTRAL = "cl", "neutral"
@@ -242,127 +243,5 @@ def build(graph: SpecGraph, weights: NeutralWeights) -> KerasBuild:
         name=graph.spec.name.replace(".", "_").replace("-", "_"),
     )
     built = KerasBuild(model, cores, layouts, [o.layout for o in outs])
-    load_weights(built, graph, weights)
+    load_weights(built.cores, graph, weights)
     return built
-
-
-# ---- neutral <-> Keras weight conversion -------------------------------------------
-
-
-def _is_depthwise(node: GraphNode, c_in: int) -> bool:
-    return bool(node.op in ("conv1d", "conv2d") and node.params.groups == c_in > 1)
-
-
-GRU_PERM = [1, 0, 2]  # PyTorch r,z,n <-> Keras z,r,n (its own inverse)
-
-
-def _gru_rows(a: np.ndarray) -> np.ndarray:
-    return np.concatenate([np.split(a, 3, axis=0)[i] for i in GRU_PERM], axis=0)
-
-
-def _to_keras(node: GraphNode, c_in: int, w: dict[str, np.ndarray]) -> list[np.ndarray]:
-    op = node.op
-    if op == "dense":
-        return [w["weight"].T, *([w["bias"]] if "bias" in w else [])]
-    if op in ("conv1d", "conv2d"):
-        k = w["weight"]
-        if _is_depthwise(node, c_in):
-            m = k.shape[0] // c_in
-            k = k.reshape(c_in, m, *k.shape[2:])
-            k = k.transpose(2, 3, 0, 1) if k.ndim == 4 else k.transpose(2, 0, 1)
-        else:
-            k = k.transpose(*range(2, k.ndim), 1, 0)
-        return [k, *([w["bias"]] if "bias" in w else [])]
-    if op == "batch_norm":
-        return [w["gamma"], w["beta"], w["running_mean"], w["running_var"]]
-    if op == "layer_norm":
-        return [w["gamma"], w["beta"]]
-    if op in ("embedding", "position_embedding"):
-        return [w["weight"]]
-    if op in ("lstm", "gru"):
-        out = []
-        for d in ("", "_reverse") if node.params.bidirectional else ("",):
-            if op == "lstm":
-                out += [w[f"w_ih{d}"].T, w[f"w_hh{d}"].T, w[f"b{d}"]]
-            else:
-                out += [
-                    _gru_rows(w[f"w_ih{d}"]).T,
-                    _gru_rows(w[f"w_hh{d}"]).T,
-                    np.stack([_gru_rows(w[f"b_ih{d}"]), _gru_rows(w[f"b_hh{d}"])]),
-                ]
-        return out
-    if op == "self_attention":
-        e, h = w["w_q"].shape[0], node.params.num_heads
-        out = []
-        for n in "qkv":
-            out += [w[f"w_{n}"].T.reshape(e, h, e // h), w[f"b_{n}"].reshape(h, e // h)]
-        return [*out, w["w_o"].T.reshape(h, e // h, e), w["b_o"]]
-    raise NotImplementedError(op)
-
-
-def _from_keras(node: GraphNode, c_in: int, v: list[np.ndarray]) -> dict[str, np.ndarray]:
-    op = node.op
-    if op == "dense":
-        return {"weight": v[0].T, **({"bias": v[1]} if len(v) > 1 else {})}
-    if op in ("conv1d", "conv2d"):
-        k = v[0]
-        if _is_depthwise(node, c_in):
-            k = k.transpose(2, 3, 0, 1) if k.ndim == 4 else k.transpose(1, 2, 0)
-            k = k.reshape(-1, 1, *k.shape[2:])
-        else:
-            k = k.transpose(k.ndim - 1, k.ndim - 2, *range(k.ndim - 2))
-        return {"weight": k, **({"bias": v[1]} if len(v) > 1 else {})}
-    if op == "batch_norm":
-        return dict(zip(("gamma", "beta", "running_mean", "running_var"), v, strict=True))
-    if op == "layer_norm":
-        return {"gamma": v[0], "beta": v[1]}
-    if op in ("embedding", "position_embedding"):
-        return {"weight": v[0]}
-    if op in ("lstm", "gru"):
-        out = {}
-        dirs = ("", "_reverse") if node.params.bidirectional else ("",)
-        for i, d in enumerate(dirs):
-            k, r, b = v[3 * i : 3 * i + 3]
-            if op == "lstm":
-                out.update({f"w_ih{d}": k.T, f"w_hh{d}": r.T, f"b{d}": b})
-            else:
-                out.update(
-                    {
-                        f"w_ih{d}": _gru_rows(k.T),
-                        f"w_hh{d}": _gru_rows(r.T),
-                        f"b_ih{d}": _gru_rows(b[0]),
-                        f"b_hh{d}": _gru_rows(b[1]),
-                    }
-                )
-        return out
-    if op == "self_attention":
-        e = v[0].shape[0]
-        out = {}
-        for i, n in enumerate("qkv"):
-            out[f"w_{n}"] = v[2 * i].reshape(e, e).T
-            out[f"b_{n}"] = v[2 * i + 1].reshape(e)
-        return {**out, "w_o": v[6].reshape(e, e).T, "b_o": v[7]}
-    raise NotImplementedError(op)
-
-
-def load_weights(built: KerasBuild, graph: SpecGraph, weights: NeutralWeights) -> None:
-    for node in graph.nodes:
-        if node.id in weights:
-            c_in = graph.tensors[node.inputs[0]].shape[0]
-            arrays = [np.ascontiguousarray(a) for a in _to_keras(node, c_in, weights[node.id])]
-            built.cores[node.id].set_weights(arrays)
-
-
-def dump_weights(
-    built: KerasBuild, graph: SpecGraph, names: dict[str, list[str]] | None = None
-) -> NeutralWeights:
-    out: NeutralWeights = {}
-    for node in graph.nodes:
-        if node.id not in built.cores:
-            continue
-        c_in = graph.tensors[node.inputs[0]].shape[0]
-        full = _from_keras(node, c_in, built.cores[node.id].get_weights())
-        keep = names.get(node.id, []) if names is not None else list(full)
-        if keep:
-            out[node.id] = {k: np.ascontiguousarray(full[k]) for k in keep}
-    return out

@@ -15,9 +15,10 @@ from probes.protocol import FRAMEWORKS, Framework, ProbeResult
 from probes.settings import Device
 from probes.spec import ModelSpec, build_graph
 from probes.store import ResultStore, TunedBest, spec_hash
-from probes.tune import FrameworkTuner, storage_for, summarize_trial
+from probes.tune import FrameworkTuner
 from probes.tune_models import FrameworkTuning, TrialSummary, TuneConfig, TuneReport, Verdict
 from probes.tune_space import space_size
+from probes.tune_study import storage_for, summarize_trial
 
 WARM_STARTS = 3
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from probes.environment import Environment
 from probes.parity import ParityReport
+from probes.protocol import Framework, ProbeResult
 
 
 class ModelSummary(BaseModel):
@@ -24,3 +26,28 @@ class ModelList(BaseModel):
 class ParitySummary(BaseModel):
     passed: bool
     reports: list[ParityReport]
+
+
+class ProbeRow(BaseModel):
+    framework: Framework
+    workload: str
+    batch: int
+    settings: str
+    result: ProbeResult
+
+
+class Comparison(BaseModel):
+    workload: str
+    batch: int
+    faster: Framework | None
+    ratio: float | None = None
+    note: str
+
+
+class ProbeReport(BaseModel):
+    model: str
+    input_shapes: dict[str, list[int]]
+    environment: Environment
+    machine_peak_gflops: float | None
+    rows: list[ProbeRow]
+    comparisons: list[Comparison]

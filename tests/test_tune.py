@@ -19,9 +19,9 @@ from probes.measure import MeasureConfig
 from probes.probe import Prober
 from probes.runner import SubprocessRunner
 from probes.store import ResultStore
-from probes.tune import informed_starts
 from probes.tune_models import TuneConfig
 from probes.tune_report import pareto_front, tune
+from probes.tune_study import informed_starts
 from tests.conftest import zoo_spec
 from tests.tuning_fakes import FakeRunner
 

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from probes import build_tf
+from probes import build_tf, tf_weights
 from probes.errors import UnsupportedError
 from probes.settings import TFSettings, cpu_budget
 from probes.spec import SpecGraph
@@ -202,7 +202,7 @@ def train_step(
         )
     variables = built.model.trainable_variables
     opt.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
-    return float(loss), build_tf.dump_weights(built, graph, names)
+    return float(loss), tf_weights.dump_weights(built.cores, graph, names)
 
 
 def fit(
