@@ -119,7 +119,6 @@ class ProbeRequest(BaseModel):
     device: Device = "cpu"
     seed: int = 0
     io_dir: str | None = Field(default=None, description="Holds inputs.npz for parity.")
-    threads: int | None = Field(default=None, gt=0, description="Parity only.")
     measure: MeasureConfig = Field(default_factory=MeasureConfig)
     limits: ProbeLimits = Field(default_factory=ProbeLimits)
     spawn_time: float | None = Field(default=None, description="Set by the runner (epoch s).")

@@ -81,10 +81,19 @@ def _materialise(out: Any) -> None:
         o.numpy()  # blocks until computed; zero-copy for CPU tensors
 
 
-def _optimizer(workload: Any) -> keras.optimizers.Optimizer:
+def _optimizer(workload: Any, first_step_parity: bool = False) -> keras.optimizers.Optimizer:
+    """SGD (with the workload's momentum, if any) or Adam with PyTorch's epsilon.
+
+    Keras adds epsilon to sqrt(v) before bias correction, PyTorch after it. For a single
+    step (t=1), epsilon * sqrt(1 - beta2) makes Keras's update equal PyTorch's
+    lr * g / (|g| + 1e-8) exactly (``first_step_parity``); see docs/spec.md.
+    """
     if workload.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate=workload.lr)
-    return keras.optimizers.Adam(learning_rate=workload.lr, epsilon=1e-8)
+        return keras.optimizers.SGD(
+            learning_rate=workload.lr, momentum=getattr(workload, "momentum", 0.0)
+        )
+    eps = 1e-8 * (1 - 0.999) ** 0.5 if first_step_parity else 1e-8
+    return keras.optimizers.Adam(learning_rate=workload.lr, beta_2=0.999, epsilon=eps)
 
 
 def infer_step(
@@ -180,16 +189,7 @@ def train_step(
 ) -> tuple[float, NeutralWeights]:
     """One parity step; returns the loss and the updated trainable neutral weights."""
     built = build_tf.build(graph, weights)
-    # Keras adds epsilon to sqrt(v) before bias correction, PyTorch after it. For this
-    # single step (t=1) epsilon * sqrt(1 - beta2) makes Keras's update equal PyTorch's
-    # lr * g / (|g| + 1e-8) exactly; see docs/spec.md, "Known framework differences".
-    opt = (
-        keras.optimizers.SGD(learning_rate=workload.lr)
-        if workload.optimizer == "sgd"
-        else keras.optimizers.Adam(
-            learning_rate=workload.lr, beta_2=0.999, epsilon=1e-8 * (1 - 0.999) ** 0.5
-        )
-    )
+    opt = _optimizer(workload, first_step_parity=True)
     fed = _feed(built, graph, inputs)
     native_targets = [
         build_tf.to_cl(t) if lay == build_tf.CL else t
@@ -235,11 +235,7 @@ def fit(
             for k in ("y_train", "y_val")
         }
         y = tf.constant(targets["y_train"])
-        opt = (
-            keras.optimizers.SGD(learning_rate=w.lr, momentum=w.momentum)
-            if w.optimizer == "sgd"
-            else keras.optimizers.Adam(learning_rate=w.lr, epsilon=1e-8)
-        )
+        opt = _optimizer(w)
         loss_fn = (
             keras.losses.SparseCategoricalCrossentropy(from_logits=True)
             if task == "classification"

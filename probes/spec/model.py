@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from probes.errors import SpecError
+
 IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
@@ -53,8 +55,6 @@ class ModelSpec(BaseModel):
         if size in (None, "default"):
             return self
         if size not in self.sizes:
-            from probes.errors import SpecError
-
             known = ", ".join(["default", *sorted(self.sizes)])
             raise SpecError(f"model '{self.name}' has no size '{size}' (known: {known})")
         preset = self.sizes[size]
