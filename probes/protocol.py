@@ -85,6 +85,23 @@ class EpochStats(BaseModel):
     train_time_s: float = Field(description="Cumulative training time (evaluation excluded).")
 
 
+ExportTarget = Literal["native", "onnx", "litert", "aot", "executorch", "tfjs"]
+EXPORT_TARGETS: tuple[ExportTarget, ...] = ("native", "onnx", "litert", "aot", "executorch", "tfjs")
+
+
+class ExportWorkload(BaseModel):
+    """Export to ``target``, load the artifact in its runtime, compare and time it.
+
+    The artifact has a static batch of ``batch``; inputs come from ``make_inputs`` with
+    the request's seed, and the reference is the source model on the same inputs.
+    """
+
+    kind: Literal["export"] = "export"
+    target: ExportTarget
+    batch: int = Field(default=1, gt=0)
+    keep_dir: str | None = Field(default=None, description="Copy the artifact here.")
+
+
 class PeakWorkload(BaseModel):
     """Attainable float32 GFLOP/s of this machine: a large square matmul (no model)."""
 
@@ -99,7 +116,8 @@ Workload = Annotated[
     | TrainWorkload
     | ColdStartWorkload
     | ConvergenceWorkload
-    | PeakWorkload,
+    | PeakWorkload
+    | ExportWorkload,
     Field(discriminator="kind"),
 ]
 
@@ -169,6 +187,9 @@ class Measurement(BaseModel):
 
 
 class ProbeResult(BaseModel):
+    # An infinite difference (shape mismatch) or NaN output must survive the trip.
+    model_config = ConfigDict(ser_json_inf_nan="constants")
+
     status: Status
     framework: Framework
     reason: str | None = None

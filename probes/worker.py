@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import os
 import sys
 import time
@@ -17,6 +16,7 @@ from typing import Any, cast
 import numpy as np
 
 from probes.errors import AdvisorError, UnsupportedError
+from probes.export_worker import run_export
 from probes.frameworks import Backend
 from probes.measure import first_call, measure
 from probes.memory import PeakSampler, maxrss_bytes, rss_bytes
@@ -117,6 +117,9 @@ def _measure(req: ProbeRequest, main_start: float) -> ProbeResult:
             graph.spec.task,
         )
         return ProbeResult(status="ok", framework=req.framework, data={"epochs": curve})
+    if req.workload.kind == "export":
+        assert graph is not None
+        return run_export(req, graph)
     if req.workload.kind in ("forward", "train_step"):
         return ProbeResult(status="ok", framework=req.framework, data=_parity(req, backend, graph))  # type: ignore[arg-type]
     baseline = rss_bytes()
@@ -196,7 +199,7 @@ def main() -> int:
         result = _failure(req, e)
     result.wall_s = time.perf_counter() - start
     with contextlib.suppress(BrokenPipeError):
-        out.write(json.dumps(result.model_dump(mode="json")) + "\n")
+        out.write(result.model_dump_json() + "\n")
         out.flush()
     return 0
 

@@ -1,0 +1,80 @@
+"""Worker side of the export probe: export, reload, compare with the source, time.
+
+Runs inside ``python -m probes.worker`` after the framework is imported and configured.
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import tempfile
+from pathlib import Path
+
+from probes.errors import UnsupportedError
+from probes.exports import NO_ROUTE, ExportData
+from probes.frameworks.exported import size_bytes
+from probes.measure import first_call, measure
+from probes.parity import compare
+from probes.protocol import ExportWorkload, ProbeRequest, ProbeResult
+from probes.spec import SpecGraph
+from probes.weights import init_weights, make_inputs
+
+MODULES = {"torch": "probes.frameworks.torch_export", "tensorflow": "probes.frameworks.tf_export"}
+
+
+def run_export(req: ProbeRequest, graph: SpecGraph) -> ProbeResult:
+    w = req.workload
+    assert isinstance(w, ExportWorkload)
+    if (req.framework, w.target) in NO_ROUTE:
+        raise UnsupportedError(NO_ROUTE[req.framework, w.target])
+    module = importlib.import_module(MODULES[req.framework])
+    weights = init_weights(graph, req.seed)
+    arrays = list(make_inputs(graph, w.batch, req.seed).values())
+    with tempfile.TemporaryDirectory(prefix=f"fwadvisor-export-{w.target}-") as tmp:
+        reference, exp = module.export(w.target, graph, weights, arrays, Path(tmp))
+        size = size_bytes(exp.path)
+        outputs: list[object] = []
+        first_s = first_call(lambda: outputs.append(exp.run()))
+        got = outputs[0]
+        assert isinstance(got, list)
+        diffs = [
+            compare(name, ref, out)
+            for name, ref, out in zip(graph.spec.outputs, reference, got, strict=False)
+        ]
+        mismatch = len(got) != len(reference)
+        passed = not mismatch and all(d.passed for d in diffs)
+        timing = measure(exp.run, req.measure, first_s) if passed else None
+        if w.keep_dir:
+            dest = Path(w.keep_dir) / f"{req.framework}-{w.target}-{exp.path.name}"
+            copy = shutil.copytree if exp.path.is_dir() else shutil.copy2
+            copy(exp.path, dest)
+    data = ExportData(
+        target=w.target,
+        tool=exp.tool,
+        runtime=exp.runtime,
+        artifact=exp.path.name,
+        size_bytes=size,
+        export_s=exp.export_s,
+        load_s=exp.load_s,
+        batch=w.batch,
+        max_abs_diff=max((d.max_abs_diff for d in diffs), default=None),
+        tolerance=min((d.tolerance for d in diffs), default=None),
+        outputs=diffs,
+        latency=timing,
+        notes=exp.notes,
+    )
+    reason = None
+    if mismatch:
+        reason = f"artifact returns {len(got)} outputs, the source model {len(reference)}"
+    elif not passed:
+        worst = max(diffs, key=lambda d: d.max_abs_diff)
+        reason = (
+            f"artifact output '{worst.name}' differs from the source model by "
+            f"{worst.max_abs_diff:.3g} (tolerance {worst.tolerance:.3g})"
+        )
+    return ProbeResult(
+        status="ok" if passed else "failed",
+        framework=req.framework,
+        reason=reason,
+        data=data.model_dump(),
+    )

@@ -1,0 +1,28 @@
+"""What an export module hands back to the worker: the artifact and how to run it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+Run = Callable[[], list[np.ndarray]]
+
+
+@dataclass
+class Exported:
+    tool: str  # converter and version, e.g. "torch.onnx (dynamo) 2.13.0"
+    runtime: str  # what ran the artifact, e.g. "onnxruntime 1.32.0"
+    path: Path  # the artifact: a file or a directory
+    export_s: float  # conversion wall time
+    load_s: float  # artifact load / session creation
+    run: Run  # one inference on the probe inputs, materialised as numpy
+    notes: list[str]
+
+
+def size_bytes(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

@@ -1,0 +1,138 @@
+"""TensorFlow export targets: SavedModel, LiteRT (TFLiteConverter) and ONNX (tf2onnx).
+
+All three start from one serving function with a static input signature named after the
+spec's inputs, in the layout the Keras model takes (channels-last for image inputs).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from probes import build_tf
+from probes.frameworks.exported import Exported
+from probes.frameworks.runtimes import litert_runner, onnx_runner, tool_version
+from probes.frameworks.tf_backend import _feed, _listed
+from probes.settings import cpu_budget
+from probes.spec import SpecGraph
+from probes.weights import NeutralWeights
+
+ONNX_OPSET = 17
+Exporter = Callable[["Serving", Path], Exported]
+
+
+class Serving:
+    """The Keras model behind a tf.function with a static, named input signature."""
+
+    def __init__(self, model: keras.Model, arrays: list[np.ndarray], names: list[str]) -> None:
+        self.model, self.arrays, self.names = model, arrays, names
+        self.signature = [
+            tf.TensorSpec(a.shape, tf.as_dtype(a.dtype), name=n)
+            for a, n in zip(arrays, names, strict=True)
+        ]
+        self.fn = tf.function(self._call, input_signature=self.signature)
+
+    def _call(self, *xs: Any) -> list[Any]:
+        return _listed(self.model(list(xs) if len(xs) > 1 else xs[0], training=False))
+
+    def save(self, path: Path) -> None:
+        """Keras's ExportArchive: it tracks the variables so converters can freeze them
+        (a bare tf.Module leaves READ_VARIABLE ops that LiteRT cannot run)."""
+        archive = keras.export.ExportArchive()
+        archive.track(self.model)
+        archive.add_endpoint(name="serve", fn=self._call, input_signature=self.signature)
+        archive.write_out(str(path), verbose=False)
+
+
+def _timed(make: Callable[[], Any]) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    value = make()
+    return value, time.perf_counter() - t0
+
+
+def _native(s: Serving, d: Path) -> Exported:
+    path = d / "saved_model"
+    _, export_s = _timed(lambda: s.save(path))
+    loaded, load_s = _timed(lambda: tf.saved_model.load(str(path)))
+    fed = [tf.constant(a) for a in s.arrays]
+
+    def run() -> list[np.ndarray]:
+        return [np.asarray(o) for o in loaded.serve(*fed)]
+
+    tool = f"tf.saved_model.save {tf.__version__}"
+    return Exported(tool, "tf.saved_model.load", path, export_s, load_s, run, [])
+
+
+def _litert(s: Serving, d: Path) -> Exported:
+    """Builtin LiteRT ops first; Select TF ops (Flex) only as a fallback, and said so."""
+    sm, path = d / "saved_model_for_litert", d / "model.tflite"
+    t0 = time.perf_counter()
+    s.save(sm)
+    notes: list[str] = []
+    try:
+        blob = tf.lite.TFLiteConverter.from_saved_model(str(sm)).convert()
+    except Exception as builtin_error:
+        conv = tf.lite.TFLiteConverter.from_saved_model(str(sm))
+        conv.target_spec.supported_ops = [
+            tf.lite.OpsSet.TFLITE_BUILTINS,
+            tf.lite.OpsSet.SELECT_TF_OPS,
+        ]
+        blob = conv.convert()
+        notes.append(
+            "needs Select TF ops (Flex delegate, a larger runtime): builtin-only conversion "
+            f"failed with {_first_line(builtin_error)}"
+        )
+    path.write_bytes(blob)
+    export_s = time.perf_counter() - t0
+    (run, runtime), load_s = _timed(lambda: litert_runner(path, s.arrays, s.names, cpu_budget()))
+    tool = f"tf.lite.TFLiteConverter {tf.__version__}"
+    return Exported(tool, runtime, path, export_s, load_s, run, notes)
+
+
+def _onnx(s: Serving, d: Path) -> Exported:
+    version = tool_version("tf2onnx")
+    import tf2onnx
+
+    path = d / "model.onnx"
+
+    def make() -> None:
+        tf2onnx.convert.from_function(
+            s.fn, input_signature=s.signature, opset=ONNX_OPSET, output_path=str(path)
+        )
+
+    _, export_s = _timed(make)
+    (run, runtime), load_s = _timed(lambda: onnx_runner(path, s.arrays, cpu_budget()))
+    tool = f"tf2onnx.convert.from_function {version} (opset {ONNX_OPSET})"
+    return Exported(tool, runtime, path, export_s, load_s, run, [])
+
+
+def _first_line(e: BaseException) -> str:
+    text = f"{type(e).__name__}: {e}".strip().splitlines()
+    return text[0][:300] if text else type(e).__name__
+
+
+EXPORTERS: dict[str, Exporter] = {
+    "native": _native,
+    "onnx": _onnx,
+    "litert": _litert,
+}
+
+
+def export(
+    target: str, graph: SpecGraph, weights: NeutralWeights, arrays: list[np.ndarray], d: Path
+) -> tuple[list[np.ndarray], Exported]:
+    """Reference outputs of the Keras model (its own layout) and the artifact's runner."""
+    built = build_tf.build(graph, weights)
+    fed = _feed(built, graph, arrays)
+    serving = Serving(built.model, fed, [i.name for i in graph.spec.inputs])
+    reference = [np.asarray(o) for o in serving.fn(*[tf.constant(a) for a in fed])]
+    return reference, EXPORTERS[target](serving, d)

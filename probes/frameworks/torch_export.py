@@ -1,0 +1,144 @@
+"""PyTorch export targets: torch.export, ONNX (dynamo), LiteRT, AOTInductor, ExecuTorch.
+
+Each target converts the eval-mode model with a static batch, loads the artifact in its
+own runtime and returns a runner over the probe inputs. The worker compares and times.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from probes import build_torch
+from probes.frameworks.exported import Exported, Run
+from probes.frameworks.runtimes import litert_runner, onnx_runner, tool_version
+from probes.settings import cpu_budget
+from probes.spec import SpecGraph
+from probes.weights import NeutralWeights
+
+Exporter = Callable[[Any, tuple[torch.Tensor, ...], Path, list[str]], Exported]
+
+
+def _as_list(out: Any) -> list[np.ndarray]:
+    outs = out if isinstance(out, tuple | list) else (out,)
+    return [o.detach().cpu().numpy() for o in outs]
+
+
+def _module_runner(fn: Callable[..., Any], xs: tuple[torch.Tensor, ...]) -> Run:
+    def run() -> list[np.ndarray]:
+        with torch.inference_mode():
+            return _as_list(fn(*xs))
+
+    return run
+
+
+def _timed(make: Callable[[], Any]) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    value = make()
+    return value, time.perf_counter() - t0
+
+
+def _native(model: Any, xs: tuple[torch.Tensor, ...], d: Path, names: list[str]) -> Exported:
+    path = d / "model.pt2"
+
+    def make() -> None:
+        torch.export.save(torch.export.export(model, xs), str(path))
+
+    _, export_s = _timed(make)
+    loaded, load_s = _timed(lambda: torch.export.load(str(path)).module())
+    tool = f"torch.export {torch.__version__}"
+    run = _module_runner(loaded, xs)
+    return Exported(tool, "ExportedProgram.module()", path, export_s, load_s, run, [])
+
+
+def _onnx(model: Any, xs: tuple[torch.Tensor, ...], d: Path, names: list[str]) -> Exported:
+    tool_version("onnxscript")
+    path = d / "model.onnx"
+
+    def make() -> None:
+        prog = torch.onnx.export(model, xs, dynamo=True, verbose=False, input_names=names)
+        assert prog is not None
+        prog.save(str(path))
+
+    _, export_s = _timed(make)
+    arrays = [x.numpy() for x in xs]
+    (run, runtime), load_s = _timed(lambda: onnx_runner(path, arrays, cpu_budget()))
+    tool = f"torch.onnx.export(dynamo=True) {torch.__version__} + onnxscript"
+    return Exported(tool, runtime, path, export_s, load_s, run, [])
+
+
+def _litert(model: Any, xs: tuple[torch.Tensor, ...], d: Path, names: list[str]) -> Exported:
+    version = tool_version("litert-torch")
+    import litert_torch
+
+    path = d / "model.tflite"
+    _, export_s = _timed(lambda: litert_torch.convert(model, xs).export(str(path)))
+    arrays = [x.numpy() for x in xs]
+    (run, runtime), load_s = _timed(lambda: litert_runner(path, arrays, names, cpu_budget()))
+    return Exported(f"litert-torch {version}", runtime, path, export_s, load_s, run, [])
+
+
+def _aot(model: Any, xs: tuple[torch.Tensor, ...], d: Path, names: list[str]) -> Exported:
+    path = d / "model_aoti.pt2"
+
+    def make() -> None:
+        ep = torch.export.export(model, xs)
+        torch._inductor.aoti_compile_and_package(ep, package_path=str(path))
+
+    _, export_s = _timed(make)
+    loaded, load_s = _timed(lambda: torch._inductor.aoti_load_package(str(path)))
+    tool = f"AOTInductor (torch._inductor.aoti_compile_and_package) {torch.__version__}"
+    notes = ["compiled C++/OpenMP kernels for this CPU; loadable from C++ without Python"]
+    run = _module_runner(loaded, xs)
+    return Exported(tool, "aoti_load_package", path, export_s, load_s, run, notes)
+
+
+def _executorch(model: Any, xs: tuple[torch.Tensor, ...], d: Path, names: list[str]) -> Exported:
+    version = tool_version("executorch")
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+    from executorch.runtime import Runtime
+
+    path = d / "model.pte"
+
+    def make() -> None:
+        ep = torch.export.export(model, xs)
+        lowered = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()])
+        path.write_bytes(lowered.to_executorch().buffer)
+
+    _, export_s = _timed(make)
+    method, load_s = _timed(lambda: Runtime.get().load_program(path).load_method("forward"))
+    inputs = list(xs)
+
+    def run() -> list[np.ndarray]:
+        return _as_list(tuple(method.execute(inputs)))
+
+    notes = ["XNNPACK delegate, the CPU backend ExecuTorch uses on Android and iOS"]
+    tool = f"executorch {version}"
+    return Exported(tool, "executorch.runtime", path, export_s, load_s, run, notes)
+
+
+EXPORTERS: dict[str, Exporter] = {
+    "native": _native,
+    "onnx": _onnx,
+    "litert": _litert,
+    "aot": _aot,
+    "executorch": _executorch,
+}
+
+
+def export(
+    target: str, graph: SpecGraph, weights: NeutralWeights, arrays: list[np.ndarray], d: Path
+) -> tuple[list[np.ndarray], Exported]:
+    """Reference outputs of the eval-mode model, and the exported artifact's runner."""
+    model = build_torch.build(graph, weights).eval()
+    xs = tuple(torch.from_numpy(a) for a in arrays)
+    with torch.inference_mode():
+        reference = _as_list(model(*xs))
+    names = [i.name for i in graph.spec.inputs]
+    return reference, EXPORTERS[target](model, xs, d, names)
