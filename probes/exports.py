@@ -8,6 +8,7 @@ answered here without spawning anything; the reasons live in one table.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -161,6 +162,7 @@ def check_exports(
     frameworks: tuple[Framework, ...] = FRAMEWORKS,
     batch: int = 1,
     measure: MeasureConfig | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> ExportReport:
     """Export ``spec`` to every target in both frameworks, one worker each, in sequence
     (so the latency of one artifact never shares the CPU with another's conversion)."""
@@ -175,6 +177,8 @@ def check_exports(
                 checks.append(cell)
                 continue
             workload = ExportWorkload(target=target, batch=batch)
+            if progress is not None:
+                progress(f"{fw} -> {target}")
             checks.append(to_check(fw, target, prober.probe(spec, fw, workload, measure=measure)))
     return ExportReport(
         model=spec.name,

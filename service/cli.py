@@ -21,7 +21,7 @@ from probes.spec import (
     resolve_spec,
     zoo_names,
 )
-from service import probe_cmd, tune_cmd
+from service import deploy_cmd, probe_cmd, tune_cmd
 from service.render import si, table
 from service.schemas import ModelList, ModelSummary, ParitySummary
 
@@ -165,6 +165,12 @@ def cmd_tune(args: argparse.Namespace, settings: Settings) -> int:
     return tune_cmd.cmd_tune(args, settings, spec)
 
 
+def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
+    spec, graph = _load(settings, args.model, args.size)
+    check_limits(analyze(graph), args.batch, settings.limits)
+    return deploy_cmd.cmd_deploy(args, settings, spec)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fwadvisor", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -194,9 +200,11 @@ def parser() -> argparse.ArgumentParser:
     probe.set_defaults(func=cmd_probe)
     tune = tune_cmd.add_parser(sub)
     tune.set_defaults(func=cmd_tune)
-    for cmd in (ls, show, par, probe, tune):
+    deploy = deploy_cmd.add_parser(sub)
+    deploy.set_defaults(func=cmd_deploy)
+    for cmd in (ls, show, par, probe, tune, deploy):
         cmd.add_argument("--json", action="store_true", help="machine-readable output")
-    for cmd in (show, par, probe, tune):
+    for cmd in (show, par, probe, tune, deploy):
         cmd.add_argument("--size", default=None, help="input-size preset, e.g. 'small'")
     return p
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from probes.environment import Environment
+from probes.exports import ExportReport
 from probes.parity import ParityReport
 from probes.protocol import Framework, ProbeResult
+from recommender.capabilities import MergedCell
 
 
 class ModelSummary(BaseModel):
@@ -51,3 +53,12 @@ class ProbeReport(BaseModel):
     machine_peak_gflops: float | None
     rows: list[ProbeRow]
     comparisons: list[Comparison]
+
+
+class DeployReport(BaseModel):
+    """``fwadvisor deploy``: this model's exports, and every deployment target's cell."""
+
+    model: str
+    environment: Environment
+    exports: ExportReport
+    targets: list[MergedCell]

@@ -1,0 +1,135 @@
+"""``fwadvisor deploy``: export the model to each target in both frameworks, run every
+artifact, and merge the results into the deployment capability matrix."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from probes.config import Settings
+from probes.environment import environment
+from probes.errors import AdvisorError
+from probes.exports import TARGET_TITLES, ExportCheck, check_exports, parse_targets
+from probes.measure import MeasureConfig
+from probes.probe import Prober
+from probes.protocol import FRAMEWORKS, Framework, ProbeLimits
+from probes.runner import SubprocessRunner
+from probes.spec import ModelSpec
+from probes.store import ResultStore
+from recommender.capabilities import MergedCell, load_matrix, merge
+from service.render import table
+from service.schemas import DeployReport
+
+SYMBOL = {"verified": "ok", "failed": "FAIL", "unsupported": "-", "static": "~"}
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return ""
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 2**10:.0f} KB"
+
+
+def _export_cell(c: ExportCheck | None) -> str:
+    if c is None:
+        return ""
+    if c.status != "verified":
+        return "FAIL" if c.status == "failed" else "unsupported"
+    lat = f"{c.latency_ms:.3g} ms" if c.latency_ms is not None else "?"
+    diff = f"{c.max_abs_diff:.0e}" if c.max_abs_diff is not None else "?"
+    return f"ok {_size(c.size_bytes)} {lat} d={diff}"
+
+
+def _target_cell(cells: list[MergedCell], target: str, fw: str) -> str:
+    m = next(c for c in cells if c.target == target and c.framework == fw)
+    if m.verdict == "verified":
+        return f"verified: {m.route.export} ({m.route.status})"
+    if m.verdict == "failed":
+        return "FAILED for this model"
+    return f"{m.level} / {m.route.status}"
+
+
+def render(report: DeployReport) -> str:
+    ex = report.exports
+    rows = [(t, *(_export_cell(ex.cell(fw, t)) for fw in FRAMEWORKS)) for t in ex.targets]
+    out = [
+        f"{report.model}: exports at batch {ex.batch}, each artifact run in its runtime and "
+        "compared with the source model (d = max|diff|)",
+        table(["export", "torch", "tensorflow"], rows),
+        "",
+    ]
+    notes = []
+    for c in ex.checks:
+        if c.status == "failed" or (c.status == "verified" and c.notes):
+            why = c.reason if c.status == "failed" else "; ".join(c.notes)
+            notes.append(f"  {c.framework} {c.target}: {why}")
+    if notes:
+        out += ["notes:", *notes, ""]
+    targets = sorted(
+        {c.target for c in report.targets}, key=[c.target for c in report.targets].index
+    )
+    trows = [(t, *(_target_cell(report.targets, t, fw) for fw in FRAMEWORKS)) for t in targets]
+    out += [
+        "deployment targets (verified/FAILED: this model's exports; otherwise the sourced "
+        "capability matrix: level / maturity)",
+        table(["target", "torch", "tensorflow"], trows),
+        "sources and notes: --json, or data/deploy/capabilities.yaml",
+    ]
+    return "\n".join(out)
+
+
+def cmd_deploy(args: argparse.Namespace, settings: Settings, spec: ModelSpec) -> int:
+    try:
+        targets = parse_targets(args.targets)
+    except ValueError as e:
+        raise AdvisorError(str(e)) from None
+    fws: tuple[Framework, ...] = FRAMEWORKS if args.framework == "both" else (args.framework,)
+    matrix = load_matrix()
+    prober = Prober(
+        SubprocessRunner(timeout_s=args.timeout),
+        ResultStore(settings.data_dir / "results.sqlite"),
+        MeasureConfig(min_time_s=args.min_time, max_warmup_s=3.0),
+        ProbeLimits(timeout_s=args.timeout, memory_mb=args.memory_mb),
+        settings.limits,
+        fresh=args.fresh,
+    )
+
+    def progress(what: str) -> None:
+        if not args.json:
+            print(f"export {spec.name}: {what} ...", file=sys.stderr, flush=True)
+
+    exports = check_exports(
+        spec, prober, targets=targets, frameworks=fws, batch=args.batch, progress=progress
+    )
+    report = DeployReport(
+        model=spec.name,
+        environment=environment(),
+        exports=exports,
+        targets=merge(matrix, exports),
+    )
+    print(report.model_dump_json(indent=2) if args.json else render(report))
+    if exports.from_store and not args.json:
+        print(f"({exports.from_store} export(s) from the store; --fresh to redo)", file=sys.stderr)
+    return 1 if any(c.status == "failed" for c in exports.checks) else 0
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "deploy",
+        help="export to each deployment format in both frameworks and verify the artifacts",
+        description=__doc__,
+    )
+    p.add_argument("model", metavar="NAME|FILE")
+    p.add_argument(
+        "--targets",
+        default="all",
+        help="all, or a comma list of: "
+        + ", ".join(f"{k} ({v})" for k, v in TARGET_TITLES.items()),
+    )
+    p.add_argument("--framework", choices=["torch", "tensorflow", "both"], default="both")
+    p.add_argument("--batch", type=int, default=1, help="static batch of the artifacts")
+    p.add_argument("--min-time", type=float, default=0.5, help="seconds of timed loop")
+    p.add_argument("--timeout", type=float, default=900.0, help="per export, seconds")
+    p.add_argument("--memory-mb", type=int, default=None, help="per export RSS cap")
+    p.add_argument("--fresh", action="store_true", help="ignore stored results")
+    return p
