@@ -19,6 +19,7 @@ import numpy as np
 from probes import tf_layers as tl
 from probes.spec import GraphNode, SpecGraph, TensorInfo
 from probes.spec.ops_core import ACTIVATIONS
+from probes.spec.ops_custom import compile_custom
 from probes.spec.ops_spatial import axis_paddings, pair, resolve_pads
 from probes.tf_weights import load_weights
 from probes.weights import NeutralWeights
@@ -71,6 +72,17 @@ def _relayout(t: Tensor, want: str) -> Tensor:
 
 def _wants_cl(node: GraphNode, ins: list[Tensor]) -> bool:
     return node.op in SPATIAL and ins[0].info.rank >= 2
+
+
+def _keeps_layout(node: GraphNode, ins: list[Tensor]) -> bool:
+    """Layout-free ops, concat of channels-last inputs, and custom nodes that are
+    elementwise over inputs of one rank sharing one layout. Other custom nodes (with
+    reductions or broadcasting across ranks) see the neutral layout."""
+    if node.op in LAYOUT_FREE or (node.op == "concat" and ins[0].layout == CL):
+        return True
+    if node.op != "custom" or len({t.layout for t in ins}) != 1:
+        return False
+    return compile_custom(node.params, [t.info for t in ins], node.id).layout_free
 
 
 def _conv(node: GraphNode, x: Tensor) -> tuple[Any, keras.layers.Layer]:
@@ -150,6 +162,10 @@ def _layer(node: GraphNode, ins: list[Tensor]) -> tuple[Any, keras.layers.Layer 
             else keras.layers.GlobalAveragePooling1D
         )
         return cls(name=node.id)(x.value), None
+    if op == "custom":
+        shapes = [list(t.info.shape) for t in ins]
+        custom = tl.CustomExpr(p.model_dump(), shapes, x.layout == CL, name=node.id)
+        return custom(vals), None
     if op in ("add", "multiply", "concat"):
         layer = {"add": keras.layers.Add, "multiply": keras.layers.Multiply}.get(op)
         if layer is None:
@@ -226,7 +242,7 @@ def build(graph: SpecGraph, weights: NeutralWeights) -> KerasBuild:
         ins = [env[i] for i in node.inputs]
         if _wants_cl(node, ins):
             want = CL
-        elif node.op in LAYOUT_FREE or (node.op == "concat" and ins[0].layout == CL):
+        elif _keeps_layout(node, ins):
             want = ins[0].layout
         else:
             want = NEUTRAL

@@ -13,7 +13,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from probes.spec import GraphNode, SpecGraph
+from probes.spec.ops_custom import compile_custom
 from probes.spec.ops_spatial import axis_paddings, pair, resolve_pads
+from probes.torch_custom import CustomExpr
 from probes.weights import NeutralWeights
 
 ACT = {
@@ -194,6 +196,8 @@ def _module(node: GraphNode, ins: list[Any]) -> nn.Module:
         return Lambda("permute", dims=list(p.dims))
     if op == "mean":
         return Lambda("mean", dim=_dim(p.axis), keepdims=p.keepdims)
+    if op == "custom":
+        return CustomExpr(compile_custom(p, ins, node.id))
     raise NotImplementedError(f"torch builder has no op '{op}'")
 
 

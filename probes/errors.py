@@ -75,6 +75,16 @@ class LimitExceededError(SpecError):
     code = "limit_exceeded"
 
 
+class ExpressionError(SpecError, ValueError):
+    """A ``custom`` op expression is rejected (syntax, whitelist, limits, shapes).
+
+    Also a ``ValueError``, so a pydantic validator that raises it reports it as a value
+    error; ``build_graph`` then re-raises it with the node id and the field path.
+    """
+
+    code = "bad_expression"
+
+
 class SpecFileError(AdvisorError):
     """A spec file cannot be read or parsed."""
 
@@ -95,6 +105,12 @@ class UnsupportedError(AdvisorError):
     """This framework/device/settings combination cannot run here (not a failure)."""
 
     code = "unsupported"
+
+
+class NotDifferentiableError(UnsupportedError):
+    """Training needs a gradient that an opaque ``custom`` op does not declare."""
+
+    code = "not_differentiable"
 
 
 class InvalidSettingsError(AdvisorError):

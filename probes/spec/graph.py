@@ -22,10 +22,11 @@ from probes.errors import (
 from probes.spec.model import ModelSpec, NodeSpec
 from probes.spec.ops_base import Op, TensorInfo
 from probes.spec.ops_core import CORE_OPS
+from probes.spec.ops_custom import CUSTOM_OPS
 from probes.spec.ops_seq import SEQ_OPS
 from probes.spec.ops_spatial import SPATIAL_OPS
 
-OPS: dict[str, Op] = {op.name: op for op in (*CORE_OPS, *SPATIAL_OPS, *SEQ_OPS)}
+OPS: dict[str, Op] = {op.name: op for op in (*CORE_OPS, *SPATIAL_OPS, *SEQ_OPS, *CUSTOM_OPS)}
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,15 @@ def _typed_params(n: NodeSpec, index: int) -> Any:
     except ValidationError as e:
         err = e.errors()[0]
         field = ".".join(str(x) for x in err["loc"])
+        path = f"nodes.{index}.params.{field}"
+        cause = err.get("ctx", {}).get("error")
+        if isinstance(cause, SpecError):  # e.g. ExpressionError: keep its class and message
+            msg = f"bad param '{field}' for op '{n.op}': {cause.message}"
+            raise type(cause)(msg, node=n.id, path=path) from None
         raise ParamError(
             f"bad param '{field}' for op '{n.op}': {err['msg']} (got {err.get('input')!r})",
             node=n.id,
-            path=f"nodes.{index}.params.{field}",
+            path=path,
         ) from None
 
 
