@@ -37,7 +37,7 @@ def _export_cell(c: ExportCheck | None) -> str:
         return "FAIL" if c.status == "failed" else "unsupported"
     lat = f"{c.latency_ms:.3g} ms" if c.latency_ms is not None else "?"
     diff = f"{c.max_abs_diff:.0e}" if c.max_abs_diff is not None else "?"
-    return f"ok {_size(c.size_bytes)} {lat} d={diff}"
+    return f"ok {_size(c.size_bytes)} {lat} d={diff} ({c.export_s or 0:.0f}s)"
 
 
 def _target_cell(cells: list[MergedCell], target: str, fw: str) -> str:
@@ -54,7 +54,7 @@ def render(report: DeployReport) -> str:
     rows = [(t, *(_export_cell(ex.cell(fw, t)) for fw in FRAMEWORKS)) for t in ex.targets]
     out = [
         f"{report.model}: exports at batch {ex.batch}, each artifact run in its runtime and "
-        "compared with the source model (d = max|diff|)",
+        "compared with the source model (d = max|diff|; conversion time in brackets)",
         table(["export", "torch", "tensorflow"], rows),
         "",
     ]

@@ -119,3 +119,28 @@ def test_probe_convergence_text(capsys: pytest.CaptureFixture[str]) -> None:
         capsys, "probe", "mlp", "--workload", "convergence", "--epochs", "1", "--batch", "64"
     )
     assert code == 0 and "sklearn digits" in out and "tf accuracy" in out
+
+
+def test_deploy_json_and_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FWADVISOR_DATA_DIR", str(tmp_path))
+    code, out, _ = run(
+        capsys, "deploy", "mlp", "--targets", "onnx,aot", "--min-time", "0.05", "--json"
+    )
+    data = json.loads(out)
+    assert code == 0, data
+    cells = {(c["framework"], c["target"]): c for c in data["exports"]["checks"]}
+    assert cells["torch", "onnx"]["status"] == "verified"
+    assert cells["tensorflow", "onnx"]["status"] == "verified"
+    assert cells["tensorflow", "aot"]["status"] == "unsupported"
+    browser = [t for t in data["targets"] if t["target"] == "browser"]
+    assert {t["verdict"] for t in browser} == {"verified"}  # ONNX Runtime Web
+    # The same run again is answered from the store; the text names the verified route.
+    code, out, err = run(capsys, "deploy", "mlp", "--targets", "onnx,aot", "--min-time", "0.05")
+    assert code == 0 and "verified: onnx" in out and "from the store" in err
+
+
+def test_deploy_rejects_unknown_target(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "deploy", "mlp", "--targets", "onnx,coreml")
+    assert code == 2 and out == "" and "unknown export target(s) ['coreml']" in err
