@@ -22,7 +22,6 @@ def _row_cells(r: ProbeRow) -> list[str]:
             r.settings,
             r.result.status.upper(),
             *["-"] * 7,
-            (r.result.reason or "")[:50],
         ]
     t = m.timing
     mem = m.memory.peak_rss_bytes / 2**20 if m.memory else None
@@ -67,12 +66,17 @@ def render(report: ProbeReport) -> str:
         rows,
         align_right=tuple(range(4, 12)),
     )
+    failures = [
+        f"  {r.framework} {r.workload} b={r.batch}: {r.result.status}: {r.result.reason or ''}"
+        for r in report.rows
+        if r.result.status != "ok" or r.result.measurement is None
+    ]
     verdicts = [f"  {c.workload} b={c.batch}: {c.note}" for c in report.comparisons]
     legend = (
         "cold: median column is spawn->first result; IQR '!' = noisy (>10% of median); "
         "mem = peak RSS above the post-import baseline"
     )
-    return "\n".join([head, body, *verdicts, legend])
+    return "\n".join([head, body, *failures, *verdicts, legend])
 
 
 def render_convergence(rep: ConvergenceReport) -> str:

@@ -144,3 +144,22 @@ def test_deploy_json_and_text(
 def test_deploy_rejects_unknown_target(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "deploy", "mlp", "--targets", "onnx,coreml")
     assert code == 2 and out == "" and "unknown export target(s) ['coreml']" in err
+
+
+def test_probe_text_renders_a_failed_row_with_its_reason() -> None:
+    from probes.environment import environment
+    from probes.protocol import ProbeResult
+    from service.probe_render import render
+    from service.schemas import ProbeReport, ProbeRow
+
+    failed = ProbeResult(status="oom", framework="torch", reason="group RSS above 60 MB")
+    report = ProbeReport(
+        model="mlp",
+        input_shapes={"features": [64]},
+        environment=environment(),
+        machine_peak_gflops=None,
+        rows=[ProbeRow(framework="torch", workload="infer", batch=1, settings="s", result=failed)],
+        comparisons=[],
+    )
+    text = render(report)
+    assert "OOM" in text and "torch infer b=1: oom: group RSS above 60 MB" in text
