@@ -7,6 +7,7 @@ answered here without spawning anything; the reasons live in one table.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Literal
@@ -28,6 +29,7 @@ from probes.spec import ModelSpec
 
 ExportStatus = Literal["verified", "failed", "unsupported"]
 REASON_CHARS = 300
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 #: What each target is, per framework: the artifact it produces.
 TARGET_TITLES: dict[ExportTarget, str] = {
@@ -128,7 +130,8 @@ def condense(reason: str | None) -> str | None:
     """The informative line of a converter's error, shortened."""
     if not reason:
         return reason
-    lines = [ln.strip() for ln in reason.splitlines() if ln.strip()]
+    plain = ANSI.sub("", reason)
+    lines = [ln.strip() for ln in plain.splitlines() if ln.strip()]
     pick = next((ln for ln in lines if "Error" in ln or "error:" in ln), lines[0])
     return pick if len(pick) <= REASON_CHARS else pick[: REASON_CHARS - 3] + "..."
 

@@ -102,6 +102,21 @@ class ExportWorkload(BaseModel):
     keep_dir: str | None = Field(default=None, description="Copy the artifact here.")
 
 
+class CustomOpWorkload(BaseModel):
+    """What the model's ``custom`` nodes cost and allow, in each custom-op mode.
+
+    Modes: ``autodiff`` (the expression as built-in ops: the baseline), ``explicit``
+    (built-ins plus the declared gradient) and ``opaque`` (a kernel the framework cannot
+    see). For each: eager inference and training-step time, and whether the model
+    compiles (torch.compile graph breaks; tf.function and XLA). Plus a numerical
+    gradient check of every custom node. Exports per mode run from the parent.
+    """
+
+    kind: Literal["custom_op"] = "custom_op"
+    batch: int = Field(default=8, gt=0)
+    compile: bool = Field(default=True, description="Also compile for real, not only trace.")
+
+
 class PeakWorkload(BaseModel):
     """Attainable float32 GFLOP/s of this machine: a large square matmul (no model)."""
 
@@ -117,7 +132,8 @@ Workload = Annotated[
     | ColdStartWorkload
     | ConvergenceWorkload
     | PeakWorkload
-    | ExportWorkload,
+    | ExportWorkload
+    | CustomOpWorkload,
     Field(discriminator="kind"),
 ]
 

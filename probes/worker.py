@@ -15,6 +15,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from probes.custom_worker import run_custom_op
 from probes.errors import AdvisorError, UnsupportedError
 from probes.export_worker import run_export
 from probes.frameworks import Backend
@@ -117,6 +118,9 @@ def _measure(req: ProbeRequest, main_start: float) -> ProbeResult:
             graph.spec.task,
         )
         return ProbeResult(status="ok", framework=req.framework, data={"epochs": curve})
+    if req.workload.kind == "custom_op":
+        assert graph is not None
+        return run_custom_op(req, backend, graph)
     if req.workload.kind == "export":
         assert graph is not None
         return run_export(req, graph)

@@ -28,7 +28,7 @@ from probes.runner import SubprocessRunner
 from probes.settings import TFSettings, TorchSettings, settings_label
 from probes.spec import ModelSpec
 from probes.store import ResultStore
-from service import probe_render
+from service import custom_cmd, probe_render
 from service.schemas import Comparison, ProbeReport, ProbeRow
 
 PREFIXES = {"torch": "torch", "tensorflow": "tensorflow", "tf": "tensorflow"}
@@ -87,7 +87,8 @@ def _workloads(kinds: list[str], batches: list[int], optimizer: str) -> list[Wor
                 out.append(ColdStartWorkload(batch=b))
             else:
                 raise AdvisorError(
-                    f"unknown workload '{kind}' (infer, train, cold; or convergence alone)"
+                    f"unknown workload '{kind}' (infer, train, cold; or convergence or "
+                    "custom-op alone)"
                 )
     return out
 
@@ -145,6 +146,8 @@ def cmd_convergence(args: argparse.Namespace, settings: Settings, spec: ModelSpe
 def cmd_probe(args: argparse.Namespace, settings: Settings, spec: ModelSpec) -> int:
     if args.workload == "convergence":
         return cmd_convergence(args, settings, spec)
+    if args.workload == "custom-op":
+        return custom_cmd.cmd_custom_op(args, settings, spec)
     fws: list[Framework] = list(FRAMEWORKS) if args.framework == "both" else [args.framework]
     chosen = parse_settings(args.settings or [])
     workloads = _workloads(args.workload.split(","), args.batch, args.optimizer)
@@ -210,7 +213,19 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("model", metavar="NAME|FILE")
     p.add_argument("--framework", choices=["torch", "tensorflow", "both"], default="both")
     p.add_argument(
-        "--workload", default="infer", help="comma list of infer,train,cold; or convergence (alone)"
+        "--workload",
+        default="infer",
+        help="comma list of infer,train,cold; or convergence or custom-op (alone)",
+    )
+    p.add_argument(
+        "--export-targets",
+        default="native,onnx,litert",
+        help="custom-op: export targets to check per mode (all, a comma list, or none)",
+    )
+    p.add_argument(
+        "--no-compile",
+        action="store_true",
+        help="custom-op: trace only (dynamo explain), skip the inductor compile",
     )
     p.add_argument("--epochs", type=int, default=5, help="convergence: epochs")
     p.add_argument("--lr", type=float, default=0.05, help="convergence: learning rate")

@@ -163,3 +163,8 @@ def test_probe_text_renders_a_failed_row_with_its_reason() -> None:
     )
     text = render(report)
     assert "OOM" in text and "torch infer b=1: oom: group RSS above 60 MB" in text
+
+
+def test_probe_custom_op_refuses_a_model_without_one(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "probe", "mlp", "--workload", "custom-op")
+    assert code == 2 and out == "" and "no custom op node" in err

@@ -133,6 +133,10 @@ def test_modes_rewrite_only_custom_nodes() -> None:
     bare = make_spec([custom("k", ["x"], "x")])
     with pytest.raises(errors.SpecError, match="needs a declared grad"):
         with_custom_mode(bare, "explicit")
+    # With at least one declared grad, nodes without one keep framework autodiff.
+    mixed = load_spec_file(ROOT / "data" / "examples" / "custom_swish.yaml")
+    explicit = {n.id: n.params for n in with_custom_mode(mixed, "explicit").nodes}
+    assert explicit["act1"]["grad"] and "grad" not in explicit["norm2"]
 
 
 def test_example_spec_validates() -> None:

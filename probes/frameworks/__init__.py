@@ -61,6 +61,14 @@ class Backend(Protocol):
         names: dict[str, list[str]],
     ) -> tuple[float, NeutralWeights]: ...
 
+    def compile_check(
+        self, graph: SpecGraph, weights: NeutralWeights, arrays: list[np.ndarray], full: bool
+    ) -> list[dict[str, Any]]: ...
+
+    def custom_grads(
+        self, prog: Any, arrays: Any, upstream: np.ndarray, mode: str
+    ) -> list[np.ndarray]: ...
+
     def fit(
         self,
         graph: SpecGraph,

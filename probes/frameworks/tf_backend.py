@@ -7,6 +7,7 @@ at TensorFlow's import).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ from probes import build_tf, tf_weights
 from probes.errors import UnsupportedError
 from probes.settings import TFSettings, cpu_budget
 from probes.spec import SpecGraph
+from probes.tf_layers import custom_grads as custom_grads
 from probes.weights import NeutralWeights
 
 Step = Callable[[], object]
@@ -278,3 +280,34 @@ def fit(
             }
         )
     return stats
+
+
+def compile_check(
+    graph: SpecGraph, weights: NeutralWeights, arrays: list[np.ndarray], full: bool
+) -> list[dict[str, Any]]:
+    """Does the eval model run as a tf.function graph, and under XLA (jit_compile), with
+    the eager outputs? (``full`` is accepted for symmetry: both are real compiles.)"""
+    built = build_tf.build(graph, weights)
+    fed = [tf.constant(x) for x in _feed(built, graph, arrays)]
+    model, x = built.model, fed if len(fed) > 1 else fed[0]
+    ref = _listed(model(x, training=False))
+    checks: list[dict[str, Any]] = []
+    for name, jit in (
+        ("tf.function (graph)", False),
+        ("tf.function(jit_compile=True) (XLA)", True),
+    ):
+        t0 = time.perf_counter()
+        try:
+            got = _listed(tf.function(lambda: model(x, training=False), jit_compile=jit)())
+            same = all(
+                np.allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+                for a, b in zip(ref, got, strict=True)
+            )
+            detail = "outputs match eager" if same else "outputs differ from eager"
+            checks.append(
+                {"name": name, "ok": same, "detail": detail, "time_s": time.perf_counter() - t0}
+            )
+        except Exception as e:
+            lines = [ln for ln in f"{type(e).__name__}: {e}".splitlines() if ln.strip()]
+            checks.append({"name": name, "ok": False, "detail": (lines[0] if lines else "")[:300]})
+    return checks

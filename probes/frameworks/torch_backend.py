@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ from probes import build_torch
 from probes.errors import UnsupportedError
 from probes.settings import TorchSettings, cpu_budget
 from probes.spec import SpecGraph
+from probes.torch_custom import custom_grads as custom_grads
 from probes.weights import NeutralWeights
 
 Step = Callable[[], object]
@@ -230,3 +232,63 @@ def fit(
             }
         )
     return stats
+
+
+def compile_check(
+    graph: SpecGraph, weights: NeutralWeights, arrays: list[np.ndarray], full: bool
+) -> list[dict[str, Any]]:
+    """Does the eval model trace (torch._dynamo.explain: graphs, breaks) and, if ``full``,
+    compile with inductor and reproduce the eager outputs?"""
+    import torch._dynamo as dynamo
+
+    model = build_torch.build(graph, weights).eval()
+    xs = [torch.from_numpy(a) for a in arrays]
+    with torch.no_grad():
+        ref = _as_tuple(model(*xs))
+    checks: list[dict[str, Any]] = []
+    dynamo.reset()
+    t0 = time.perf_counter()
+    try:
+        with torch.no_grad():
+            ex = dynamo.explain(model)(*xs)
+        reasons = sorted({str(r.reason).splitlines()[0][:200] for r in ex.break_reasons})
+        checks.append(
+            {
+                "name": "torch.compile trace (dynamo)",
+                "ok": ex.graph_break_count == 0,
+                "graphs": ex.graph_count,
+                "graph_breaks": ex.graph_break_count,
+                "detail": "; ".join(reasons[:3]) or "one graph, no breaks",
+                "time_s": time.perf_counter() - t0,
+            }
+        )
+    except Exception as e:
+        checks.append({"name": "torch.compile trace (dynamo)", "ok": False, "detail": _why(e)})
+    if full:
+        dynamo.reset()
+        t0 = time.perf_counter()
+        try:
+            with torch.no_grad():
+                got = _as_tuple(torch.compile(model)(*xs))
+            same = all(
+                torch.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(ref, got, strict=True)
+            )
+            checks.append(
+                {
+                    "name": "torch.compile (inductor)",
+                    "ok": same,
+                    "detail": "compiled; outputs match eager"
+                    if same
+                    else "outputs differ from eager",
+                    "time_s": time.perf_counter() - t0,
+                }
+            )
+        except Exception as e:
+            checks.append({"name": "torch.compile (inductor)", "ok": False, "detail": _why(e)})
+        dynamo.reset()
+    return checks
+
+
+def _why(e: BaseException) -> str:
+    lines = [ln for ln in f"{type(e).__name__}: {e}".splitlines() if ln.strip()]
+    return (lines[0] if lines else type(e).__name__)[:300]

@@ -205,19 +205,20 @@ def with_custom_mode(spec: ModelSpec, mode: CustomMode) -> ModelSpec:
     """A copy of ``spec`` whose custom nodes run in ``mode``.
 
     ``declared``: as written. ``autodiff``: native ops, framework autodiff (grad dropped),
-    the "built-in ops" equivalent. ``explicit``: native ops with the declared grad.
-    ``opaque``: a kernel the framework cannot see, differentiable only with a grad.
+    the "built-in ops" equivalent. ``explicit``: native ops with the declared grad where
+    one is declared (nodes without one use autodiff). ``opaque``: a kernel the framework
+    cannot see, differentiable only with a grad.
     """
     if mode == "declared":
         return spec
+    customs = [n for n in spec.nodes if n.op == "custom"]
+    if mode == "explicit" and not any(n.params.get("grad") for n in customs):
+        first = customs[0].id if customs else None
+        raise SpecError("mode 'explicit' needs a declared grad on a custom node", node=first)
     nodes = []
-    for i, n in enumerate(spec.nodes):
+    for n in spec.nodes:
         params = dict(n.params)
         if n.op == "custom":
-            if mode == "explicit" and not params.get("grad"):
-                raise SpecError(
-                    "mode 'explicit' needs a declared grad", node=n.id, path=f"nodes.{i}.params"
-                )
             if mode == "autodiff":
                 params.pop("grad", None)
             params["opaque"] = mode == "opaque"
