@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,export]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -19,6 +19,7 @@ demo: $(STAMP)
 	$(BIN)/fwadvisor parity --all --size small
 	$(BIN)/fwadvisor probe lenet5 --workload infer,train,cold --batch 1,16 --min-time 0.5
 	$(BIN)/fwadvisor tune lenet5 --framework both --trials 8
+	$(BIN)/fwadvisor deploy lenet5 --targets native,onnx,litert
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -38,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/independent_harness.py
 	$(BIN)/python benchmarks/probe_cost.py --size default
 	$(BIN)/python benchmarks/tuner_efficiency.py
+	$(BIN)/python benchmarks/deploy_zoo.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 SCRIPT = """
 import sys
 from service.cli import main
 code = main(["parity", "mlp", "--json"])
-bad = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "tensorflow", "keras"))
+code += main(["deploy", "mlp", "--targets", "onnx,litert", "--min-time", "0.05", "--json"])
+heavy = ("torch", "tensorflow", "keras", "onnxruntime", "ai_edge_litert", "litert_torch", "tf2onnx")
+bad = sorted(m for m in sys.modules if m.split(".")[0] in heavy)
 print("CODE", code, "IMPORTED", bad)
 """
 
 
-def test_parent_never_imports_frameworks() -> None:
+def test_parent_never_imports_frameworks(tmp_path: Path) -> None:
+    env = {**os.environ, "FWADVISOR_DATA_DIR": str(tmp_path)}
     out = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True, env=env
     ).stdout
     assert "CODE 0 IMPORTED []" in out
