@@ -1,6 +1,6 @@
 """Export every zoo model to every target in both frameworks; print what verified.
 
-Run: .venv/bin/python benchmarks/deploy_zoo.py [--size default|small] [--models a,b]
+Run: .venv/bin/python benchmarks/deploy_zoo.py [--size default|small] [--models a,b] [--fresh]
 Prints one Markdown table per model (status, artifact size, latency in the target's
 runtime at batch 1, max |diff| against the source model, conversion time) and a summary.
 Verified results are kept in var/results.sqlite, so a rerun only redoes failures.
@@ -41,6 +41,7 @@ def main() -> None:
     ap.add_argument("--size", default="default")
     ap.add_argument("--models", default=None, help="comma list; default: the whole zoo")
     ap.add_argument("--timeout", type=float, default=900.0, help="per export, seconds")
+    ap.add_argument("--fresh", action="store_true", help="re-measure stored results")
     args = ap.parse_args()
     settings = Settings()
     names = args.models.split(",") if args.models else zoo_names(settings.zoo_dir)
@@ -48,7 +49,8 @@ def main() -> None:
         SubprocessRunner(timeout_s=args.timeout),
         ResultStore(settings.data_dir / "results.sqlite"),
         MeasureConfig(min_time_s=0.5, max_warmup_s=3.0),
-        ProbeLimits(timeout_s=args.timeout),
+        ProbeLimits(timeout_s=args.timeout, memory_mb=settings.export_memory_mb()),
+        fresh=args.fresh,
     )
     print(f"size={args.size} batch=1 python={platform.python_version()}\n")
     summary = []

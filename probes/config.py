@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from probes.environment import environment
 from probes.spec import Limits
 
 REPO_DATA = Path(__file__).resolve().parent.parent / "data"
@@ -19,3 +20,14 @@ class Settings(BaseSettings):
     zoo_dir: Path = Field(default=REPO_DATA / "zoo", description="Zoo spec YAML files.")
     probe_timeout_s: float = Field(default=600.0, gt=0)
     limits: Limits = Field(default_factory=Limits)
+    export_memory_fraction: float = Field(
+        default=0.75,
+        gt=0,
+        le=1,
+        description="Default RSS cap of an export or custom-op probe, as a fraction of RAM: "
+        "a converter that balloons (tf2onnx on VGG-16 reached 24 GB) fails its own cell "
+        "instead of waking the kernel's OOM killer.",
+    )
+
+    def export_memory_mb(self) -> int:
+        return int(environment().memory_gib * 1024 * self.export_memory_fraction)

@@ -125,7 +125,9 @@ def cmd_custom_op(args: argparse.Namespace, settings: Settings, spec: ModelSpec)
         SubprocessRunner(timeout_s=args.timeout),
         ResultStore(settings.data_dir / "results.sqlite"),
         MeasureConfig(min_time_s=args.min_time),
-        ProbeLimits(timeout_s=args.timeout, memory_mb=args.memory_mb),
+        ProbeLimits(
+            timeout_s=args.timeout, memory_mb=args.memory_mb or settings.export_memory_mb()
+        ),
         settings.limits,
         fresh=args.fresh,
     )

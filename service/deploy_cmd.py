@@ -89,7 +89,9 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings, spec: ModelSpec) ->
         SubprocessRunner(timeout_s=args.timeout),
         ResultStore(settings.data_dir / "results.sqlite"),
         MeasureConfig(min_time_s=args.min_time, max_warmup_s=3.0),
-        ProbeLimits(timeout_s=args.timeout, memory_mb=args.memory_mb),
+        ProbeLimits(
+            timeout_s=args.timeout, memory_mb=args.memory_mb or settings.export_memory_mb()
+        ),
         settings.limits,
         fresh=args.fresh,
     )
@@ -130,6 +132,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=1, help="static batch of the artifacts")
     p.add_argument("--min-time", type=float, default=0.5, help="seconds of timed loop")
     p.add_argument("--timeout", type=float, default=900.0, help="per export, seconds")
-    p.add_argument("--memory-mb", type=int, default=None, help="per export RSS cap")
+    p.add_argument(
+        "--memory-mb", type=int, default=None, help="per export RSS cap (default: 75%% of RAM)"
+    )
     p.add_argument("--fresh", action="store_true", help="ignore stored results")
     return p
