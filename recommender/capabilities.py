@@ -47,6 +47,12 @@ class CapabilityError(AdvisorError):
     code = "capability_matrix_invalid"
 
 
+def require_url(v: str) -> str:
+    if not v.startswith(("https://", "http://")) or len(v) < 12:
+        raise ValueError("must be an http(s) URL to the page the claim was checked against")
+    return v
+
+
 class Route(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -62,9 +68,7 @@ class Route(BaseModel):
     @field_validator("source")
     @classmethod
     def _url(cls, v: str) -> str:
-        if not v.startswith(("https://", "http://")) or len(v) < 12:
-            raise ValueError("must be an http(s) URL to the page the claim was checked against")
-        return v
+        return require_url(v)
 
 
 class Cell(Route):

@@ -21,7 +21,7 @@ from probes.spec import (
     resolve_spec,
     zoo_names,
 )
-from service import deploy_cmd, probe_cmd, tune_cmd
+from service import deploy_cmd, probe_cmd, recommend_cmd, tune_cmd
 from service.render import si, table
 from service.schemas import ModelList, ModelSummary, ParitySummary
 
@@ -171,6 +171,13 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
     return deploy_cmd.cmd_deploy(args, settings, spec)
 
 
+def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
+    if args.trials < 1:
+        raise AdvisorError("--trials must be >= 1")
+    spec, _ = _load(settings, args.model, args.size)
+    return recommend_cmd.cmd_recommend(args, settings, spec)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fwadvisor", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -202,9 +209,12 @@ def parser() -> argparse.ArgumentParser:
     tune.set_defaults(func=cmd_tune)
     deploy = deploy_cmd.add_parser(sub)
     deploy.set_defaults(func=cmd_deploy)
-    for cmd in (ls, show, par, probe, tune, deploy):
+    ask, rec = recommend_cmd.add_parsers(sub)
+    ask.set_defaults(func=recommend_cmd.cmd_ask)
+    rec.set_defaults(func=cmd_recommend)
+    for cmd in (ls, show, par, probe, tune, deploy, ask, rec):
         cmd.add_argument("--json", action="store_true", help="machine-readable output")
-    for cmd in (show, par, probe, tune, deploy):
+    for cmd in (show, par, probe, tune, deploy, rec):
         cmd.add_argument("--size", default=None, help="input-size preset, e.g. 'small'")
     return p
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel
 
 from probes.environment import Environment
@@ -9,6 +11,7 @@ from probes.exports import ExportReport
 from probes.parity import ParityReport
 from probes.protocol import Framework, ProbeResult
 from recommender.capabilities import MergedCell
+from recommender.questionnaire import Profile
 
 
 class ModelSummary(BaseModel):
@@ -62,3 +65,10 @@ class DeployReport(BaseModel):
     environment: Environment
     exports: ExportReport
     targets: list[MergedCell]
+
+
+class AskResult(BaseModel):
+    """``fwadvisor ask``: every question answered (defaults filled in) and the profile."""
+
+    answers: dict[str, Any]
+    profile: Profile

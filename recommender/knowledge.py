@@ -1,0 +1,58 @@
+"""Ecosystem priors (``data/knowledge/ecosystem.yaml``): scores for what probes cannot
+measure, each with a source. A score without a source is refused at load time."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from recommender.capabilities import CapabilityError, require_url
+
+PATH = Path(__file__).resolve().parent.parent / "data" / "knowledge" / "ecosystem.yaml"
+
+
+class Claim(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    score: float = Field(ge=0, le=1)
+    source: str
+    note: str
+
+    @field_validator("source")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return require_url(v)  # the same rule as the capability matrix
+
+
+class Factor(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    title: str
+    torch: Claim
+    tensorflow: Claim
+
+
+class Ecosystem(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    checked: dt.date
+    factors: dict[str, Factor]
+    custom_ops: dict[str, Claim]
+
+    def score(self, factor: str, framework: str) -> Claim:
+        f = self.factors[factor]
+        return f.torch if framework == "torch" else f.tensorflow
+
+
+def load_ecosystem(path: Path = PATH) -> Ecosystem:
+    try:
+        return Ecosystem.model_validate(yaml.safe_load(path.read_text()))
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise CapabilityError(f"{path}: {where}: {first['msg']}") from None
+    except (OSError, yaml.YAMLError) as e:
+        raise CapabilityError(f"{path}: {e}") from None

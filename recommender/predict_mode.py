@@ -1,0 +1,64 @@
+"""Predict mode: evidence without running anything.
+
+Latency and memory come from the learned predictor (docs/predictor.md) at the
+production batch and default settings, with the prediction interval as the
+uncertainty; deployment from the capability matrix alone; custom ops from the priors.
+"""
+
+from __future__ import annotations
+
+import math
+
+from probes.protocol import FRAMEWORKS
+from probes.settings import default_settings
+from probes.spec import ModelSpec
+from recommender.capabilities import load_matrix
+from recommender.evidence import custom_scores, needed_targets, target_evidence
+from recommender.knowledge import load_ecosystem
+from recommender.predict import Predictor, load_predictor
+from recommender.questionnaire import Profile
+from recommender.score import Evidence, FrameworkEvidence, Quantity
+
+Z80 = 1.2816  # the interval is 10%-90%: +-1.28 sigma in log space
+
+
+def _quantity(median: float, lo: float, hi: float, source: str) -> Quantity | None:
+    if median <= 0:
+        return None
+    sigma = math.log(max(hi, median) / max(min(lo, median), 1e-12)) / (2 * Z80)
+    return Quantity(value=median, sigma=sigma, source=source)
+
+
+def gather_predicted(spec: ModelSpec, p: Profile, predictor: Predictor | None = None) -> Evidence:
+    model = predictor or load_predictor()
+    matrix, eco = load_matrix(), load_ecosystem()
+    targets = needed_targets(p)
+    tev = target_evidence(matrix, None, targets)
+    cust = custom_scores(eco, None)
+    caveats = [
+        "predict mode: latency and memory are predicted (default settings, inference "
+        "only), deployment is the capability matrix without export checks",
+    ]
+    frameworks = {}
+    for fw in FRAMEWORKS:
+        pred = model.predict(spec, fw, p.batch, default_settings(fw))
+        src = f"predicted, default settings, batch {p.batch}"
+        caveats += [f"{fw}: {why}" for why in pred.out_of_range]
+        frameworks[fw] = FrameworkEvidence(
+            framework=fw,
+            infer=_quantity(pred.latency_s, pred.latency_lo_s, pred.latency_hi_s, src),
+            memory=_quantity(pred.memory_bytes, pred.memory_lo_bytes, pred.memory_hi_bytes, src),
+            targets=tev[fw],
+            custom_ops=cust[fw][0],
+            custom_ops_why=cust[fw][1],
+            ecosystem={k: eco.score(k, fw).score for k in eco.factors},
+        )
+    if p.infer_share < 1:
+        caveats.append("training time is not predicted: speed uses inference only")
+    return Evidence(
+        model=spec.name,
+        mode="predict",
+        frameworks=frameworks,
+        caveats=caveats,
+        links=["predictor training set: data/datasets/predictor_train.csv"],
+    )

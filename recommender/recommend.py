@@ -1,0 +1,221 @@
+"""``recommend(spec, answers, mode)``: the product's answer, with its reasons.
+
+The decision is the higher weighted utility among frameworks no hard constraint vetoes.
+The confidence is the share of resampled measurements that give the same decision;
+below 0.8 the answer is "either" (the frameworks are within noise for this profile).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from probes.config import Settings
+from probes.environment import environment
+from probes.protocol import FRAMEWORKS, Framework
+from probes.spec import ModelSpec
+from recommender.evidence import Gatherer, Mode
+from recommender.questionnaire import CRITERIA, Constraint, Profile, to_profile
+from recommender.score import (
+    EITHER_BELOW,
+    CriterionRow,
+    Evidence,
+    Flip,
+    Veto,
+    confidence,
+    decide,
+    scores,
+    utilities,
+    vetoes,
+    weight_flips,
+)
+
+Choice = Literal["torch", "tensorflow", "either", "neither"]
+NAMES = {"torch": "PyTorch", "tensorflow": "TensorFlow"}
+
+
+class Recommendation(BaseModel):
+    model: str
+    mode: Mode
+    choice: Choice
+    leaning: Framework | None = Field(description="The higher utility, even when 'either'.")
+    confidence: float = Field(description="P(same decision) under measurement noise.")
+    utilities: dict[Framework, float]
+    margin: float
+    criteria: list[CriterionRow]
+    vetoes: list[Veto]
+    sensitivity: list[Flip]
+    caveats: list[str]
+    evidence: Evidence
+    profile: Profile
+    summary: str
+
+
+def _detail(ev: Evidence, p: Profile, c: str, fw: Framework) -> str:
+    f = ev.frameworks[fw]
+    if c == "speed":
+        return f"{f.infer.value * 1e3:.3g} ms ({f.infer.source})" if f.infer else "not measured"
+    if c == "memory":
+        return f"{f.memory.value / 2**20:.0f} MB" if f.memory else "not measured"
+    if c == "deployment":
+        return "; ".join(f"{t}: {e.verdict} ({e.status})" for t, e in f.targets.items())
+    if c == "custom_ops":
+        return f.custom_ops_why
+    if c == "ecosystem":
+        return ", ".join(f"{k} {v:.2f}" for k, v in f.ecosystem.items())
+    return f"experience {p.experience.get(fw, 0)}/3"
+
+
+def _rows(ev: Evidence, p: Profile) -> list[CriterionRow]:
+    s = scores(ev, p)
+    return [
+        CriterionRow(
+            criterion=c,
+            weight=p.weights[c],
+            scores=s[c],
+            contributions={fw: p.weights[c] * s[c][fw] for fw in s[c]},
+            detail=" | ".join(f"{NAMES[fw]}: {_detail(ev, p, c, fw)}" for fw in FRAMEWORKS),
+        )
+        for c in CRITERIA
+    ]
+
+
+def constraint_flips(ev: Evidence, p: Profile, choice: Framework) -> list[Flip]:
+    """Constraints the user did not set that would veto the current choice alone."""
+    other: Framework = "tensorflow" if choice == "torch" else "torch"
+    a, b = ev.frameworks[choice], ev.frameworks[other]
+    flips = []
+    if a.memory and b.memory and a.memory.value > b.memory.value:
+        mb_a, mb_b = a.memory.value / 2**20, b.memory.value / 2**20
+        flips.append(
+            Flip(
+                kind="constraint",
+                text=f"a memory budget between {mb_b:.0f} and {mb_a:.0f} MB would veto "
+                f"{NAMES[choice]} and choose {NAMES[other]}",
+            )
+        )
+    if a.infer and b.infer and a.infer.value > b.infer.value:
+        ms_a, ms_b = a.infer.value * 1e3, b.infer.value * 1e3
+        flips.append(
+            Flip(
+                kind="constraint",
+                text=f"a latency objective between {ms_b:.3g} and {ms_a:.3g} ms would veto "
+                f"{NAMES[choice]} and choose {NAMES[other]}",
+            )
+        )
+    return flips
+
+
+def apply_flip(p: Profile, flip: Flip) -> Profile:
+    """The profile with a weight flip applied (used by the tests to check each flip)."""
+    from recommender.score import with_weight
+
+    assert flip.kind == "weight" and flip.criterion is not None and flip.weight_to is not None
+    return p.model_copy(update={"weights": with_weight(p.weights, flip.criterion, flip.weight_to)})
+
+
+def decide_profile(ev: Evidence, p: Profile, samples: int = 2000) -> Recommendation:
+    """Score ``ev`` under ``p``: the decision, confidence, contributions and flips."""
+    s = scores(ev, p)
+    u = utilities(s, p.weights)
+    vs = vetoes(ev, p)
+    vetoed = {v.framework for v in vs}
+    nominal = decide(u, vetoed)
+    conf = confidence(ev, p, nominal, samples) if nominal != "neither" else 1.0
+    ranked = sorted(u, key=lambda fw: -u[fw])
+    leaning: Framework | None = nominal if nominal in FRAMEWORKS else None
+    margin = u[ranked[0]] - u[ranked[1]]
+    choice: Choice = nominal  # type: ignore[assignment]
+    if nominal in FRAMEWORKS and conf < EITHER_BELOW:
+        choice = "either"
+    sensitivity: list[Flip] = []
+    if leaning is not None and not vetoed:
+        loser: Framework = "tensorflow" if leaning == "torch" else "torch"
+        sensitivity = weight_flips(s, p.weights, leaning, loser)[:3]
+        sensitivity += constraint_flips(ev, p, leaning)
+    caveats = list(ev.caveats) + _machine_caveats()
+    rec = Recommendation(
+        model=ev.model,
+        mode=ev.mode,
+        choice=choice,
+        leaning=leaning,
+        confidence=conf,
+        utilities=u,
+        margin=margin,
+        criteria=_rows(ev, p),
+        vetoes=vs,
+        sensitivity=sensitivity,
+        caveats=caveats,
+        evidence=ev,
+        profile=p,
+        summary="",
+    )
+    rec.summary = summarize(rec)
+    return rec
+
+
+def _machine_caveats() -> list[str]:
+    env = environment()
+    return [
+        f"measured on {env.cores_available} CPU cores ({env.cpu_model}); "
+        + ("GPU present but not measured" if env.cuda_device else "GPU not measured"),
+    ]
+
+
+def summarize(r: Recommendation) -> str:
+    if r.choice == "neither":
+        return "Neither framework meets the hard constraints: " + "; ".join(
+            f"{NAMES[v.framework]} fails '{v.constraint}' ({v.reason})" for v in r.vetoes
+        )
+    top = sorted(
+        r.criteria,
+        key=lambda c: (
+            -abs(
+                c.contributions.get(r.leaning or "torch", 0)
+                - c.contributions.get("tensorflow" if r.leaning == "torch" else "torch", 0)
+            )
+        ),
+    )[:2]
+    lead = NAMES[r.leaning] if r.leaning else "?"
+    why = " and ".join(c.criterion for c in top)
+    if r.choice == "either":
+        return (
+            f"Either: the frameworks are within noise for this profile (leaning {lead}, "
+            f"confidence {r.confidence:.0%}, margin {r.margin:.3f})."
+        )
+    vetoed = [v for v in r.vetoes if v.framework != r.leaning]
+    veto = f" The other is vetoed: {vetoed[0].constraint} ({vetoed[0].reason})." if vetoed else ""
+    return (
+        f"{lead}, with {r.confidence:.0%} confidence (utility margin {r.margin:.3f}), "
+        f"mostly on {why}.{veto}"
+    )
+
+
+def recommend(
+    spec: ModelSpec,
+    answers: dict[str, Any],
+    mode: Mode = "predict",
+    *,
+    settings: Settings | None = None,
+    trials: int = 6,
+    progress: Callable[[str], None] | None = None,
+    gatherer: Gatherer | None = None,
+) -> Recommendation:
+    """Gather evidence for ``spec`` in ``mode`` and decide under the answers' profile."""
+    from recommender.gather import gather_measured
+    from recommender.predict_mode import gather_predicted
+
+    profile = to_profile(answers)
+    g = gatherer or Gatherer(settings or Settings(), mode, trials)
+    say = progress or (lambda _: None)
+    ev = (
+        gather_predicted(spec, profile)
+        if mode == "predict"
+        else gather_measured(spec, profile, g, say)
+    )
+    return decide_profile(ev, profile)
+
+
+__all__ = ["Constraint", "Recommendation", "decide_profile", "recommend"]
