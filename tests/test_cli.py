@@ -168,3 +168,45 @@ def test_probe_text_renders_a_failed_row_with_its_reason() -> None:
 def test_probe_custom_op_refuses_a_model_without_one(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "probe", "mlp", "--workload", "custom-op")
     assert code == 2 and out == "" and "no custom op node" in err
+
+
+def test_ask_from_file_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out_file = tmp_path / "resolved.yaml"
+    code, out, _ = run(
+        capsys, "ask", "--answers", "data/examples/mobile.yaml", "--out", str(out_file), "--json"
+    )
+    data = json.loads(out)
+    assert code == 0 and data["answers"]["targets"] == ["android", "ios"]
+    assert {c["text"] for c in data["profile"]["constraints"]} >= {
+        "must run on android",
+        "memory <= 512 MB",
+    }
+    assert out_file.exists() and "android" in out_file.read_text()
+
+
+def test_ask_interactive_reads_stdin(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    # targets: 5 = browser; then Enter (default) for every other question.
+    monkeypatch.setattr("sys.stdin", io.StringIO("5\n" + "\n" * 20))
+    code, out, err = run(capsys, "ask", "--json")
+    assert code == 0 and json.loads(out)["answers"]["targets"] == ["browser"]
+    assert "Where must the model run" in err
+
+
+def test_ask_and_recommend_reject_bad_answers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("targets: [mars]\n")
+    code, out, err = run(capsys, "ask", "--answers", str(bad))
+    assert code == 2 and out == "" and "answers.targets" in err and "mars" in err
+    code, out, err = run(capsys, "recommend", "mlp", "--answers", str(bad))
+    assert code == 2 and "answers.targets" in err
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # CI has no stdin: an error, no hang
+    code, _, err = run(capsys, "ask")
+    assert code == 2 and "stdin closed" in err

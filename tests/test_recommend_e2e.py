@@ -1,0 +1,45 @@
+"""recommend() end to end: predict mode (instant) and measure -> cached (slow)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from probes.config import Settings
+from recommender.questionnaire import load_answers
+from recommender.recommend import recommend
+from tests.conftest import ROOT, ZOO, zoo_spec
+
+EXAMPLES = ROOT / "data" / "examples"
+
+
+@pytest.mark.parametrize("profile", ["mobile", "server-gpu", "research", "browser"])
+def test_predict_mode_answers_every_example_profile(profile: str) -> None:
+    answers = load_answers(EXAMPLES / f"{profile}.yaml")
+    rec = recommend(zoo_spec("resnet18", None), answers, "predict")
+    assert rec.choice in ("torch", "tensorflow", "either", "neither")
+    assert rec.summary and rec.criteria and rec.caveats
+    for fw in ("torch", "tensorflow"):
+        ev = rec.evidence.frameworks[fw]
+        assert ev.infer is not None and ev.infer.value > 0 and ev.memory is not None
+    assert type(rec).model_validate_json(rec.model_dump_json()) == rec
+
+
+@pytest.mark.slow
+def test_measure_then_cached(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, zoo_dir=ZOO)
+    spec = zoo_spec("mlp", "small")
+    answers = {"targets": ["browser"], "emphasis": "both", "batch_size": 4}
+    measured = recommend(spec, answers, "measure", settings=settings, trials=2)
+    for fw in ("torch", "tensorflow"):
+        ev = measured.evidence.frameworks[fw]
+        assert ev.infer is not None and ev.train is not None and ev.memory is not None
+        assert ev.infer.source.startswith("tuned")
+        assert ev.targets["browser"].verdict == "verified"  # the ONNX export ran
+    cached = recommend(spec, answers, "cached", settings=settings)
+    for fw in ("torch", "tensorflow"):
+        m, c = measured.evidence.frameworks[fw], cached.evidence.frameworks[fw]
+        assert c.infer is not None and c.infer.value <= m.infer.value * 1.0001  # type: ignore[union-attr]
+        assert c.targets["browser"].verdict == "verified"
+    assert cached.leaning == measured.leaning
