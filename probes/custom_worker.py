@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from probes.custom_probe import CompileCheck, CustomOpData, ModeCost
-from probes.errors import AdvisorError
+from probes.errors import AdvisorError, brief
 from probes.frameworks import Backend
 from probes.measure import measure
 from probes.protocol import CustomOpWorkload, ProbeRequest, ProbeResult, TrainWorkload
@@ -20,12 +20,6 @@ from probes.spec import SpecGraph, build_graph
 from probes.spec.custom_grad import check_graph_grads, custom_programs
 from probes.spec.ops_custom import CustomMode, with_custom_mode
 from probes.weights import init_weights, make_inputs
-
-
-def _reason(e: Exception) -> str:
-    text = e.message if isinstance(e, AdvisorError) else f"{type(e).__name__}: {e}"
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    return (lines[0] if lines else type(e).__name__)[:300]
 
 
 def _mode_cost(
@@ -43,7 +37,7 @@ def _mode_cost(
     try:
         cost.infer = measure(backend.infer_step(g, weights, arrays, eager, req.device), req.measure)
     except Exception as e:
-        cost.infer_reason = _reason(e)
+        cost.infer_reason = brief(e)
     rng = np.random.default_rng([req.seed, 0x7A6])
     targets = [
         rng.standard_normal((w.batch, *g.tensors[o].shape)).astype(np.float32)
@@ -54,7 +48,7 @@ def _mode_cost(
         step = backend.train_step_fn(g, weights, arrays, targets, train, eager, req.device)
         cost.train = measure(step, req.measure)
     except Exception as e:
-        cost.train_reason = _reason(e)
+        cost.train_reason = brief(e)
     checks = backend.compile_check(g, weights, arrays, w.compile)
     cost.compile = [CompileCheck.model_validate(c) for c in checks]
     return cost

@@ -117,3 +117,10 @@ class InvalidSettingsError(AdvisorError):
     """Settings rejected before any process starts."""
 
     code = "invalid_settings"
+
+
+def brief(e: BaseException, limit: int = 300) -> str:
+    """One line for a report: an AdvisorError's message, else ``Type: first line``."""
+    text = e.message if isinstance(e, AdvisorError) else f"{type(e).__name__}: {e}"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return (lines[0] if lines else type(e).__name__)[:limit]

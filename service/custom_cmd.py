@@ -11,11 +11,9 @@ from probes.custom_probe import CustomOpReport, FrameworkCustomOps, custom_op_re
 from probes.errors import AdvisorError
 from probes.exports import ExportCheck, parse_targets
 from probes.measure import MeasureConfig
-from probes.probe import Prober
-from probes.protocol import FRAMEWORKS, Framework, ProbeLimits
-from probes.runner import SubprocessRunner
+from probes.protocol import FRAMEWORKS, Framework
 from probes.spec import ModelSpec
-from probes.store import ResultStore
+from service.deploy_cmd import export_prober
 from service.render import table
 
 
@@ -121,16 +119,7 @@ def cmd_custom_op(args: argparse.Namespace, settings: Settings, spec: ModelSpec)
         targets = parse_targets(args.export_targets) if args.export_targets != "none" else []
     except ValueError as e:
         raise AdvisorError(str(e)) from None
-    prober = Prober(
-        SubprocessRunner(timeout_s=args.timeout),
-        ResultStore(settings.data_dir / "results.sqlite"),
-        MeasureConfig(min_time_s=args.min_time),
-        ProbeLimits(
-            timeout_s=args.timeout, memory_mb=args.memory_mb or settings.export_memory_mb()
-        ),
-        settings.limits,
-        fresh=args.fresh,
-    )
+    prober = export_prober(args, settings, MeasureConfig(min_time_s=args.min_time))
 
     def progress(what: str) -> None:
         if not args.json:

@@ -78,6 +78,20 @@ def render(report: DeployReport) -> str:
     return "\n".join(out)
 
 
+def export_prober(args: argparse.Namespace, settings: Settings, measure: MeasureConfig) -> Prober:
+    """A Prober for export and custom-op probes: the results store, and an RSS cap by
+    default (converters can balloon; see Settings.export_memory_fraction)."""
+    memory_mb = args.memory_mb or settings.export_memory_mb()
+    return Prober(
+        SubprocessRunner(timeout_s=args.timeout),
+        ResultStore(settings.data_dir / "results.sqlite"),
+        measure,
+        ProbeLimits(timeout_s=args.timeout, memory_mb=memory_mb),
+        settings.limits,
+        fresh=args.fresh,
+    )
+
+
 def cmd_deploy(args: argparse.Namespace, settings: Settings, spec: ModelSpec) -> int:
     try:
         targets = parse_targets(args.targets)
@@ -85,15 +99,8 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings, spec: ModelSpec) ->
         raise AdvisorError(str(e)) from None
     fws: tuple[Framework, ...] = FRAMEWORKS if args.framework == "both" else (args.framework,)
     matrix = load_matrix()
-    prober = Prober(
-        SubprocessRunner(timeout_s=args.timeout),
-        ResultStore(settings.data_dir / "results.sqlite"),
-        MeasureConfig(min_time_s=args.min_time, max_warmup_s=3.0),
-        ProbeLimits(
-            timeout_s=args.timeout, memory_mb=args.memory_mb or settings.export_memory_mb()
-        ),
-        settings.limits,
-        fresh=args.fresh,
+    prober = export_prober(
+        args, settings, MeasureConfig(min_time_s=args.min_time, max_warmup_s=3.0)
     )
 
     def progress(what: str) -> None:

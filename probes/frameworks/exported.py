@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +22,13 @@ class Exported:
     load_s: float  # artifact load / session creation
     run: Run  # one inference on the probe inputs, materialised as numpy
     notes: list[str]
+
+
+def timed(make: Callable[[], Any]) -> tuple[Any, float]:
+    """``make()`` and its wall time."""
+    t0 = time.perf_counter()
+    value = make()
+    return value, time.perf_counter() - t0
 
 
 def size_bytes(path: Path) -> int:

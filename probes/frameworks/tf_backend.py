@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from probes import build_tf, tf_weights
-from probes.errors import UnsupportedError
+from probes.errors import UnsupportedError, brief
 from probes.settings import TFSettings, cpu_budget
 from probes.spec import SpecGraph
 from probes.tf_layers import custom_grads as custom_grads
@@ -308,6 +308,5 @@ def compile_check(
                 {"name": name, "ok": same, "detail": detail, "time_s": time.perf_counter() - t0}
             )
         except Exception as e:
-            lines = [ln for ln in f"{type(e).__name__}: {e}".splitlines() if ln.strip()]
-            checks.append({"name": name, "ok": False, "detail": (lines[0] if lines else "")[:300]})
+            checks.append({"name": name, "ok": False, "detail": brief(e)})
     return checks

@@ -19,7 +19,8 @@ import numpy as np
 import tensorflow as tf
 
 from probes import build_tf
-from probes.frameworks.exported import Exported
+from probes.errors import brief
+from probes.frameworks.exported import Exported, timed
 from probes.frameworks.runtimes import litert_runner, onnx_runner, tool_version
 from probes.frameworks.tf_backend import _feed, _listed
 from probes.settings import cpu_budget
@@ -53,16 +54,10 @@ class Serving:
         archive.write_out(str(path), verbose=False)
 
 
-def _timed(make: Callable[[], Any]) -> tuple[Any, float]:
-    t0 = time.perf_counter()
-    value = make()
-    return value, time.perf_counter() - t0
-
-
 def _native(s: Serving, d: Path) -> Exported:
     path = d / "saved_model"
-    _, export_s = _timed(lambda: s.save(path))
-    loaded, load_s = _timed(lambda: tf.saved_model.load(str(path)))
+    _, export_s = timed(lambda: s.save(path))
+    loaded, load_s = timed(lambda: tf.saved_model.load(str(path)))
     fed = [tf.constant(a) for a in s.arrays]
 
     def run() -> list[np.ndarray]:
@@ -89,11 +84,11 @@ def _litert(s: Serving, d: Path) -> Exported:
         blob = conv.convert()
         notes.append(
             "needs Select TF ops (Flex delegate, a larger runtime): builtin-only conversion "
-            f"failed with {_first_line(builtin_error)}"
+            f"failed with {brief(builtin_error)}"
         )
     path.write_bytes(blob)
     export_s = time.perf_counter() - t0
-    (run, runtime), load_s = _timed(lambda: litert_runner(path, s.arrays, s.names, cpu_budget()))
+    (run, runtime), load_s = timed(lambda: litert_runner(path, s.arrays, s.names, cpu_budget()))
     tool = f"tf.lite.TFLiteConverter {tf.__version__}"
     return Exported(tool, runtime, path, export_s, load_s, run, notes)
 
@@ -109,15 +104,10 @@ def _onnx(s: Serving, d: Path) -> Exported:
             s.fn, input_signature=s.signature, opset=ONNX_OPSET, output_path=str(path)
         )
 
-    _, export_s = _timed(make)
-    (run, runtime), load_s = _timed(lambda: onnx_runner(path, s.arrays, cpu_budget()))
+    _, export_s = timed(make)
+    (run, runtime), load_s = timed(lambda: onnx_runner(path, s.arrays, cpu_budget()))
     tool = f"tf2onnx.convert.from_function {version} (opset {ONNX_OPSET})"
     return Exported(tool, runtime, path, export_s, load_s, run, [])
-
-
-def _first_line(e: BaseException) -> str:
-    text = f"{type(e).__name__}: {e}".strip().splitlines()
-    return text[0][:300] if text else type(e).__name__
 
 
 EXPORTERS: dict[str, Exporter] = {

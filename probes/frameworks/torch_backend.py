@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from probes import build_torch
-from probes.errors import UnsupportedError
+from probes.errors import UnsupportedError, brief
 from probes.settings import TorchSettings, cpu_budget
 from probes.spec import SpecGraph
 from probes.torch_custom import custom_grads as custom_grads
@@ -263,7 +263,7 @@ def compile_check(
             }
         )
     except Exception as e:
-        checks.append({"name": "torch.compile trace (dynamo)", "ok": False, "detail": _why(e)})
+        checks.append({"name": "torch.compile trace (dynamo)", "ok": False, "detail": brief(e)})
     if full:
         dynamo.reset()
         t0 = time.perf_counter()
@@ -284,11 +284,6 @@ def compile_check(
                 }
             )
         except Exception as e:
-            checks.append({"name": "torch.compile (inductor)", "ok": False, "detail": _why(e)})
+            checks.append({"name": "torch.compile (inductor)", "ok": False, "detail": brief(e)})
         dynamo.reset()
     return checks
-
-
-def _why(e: BaseException) -> str:
-    lines = [ln for ln in f"{type(e).__name__}: {e}".splitlines() if ln.strip()]
-    return (lines[0] if lines else type(e).__name__)[:300]

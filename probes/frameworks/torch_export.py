@@ -6,7 +6,6 @@ own runtime and returns a runner over the probe inputs. The worker compares and 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import numpy as np
 import torch
 
 from probes import build_torch
-from probes.frameworks.exported import Exported, Run
+from probes.frameworks.exported import Exported, Run, timed
 from probes.frameworks.runtimes import litert_runner, onnx_runner, tool_version
 from probes.settings import cpu_budget
 from probes.spec import SpecGraph
@@ -37,20 +36,14 @@ def _module_runner(fn: Callable[..., Any], xs: tuple[torch.Tensor, ...]) -> Run:
     return run
 
 
-def _timed(make: Callable[[], Any]) -> tuple[Any, float]:
-    t0 = time.perf_counter()
-    value = make()
-    return value, time.perf_counter() - t0
-
-
 def _native(model: Any, xs: tuple[torch.Tensor, ...], d: Path, names: list[str]) -> Exported:
     path = d / "model.pt2"
 
     def make() -> None:
         torch.export.save(torch.export.export(model, xs), str(path))
 
-    _, export_s = _timed(make)
-    loaded, load_s = _timed(lambda: torch.export.load(str(path)).module())
+    _, export_s = timed(make)
+    loaded, load_s = timed(lambda: torch.export.load(str(path)).module())
     tool = f"torch.export {torch.__version__}"
     run = _module_runner(loaded, xs)
     return Exported(tool, "ExportedProgram.module()", path, export_s, load_s, run, [])
@@ -65,9 +58,9 @@ def _onnx(model: Any, xs: tuple[torch.Tensor, ...], d: Path, names: list[str]) -
         assert prog is not None
         prog.save(str(path))
 
-    _, export_s = _timed(make)
+    _, export_s = timed(make)
     arrays = [x.numpy() for x in xs]
-    (run, runtime), load_s = _timed(lambda: onnx_runner(path, arrays, cpu_budget()))
+    (run, runtime), load_s = timed(lambda: onnx_runner(path, arrays, cpu_budget()))
     tool = f"torch.onnx.export(dynamo=True) {torch.__version__} + onnxscript"
     return Exported(tool, runtime, path, export_s, load_s, run, [])
 
@@ -77,9 +70,9 @@ def _litert(model: Any, xs: tuple[torch.Tensor, ...], d: Path, names: list[str])
     import litert_torch
 
     path = d / "model.tflite"
-    _, export_s = _timed(lambda: litert_torch.convert(model, xs).export(str(path)))
+    _, export_s = timed(lambda: litert_torch.convert(model, xs).export(str(path)))
     arrays = [x.numpy() for x in xs]
-    (run, runtime), load_s = _timed(lambda: litert_runner(path, arrays, names, cpu_budget()))
+    (run, runtime), load_s = timed(lambda: litert_runner(path, arrays, names, cpu_budget()))
     return Exported(f"litert-torch {version}", runtime, path, export_s, load_s, run, [])
 
 
@@ -90,8 +83,8 @@ def _aot(model: Any, xs: tuple[torch.Tensor, ...], d: Path, names: list[str]) ->
         ep = torch.export.export(model, xs)
         torch._inductor.aoti_compile_and_package(ep, package_path=str(path))
 
-    _, export_s = _timed(make)
-    loaded, load_s = _timed(lambda: torch._inductor.aoti_load_package(str(path)))
+    _, export_s = timed(make)
+    loaded, load_s = timed(lambda: torch._inductor.aoti_load_package(str(path)))
     tool = f"AOTInductor (torch._inductor.aoti_compile_and_package) {torch.__version__}"
     notes = ["compiled C++/OpenMP kernels for this CPU; loadable from C++ without Python"]
     run = _module_runner(loaded, xs)
@@ -111,8 +104,8 @@ def _executorch(model: Any, xs: tuple[torch.Tensor, ...], d: Path, names: list[s
         lowered = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()])
         path.write_bytes(lowered.to_executorch().buffer)
 
-    _, export_s = _timed(make)
-    method, load_s = _timed(lambda: Runtime.get().load_program(path).load_method("forward"))
+    _, export_s = timed(make)
+    method, load_s = timed(lambda: Runtime.get().load_program(path).load_method("forward"))
     inputs = list(xs)
 
     def run() -> list[np.ndarray]:
