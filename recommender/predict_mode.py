@@ -15,22 +15,22 @@ from probes.spec import ModelSpec
 from recommender.capabilities import load_matrix
 from recommender.evidence import custom_scores, needed_targets, target_evidence
 from recommender.knowledge import load_ecosystem
-from recommender.predict import Predictor, load_predictor
+from recommender.predict import Estimate, Predictor
 from recommender.questionnaire import Profile
 from recommender.score import Evidence, FrameworkEvidence, Quantity
 
 Z80 = 1.2816  # the interval is 10%-90%: +-1.28 sigma in log space
 
 
-def _quantity(median: float, lo: float, hi: float, source: str) -> Quantity | None:
-    if median <= 0:
+def _quantity(e: Estimate, source: str) -> Quantity | None:
+    if e.median <= 0:
         return None
-    sigma = math.log(max(hi, median) / max(min(lo, median), 1e-12)) / (2 * Z80)
-    return Quantity(value=median, sigma=sigma, source=source)
+    sigma = math.log(max(e.hi, e.median) / max(min(e.lo, e.median), 1e-12)) / (2 * Z80)
+    return Quantity(value=e.median, sigma=sigma, source=source)
 
 
 def gather_predicted(spec: ModelSpec, p: Profile, predictor: Predictor | None = None) -> Evidence:
-    model = predictor or load_predictor()
+    model = predictor or Predictor.load()
     matrix, eco = load_matrix(), load_ecosystem()
     targets = needed_targets(p)
     tev = target_evidence(matrix, None, targets)
@@ -46,8 +46,8 @@ def gather_predicted(spec: ModelSpec, p: Profile, predictor: Predictor | None = 
         caveats += [f"{fw}: {why}" for why in pred.out_of_range]
         frameworks[fw] = FrameworkEvidence(
             framework=fw,
-            infer=_quantity(pred.latency_s, pred.latency_lo_s, pred.latency_hi_s, src),
-            memory=_quantity(pred.memory_bytes, pred.memory_lo_bytes, pred.memory_hi_bytes, src),
+            infer=_quantity(pred.latency_s, src),
+            memory=_quantity(pred.memory_bytes, src),
             targets=tev[fw],
             custom_ops=cust[fw][0],
             custom_ops_why=cust[fw][1],

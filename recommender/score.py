@@ -35,6 +35,13 @@ class Quantity(BaseModel):
 
     value: float = Field(gt=0)
     sigma: float = Field(ge=0, description="Relative (log-space) standard deviation.")
+    shared_sigma: float = Field(
+        default=0.0,
+        ge=0,
+        description="Part of the error common to both frameworks' same quantity (a "
+        "predictor misjudging the model misjudges it for both). It moves absolute "
+        "values (vetoes), not the ratio between frameworks.",
+    )
     source: str = Field(description="tuned / measured / predicted / cached, and settings.")
 
 
@@ -192,15 +199,21 @@ def decide(u: dict[Framework, float], vetoed: set[Framework]) -> str:
     return max(alive, key=lambda fw: u[fw])
 
 
+QUANTITIES = ("infer", "train", "memory")
+
+
 def _perturbed(ev: Evidence, rng: np.random.Generator) -> Evidence:
+    """One draw: a common factor per quantity (shared_sigma), then each framework's own."""
+    common = {name: rng.normal() for name in QUANTITIES}
     frameworks = {}
     for fw, f in ev.frameworks.items():
         upd = {}
-        for name in ("infer", "train", "memory"):
+        for name in QUANTITIES:
             q: Quantity | None = getattr(f, name)
             if q is not None:
-                sigma = max(q.sigma, RUN_TO_RUN_SIGMA)
-                upd[name] = q.model_copy(update={"value": q.value * math.exp(rng.normal(0, sigma))})
+                own = rng.normal(0, max(q.sigma, RUN_TO_RUN_SIGMA))
+                factor = math.exp(own + q.shared_sigma * common[name])
+                upd[name] = q.model_copy(update={"value": q.value * factor})
         frameworks[fw] = f.model_copy(update=upd)
     return ev.model_copy(update={"frameworks": frameworks})
 
