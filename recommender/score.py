@@ -256,7 +256,7 @@ def weight_flips(
     for c in CRITERIA:
         d = s[c][win] - s[c][lose]
         rest = 1 - w[c]
-        if rest <= 0:
+        if rest <= 0 or abs(d) < 1e-9:  # a tied criterion can only tie the total, at 1
             continue
         r = (m - w[c] * d) / rest
         if math.isclose(r, d):

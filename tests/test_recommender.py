@@ -246,3 +246,9 @@ def test_recommendation_is_json_serialisable() -> None:
     assert type(rec).model_validate_json(rec.model_dump_json()) == rec
     assert {c.criterion for c in rec.criteria} == set(CRITERIA)
     assert all(isinstance(c, Constraint) for c in rec.profile.constraints)
+
+
+def test_a_tied_criterion_is_never_reported_as_a_flip() -> None:
+    ev = evidence(fw_ev("torch", 10, 200), fw_ev("tensorflow", 12, 200))
+    rec = decide_profile(ev, to_profile({}), samples=50)
+    assert not any(f.criterion in ("memory", "deployment", "team") for f in rec.sensitivity)
