@@ -20,6 +20,7 @@ demo: $(STAMP)
 	$(BIN)/fwadvisor probe lenet5 --workload infer,train,cold --batch 1,16 --min-time 0.5
 	$(BIN)/fwadvisor tune lenet5 --framework both --trials 8
 	$(BIN)/fwadvisor deploy lenet5 --targets native,onnx,litert
+	$(BIN)/fwadvisor recommend lenet5 --answers data/examples/mobile.yaml --mode measure --trials 4
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
