@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/probe_cost.py --size default
 	$(BIN)/python benchmarks/tuner_efficiency.py
 	$(BIN)/python benchmarks/deploy_zoo.py
+	$(BIN)/python benchmarks/predictor_eval.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -30,6 +30,8 @@ from recommender.perf_features import (
 )
 from recommender.perf_model import PerfPredictor
 
+__all__ = ["Estimate", "PerfPredictor", "Prediction", "Predictor", "faster", "query_features"]
+
 # Below this many rows of this machine, train on every machine's rows (and say so).
 MIN_OWN_ROWS = 50
 
