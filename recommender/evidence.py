@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from probes.config import Settings
@@ -57,7 +57,6 @@ class Gatherer:
     mode: Mode
     trials: int = 6
     runner: ProbeRunner | None = None
-    progress: list[str] = field(default_factory=list)
 
     def prober(self) -> Prober:
         runner = self.runner or (

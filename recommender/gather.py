@@ -68,7 +68,7 @@ def _best_infer(
         )
         storage = f"sqlite:///{g.settings.data_dir.resolve()}/optuna.sqlite3"
         rep = tune(spec, cfg, prober, storage, FRAMEWORKS, "cpu", say)
-        g.progress.append(f"tuning: {rep.tuned.note}")
+        say(f"tuning: {rep.tuned.note}")
         for ft in rep.frameworks:
             best = ft.best.settings if ft.best else "none"
             out[ft.framework] = (ft.best_result, f"tuned, {g.trials} trials: {best}")  # type: ignore[index]
