@@ -17,7 +17,8 @@ from probes.environment import environment
 from probes.protocol import FRAMEWORKS, Framework
 from probes.spec import ModelSpec
 from recommender.evidence import Gatherer, Mode
-from recommender.questionnaire import CRITERIA, Constraint, Profile, to_profile
+from recommender.gather import gather_measured
+from recommender.questionnaire import CRITERIA, Profile, to_profile
 from recommender.score import (
     EITHER_BELOW,
     CriterionRow,
@@ -30,6 +31,7 @@ from recommender.score import (
     utilities,
     vetoes,
     weight_flips,
+    with_weight,
 )
 
 Choice = Literal["torch", "tensorflow", "either", "neither"]
@@ -110,8 +112,6 @@ def constraint_flips(ev: Evidence, p: Profile, choice: Framework) -> list[Flip]:
 
 def apply_flip(p: Profile, flip: Flip) -> Profile:
     """The profile with a weight flip applied (used by the tests to check each flip)."""
-    from recommender.score import with_weight
-
     assert flip.kind == "weight" and flip.criterion is not None and flip.weight_to is not None
     return p.model_copy(update={"weights": with_weight(p.weights, flip.criterion, flip.weight_to)})
 
@@ -204,7 +204,8 @@ def recommend(
     gatherer: Gatherer | None = None,
 ) -> Recommendation:
     """Gather evidence for ``spec`` in ``mode`` and decide under the answers' profile."""
-    from recommender.gather import gather_measured
+    # Loaded on demand: the predictor pulls in scikit-learn and fits on first use,
+    # which measure and cached modes never need.
     from recommender.predict_mode import gather_predicted
 
     profile = to_profile(answers)
@@ -216,6 +217,3 @@ def recommend(
         else gather_measured(spec, profile, g, say)
     )
     return decide_profile(ev, profile)
-
-
-__all__ = ["Constraint", "Recommendation", "decide_profile", "recommend"]
