@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gc
+from types import SimpleNamespace
+
+import pytest
 
 from probes.measure import MeasureConfig, measure, summarize, timed_loop, warm_up
 
@@ -27,15 +30,22 @@ def test_gc_suspended_during_timed_loop_and_restored() -> None:
     assert seen and not any(seen) and gc.isenabled()
 
 
-def test_unstable_warmup_reported() -> None:
-    counter = iter(range(10**6))
+def test_unstable_warmup_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fake clock makes the drift exact: each call takes 1% longer than the last, so
+    # consecutive window medians always differ by more than the 1% tolerance. (Real
+    # timing of a growing loop flaked under CI load.)
+    now = [0.0]
+    cost = [1e-3]
+    monkeypatch.setattr("probes.measure.time", SimpleNamespace(perf_counter=lambda: now[0]))
 
-    def drifting() -> None:  # each window gets slower: never stable
-        n = next(counter)
-        sum(range(200 * n))
+    def drifting() -> None:
+        now[0] += cost[0]
+        cost[0] *= 1.01
 
     times, stable = warm_up(drifting, MeasureConfig(max_warmup_iters=30, warmup_tolerance=0.01))
     assert len(times) == 30 and not stable
+    steady = warm_up(lambda: now.__setitem__(0, now[0] + 1e-3), MeasureConfig(max_warmup_iters=30))
+    assert steady[1] and len(steady[0]) == 10
 
 
 def test_stop_above_skips_timed_loop() -> None:
