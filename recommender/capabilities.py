@@ -10,6 +10,7 @@ verified (or failed) for this model outranks the static claim.
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from probes.errors import AdvisorError
 from probes.exports import ExportCheck, ExportReport
 from probes.protocol import FRAMEWORKS, ExportTarget, Framework
+from recommender.filecache import file_key
 
 Level = Literal["native", "conversion", "community", "none"]
 Maturity = Literal["GA", "beta", "experimental", "deprecated", "archived", "unsupported"]
@@ -73,7 +75,7 @@ class Route(BaseModel):
 
 class Cell(Route):
     level: Level
-    also: list[Route] = Field(default_factory=list)
+    also: tuple[Route, ...] = ()
 
 
 class Target(BaseModel):
@@ -128,6 +130,21 @@ def parse_matrix(raw: object, source: str = "<matrix>") -> CapabilityMatrix:
 
 
 def load_matrix(path: Path = DEFAULT_PATH) -> CapabilityMatrix:
+    """The matrix in ``path``, parsed once per file version.
+
+    The result is shared between callers (``recommender.filecache``): read it, never
+    change it.
+    """
+    try:
+        key = file_key(path)
+    except OSError as e:
+        raise CapabilityError(f"{path}: {e}") from None
+    return _load_matrix(*key)
+
+
+@lru_cache(maxsize=8)
+def _load_matrix(path: Path, mtime_ns: int, size: int) -> CapabilityMatrix:
+    del mtime_ns, size  # part of the cache key only
     try:
         raw = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as e:

@@ -4,12 +4,14 @@ measure, each with a source. A score without a source is refused at load time.""
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from recommender.capabilities import CapabilityError, require_url
+from recommender.filecache import file_key
 
 PATH = Path(__file__).resolve().parent.parent / "data" / "knowledge" / "ecosystem.yaml"
 
@@ -48,6 +50,21 @@ class Ecosystem(BaseModel):
 
 
 def load_ecosystem(path: Path = PATH) -> Ecosystem:
+    """The priors in ``path``, parsed once per file version.
+
+    The result is shared between callers (``recommender.filecache``): read it, never
+    change it.
+    """
+    try:
+        key = file_key(path)
+    except OSError as e:
+        raise CapabilityError(f"{path}: {e}") from None
+    return _load_ecosystem(*key)
+
+
+@lru_cache(maxsize=8)
+def _load_ecosystem(path: Path, mtime_ns: int, size: int) -> Ecosystem:
+    del mtime_ns, size  # part of the cache key only
     try:
         return Ecosystem.model_validate(yaml.safe_load(path.read_text()))
     except ValidationError as e:

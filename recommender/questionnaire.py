@@ -8,6 +8,7 @@ each raw weight is then divided by their sum.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from probes.errors import AdvisorError
+from recommender.filecache import file_key
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 QUESTIONS_PATH = DATA / "questionnaire.yaml"
@@ -80,7 +82,7 @@ class Question(BaseModel):
     help: str
     type: Literal["multi", "single", "number", "scale"]
     default: Any
-    options: list[Option] = Field(default_factory=list)
+    options: tuple[Option, ...] = ()
     min: float | None = None
     zero_means: str | None = None
 
@@ -108,7 +110,8 @@ class Question(BaseModel):
 
 
 class Questionnaire(BaseModel):
-    questions: list[Question]
+    model_config = ConfigDict(frozen=True)
+    questions: tuple[Question, ...]
 
     def question(self, qid: str) -> Question:
         for q in self.questions:
@@ -126,6 +129,17 @@ class Questionnaire(BaseModel):
 
 
 def load_questionnaire(path: Path = QUESTIONS_PATH) -> Questionnaire:
+    """The questions in ``path``, parsed once per file version.
+
+    The result is shared between callers (``recommender.filecache``): read it, never
+    change it. ``resolve`` returns fresh values, never a question's own ``default``.
+    """
+    return _load_questionnaire(*file_key(path))
+
+
+@lru_cache(maxsize=8)
+def _load_questionnaire(path: Path, mtime_ns: int, size: int) -> Questionnaire:
+    del mtime_ns, size  # part of the cache key only
     return Questionnaire.model_validate(yaml.safe_load(path.read_text()))
 
 

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from recommender.capabilities import load_matrix
+from recommender.knowledge import load_ecosystem
+from recommender.predict import Predictor
+from recommender.predict_mode import gather_predicted
 from recommender.questionnaire import (
     CRITERIA,
+    QUESTIONS_PATH,
     AnswerError,
     Constraint,
+    load_answers,
     load_questionnaire,
     to_profile,
 )
@@ -24,6 +32,7 @@ from recommender.score import (
     scores,
     utilities,
 )
+from tests.conftest import ROOT, zoo_spec
 
 
 def fw_ev(
@@ -252,3 +261,27 @@ def test_a_tied_criterion_is_never_reported_as_a_flip() -> None:
     ev = evidence(fw_ev("torch", 10, 200), fw_ev("tensorflow", 12, 200))
     rec = decide_profile(ev, to_profile({}), samples=50)
     assert not any(f.criterion in ("memory", "deployment", "team") for f in rec.sensitivity)
+
+
+def test_data_files_are_parsed_once_per_version_and_shared_read_only(tmp_path: Path) -> None:
+    assert load_matrix() is load_matrix() and load_ecosystem() is load_ecosystem()
+    q = load_questionnaire()
+    assert q is load_questionnaire()
+    with pytest.raises(ValidationError, match="frozen"):
+        q.questions[0].text = "changed"  # type: ignore[misc]
+    copy = tmp_path / "questionnaire.yaml"
+    copy.write_text(QUESTIONS_PATH.read_text())
+    first = load_questionnaire(copy)
+    copy.write_text(QUESTIONS_PATH.read_text().replace("What", "Which", 1))
+    assert load_questionnaire(copy) is not first  # an edited file is parsed again
+
+
+def test_a_recommendation_leaves_the_shared_data_as_it_was() -> None:
+    shared = (load_matrix(), load_ecosystem(), load_questionnaire())
+    before = [m.model_dump() for m in shared]
+    answers = load_answers(ROOT / "data" / "examples" / "mobile.yaml")
+    resolved = shared[2].resolve({})
+    resolved["targets"].append("android")  # a caller's copy, not the default
+    profile = to_profile(answers)
+    decide_profile(gather_predicted(zoo_spec("lenet5", None), profile, Predictor.load()), profile)
+    assert [m.model_dump() for m in shared] == before
