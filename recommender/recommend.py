@@ -19,13 +19,13 @@ from probes.spec import ModelSpec
 from recommender.evidence import Gatherer, Mode
 from recommender.gather import gather_measured
 from recommender.questionnaire import CRITERIA, Profile, to_profile
+from recommender.resample import confidence
 from recommender.score import (
     EITHER_BELOW,
     CriterionRow,
     Evidence,
     Flip,
     Veto,
-    confidence,
     decide,
     scores,
     utilities,

@@ -1,5 +1,6 @@
 """Transparent scoring: per-criterion scores in [0, 1], weighted utility, vetoes,
-confidence by resampling the measurements, and the smallest change that flips the answer.
+and the smallest change that flips the answer (the confidence, which resamples the
+measurements, is ``recommender/resample.py``).
 
 Everything here is pure: it takes ``Evidence`` (gathered by recommender/evidence.py in
 measure, cached or predict mode) and a ``Profile`` (recommender/questionnaire.py).
@@ -10,7 +11,6 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-import numpy as np
 from pydantic import BaseModel, Field
 
 from probes.protocol import FRAMEWORKS, Framework
@@ -199,37 +199,8 @@ def decide(u: dict[Framework, float], vetoed: set[Framework]) -> str:
     return max(alive, key=lambda fw: u[fw])
 
 
+# The measured quantities of a FrameworkEvidence, in the order resampling draws them.
 QUANTITIES = ("infer", "train", "memory")
-
-
-def _perturbed(ev: Evidence, rng: np.random.Generator) -> Evidence:
-    """One draw: a common factor per quantity (shared_sigma), then each framework's own."""
-    common = {name: rng.normal() for name in QUANTITIES}
-    frameworks = {}
-    for fw, f in ev.frameworks.items():
-        upd = {}
-        for name in QUANTITIES:
-            q: Quantity | None = getattr(f, name)
-            if q is not None:
-                own = rng.normal(0, max(q.sigma, RUN_TO_RUN_SIGMA))
-                factor = math.exp(own + q.shared_sigma * common[name])
-                upd[name] = q.model_copy(update={"value": q.value * factor})
-        frameworks[fw] = f.model_copy(update=upd)
-    return ev.model_copy(update={"frameworks": frameworks})
-
-
-def confidence(
-    ev: Evidence, p: Profile, choice: str, samples: int = SAMPLES, seed: int = 0
-) -> float:
-    """P(the same decision) when every measured quantity is redrawn from its noise."""
-    rng = np.random.default_rng(seed)
-    same = 0
-    for _ in range(samples):
-        e = _perturbed(ev, rng)
-        vetoed = {v.framework for v in vetoes(e, p)}
-        if decide(utilities(scores(e, p), p.weights), vetoed) == choice:
-            same += 1
-    return same / samples
 
 
 def with_weight(w: dict[Criterion, float], c: Criterion, new: float) -> dict[Criterion, float]:
