@@ -14,6 +14,7 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
+from probes.lifeline import child_env
 from probes.memory import group_rss_bytes
 from probes.protocol import ProbeRequest, ProbeResult
 
@@ -57,6 +58,43 @@ class _GroupWatch(threading.Thread):
                 return
 
 
+class ProbeGroups:
+    """The process groups of the probes running in this process, so that cancelling a
+    job can kill them; once killed, new probes are refused until ``reopen``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pgids: set[int] = set()
+        self.closed = False
+
+    def add(self, pgid: int) -> bool:
+        with self._lock:
+            if not self.closed:
+                self._pgids.add(pgid)
+            return not self.closed
+
+    def discard(self, pgid: int) -> None:
+        with self._lock:
+            self._pgids.discard(pgid)
+
+    def kill_all(self) -> int:
+        with self._lock:
+            self.closed = True
+            pgids = list(self._pgids)
+        for pgid in pgids:
+            _kill_group(pgid)
+        return len(pgids)
+
+    def reopen(self) -> None:
+        with self._lock:
+            self.closed = False
+
+
+#: this process's live probes (a job worker runs one job at a time)
+LIVE = ProbeGroups()
+CANCELLED = "cancelled: its job was cancelled; process group killed"
+
+
 class SubprocessRunner:
     """One fresh ``python -m probes.worker`` per request, in its own process group.
 
@@ -76,7 +114,7 @@ class SubprocessRunner:
         self.command = command or [sys.executable, "-m", "probes.worker"]
 
     def _env(self) -> dict[str, str]:
-        env = dict(os.environ)
+        env = child_env(dict(os.environ))
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         env.setdefault("KERAS_BACKEND", "tensorflow")
         return env
@@ -86,6 +124,8 @@ class SubprocessRunner:
         timeout = min(self.timeout_s, request.limits.timeout_s)
         caps = [m for m in (self.memory_mb, request.limits.memory_mb) if m]
         limit = min(caps) * 2**20 if caps else None
+        if LIVE.closed:
+            return ProbeResult(status="failed", framework=fw, reason=CANCELLED)
         request = request.model_copy(update={"spawn_time": time.time()})
         start = time.perf_counter()
         proc = subprocess.Popen(
@@ -97,6 +137,8 @@ class SubprocessRunner:
             start_new_session=True,
             env=self._env(),
         )
+        if not LIVE.add(proc.pid):
+            _kill_group(proc.pid)
         watch = _GroupWatch(proc, limit)
         watch.start()
         timed_out = False
@@ -109,8 +151,11 @@ class SubprocessRunner:
         finally:
             watch.done.set()
             _kill_group(proc.pid)  # reap any helper the worker left behind
+            LIVE.discard(proc.pid)
             watch.join()
         result = self._result(fw, proc.returncode, out, err, timeout, watch, timed_out)
+        if LIVE.closed and result.status != "ok":
+            result = ProbeResult(status="failed", framework=fw, reason=CANCELLED)
         result.wall_s = time.perf_counter() - start
         result.peak_group_rss_bytes = watch.peak or None
         return result

@@ -19,6 +19,7 @@ from probes.custom_worker import run_custom_op
 from probes.errors import AdvisorError, UnsupportedError
 from probes.export_worker import run_export
 from probes.frameworks import Backend
+from probes.lifeline import die_with_parent
 from probes.measure import first_call, measure
 from probes.memory import PeakSampler, maxrss_bytes, rss_bytes
 from probes.protocol import (
@@ -188,6 +189,7 @@ def _failure(req: ProbeRequest, e: BaseException) -> ProbeResult:
 
 def main() -> int:
     main_start = time.time()
+    die_with_parent()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints go to stderr

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import secrets
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import BaseModel
 
 from probes.config import Settings
 from probes.errors import AdvisorError, SpecError
+from probes.lifeline import die_with_parent
 from probes.parity import ParityReport, check_parity
 from probes.runner import SubprocessRunner
 from probes.spec import (
@@ -22,8 +27,10 @@ from probes.spec import (
     zoo_names,
 )
 from service import deploy_cmd, probe_cmd, recommend_cmd, tune_cmd
+from service.api.context import hash_key
 from service.render import si, table
 from service.schemas import ModelList, ModelSummary, ParitySummary
+from service.settings import ServiceSettings
 
 
 def _emit(args: argparse.Namespace, model: BaseModel, text: str) -> None:
@@ -178,6 +185,60 @@ def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
     return recommend_cmd.cmd_recommend(args, settings, spec)
 
 
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from service.serve import serve  # gunicorn only where serving
+
+    serve(
+        ServiceSettings(),
+        host=args.host,
+        port=args.port,
+        web_workers=args.workers,
+        threads=args.threads,
+        worker=not args.no_worker,
+    )
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from service.jobs.worker import JobWorker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    die_with_parent()  # when started by `fwadvisor serve`
+    ran = JobWorker(ServiceSettings()).run(max_jobs=args.max_jobs, exit_when_idle=args.drain)
+    if args.json:
+        print(json.dumps({"jobs_run": ran}))
+    return 0
+
+
+def cmd_api_key(args: argparse.Namespace, settings: Settings) -> int:
+    key = secrets.token_urlsafe(32)
+    digest = hash_key(key)
+    if args.json:
+        print(json.dumps({"key": key, "sha256": digest}))
+    else:
+        print(f"key (give to the client, shown once): {key}")
+        print(f"sha256 (put in FWADVISOR_API_KEYS): {digest}")
+    return 0
+
+
+def _service_parsers(sub: Any) -> list[argparse.ArgumentParser]:
+    serve = sub.add_parser("serve", help="the REST API and web questionnaire, plus a job worker")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=2, help="web processes (gunicorn)")
+    serve.add_argument("--threads", type=int, default=4, help="threads per web process")
+    serve.add_argument("--no-worker", action="store_true", help="do not start a job worker")
+    serve.set_defaults(func=cmd_serve)
+    worker = sub.add_parser("worker", help="run queued jobs, one at a time per machine")
+    worker.add_argument("--max-jobs", type=int, default=None, help="exit after this many")
+    worker.add_argument("--drain", action="store_true", help="exit when the queue is empty")
+    worker.set_defaults(func=cmd_worker)
+    key = sub.add_parser("api-key", help="API keys").add_subparsers(dest="sub", required=True)
+    new = key.add_parser("new", help="a new random key and the hash to configure")
+    new.set_defaults(func=cmd_api_key)
+    return [worker, new]
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fwadvisor", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -212,7 +273,7 @@ def parser() -> argparse.ArgumentParser:
     ask, rec = recommend_cmd.add_parsers(sub)
     ask.set_defaults(func=recommend_cmd.cmd_ask)
     rec.set_defaults(func=cmd_recommend)
-    for cmd in (ls, show, par, probe, tune, deploy, ask, rec):
+    for cmd in (ls, show, par, probe, tune, deploy, ask, rec, *_service_parsers(sub)):
         cmd.add_argument("--json", action="store_true", help="machine-readable output")
     for cmd in (show, par, probe, tune, deploy, rec):
         cmd.add_argument("--size", default=None, help="input-size preset, e.g. 'small'")

@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from probes.config import Settings
 from probes.environment import environment
 from probes.errors import AdvisorError
-from probes.exports import TARGET_TITLES, ExportCheck, check_exports, parse_targets
+from probes.exports import (
+    TARGET_TITLES,
+    ExportCheck,
+    check_exports,
+    parse_targets,
+)
 from probes.measure import MeasureConfig
 from probes.probe import Prober
-from probes.protocol import FRAMEWORKS, Framework, ProbeLimits
+from probes.protocol import FRAMEWORKS, ExportTarget, Framework, ProbeLimits
 from probes.runner import SubprocessRunner
 from probes.spec import ModelSpec
 from probes.store import ResultStore
@@ -98,7 +104,6 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings, spec: ModelSpec) ->
     except ValueError as e:
         raise AdvisorError(str(e)) from None
     fws: tuple[Framework, ...] = FRAMEWORKS if args.framework == "both" else (args.framework,)
-    matrix = load_matrix()
     prober = export_prober(
         args, settings, MeasureConfig(min_time_s=args.min_time, max_warmup_s=3.0)
     )
@@ -107,19 +112,32 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings, spec: ModelSpec) ->
         if not args.json:
             print(f"export {spec.name}: {what} ...", file=sys.stderr, flush=True)
 
-    exports = check_exports(
-        spec, prober, targets=targets, frameworks=fws, batch=args.batch, progress=progress
-    )
-    report = DeployReport(
-        model=spec.name,
-        environment=environment(),
-        exports=exports,
-        targets=merge(matrix, exports),
-    )
+    report = run_deploy(spec, prober, targets, fws, args.batch, progress)
+    exports = report.exports
     print(report.model_dump_json(indent=2) if args.json else render(report))
     if exports.from_store and not args.json:
         print(f"({exports.from_store} export(s) from the store; --fresh to redo)", file=sys.stderr)
     return 1 if any(c.status == "failed" for c in exports.checks) else 0
+
+
+def run_deploy(
+    spec: ModelSpec,
+    prober: Prober,
+    targets: list[ExportTarget],
+    fws: tuple[Framework, ...],
+    batch: int,
+    progress: Callable[[str], None],
+) -> DeployReport:
+    """Export checks merged into the capability matrix; shared by the CLI and jobs."""
+    exports = check_exports(
+        spec, prober, targets=targets, frameworks=fws, batch=batch, progress=progress
+    )
+    return DeployReport(
+        model=spec.name,
+        environment=environment(),
+        exports=exports,
+        targets=merge(load_matrix(), exports),
+    )
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -25,7 +26,7 @@ from probes.protocol import (
     Workload,
 )
 from probes.runner import SubprocessRunner
-from probes.settings import TFSettings, TorchSettings, settings_label
+from probes.settings import Device, TFSettings, TorchSettings, settings_label
 from probes.spec import ModelSpec
 from probes.store import ResultStore
 from service import custom_cmd, probe_render
@@ -75,7 +76,7 @@ def parse_settings(pairs: list[str]) -> dict[str, TorchSettings | TFSettings]:
     return out
 
 
-def _workloads(kinds: list[str], batches: list[int], optimizer: str) -> list[Workload]:
+def workloads_for(kinds: list[str], batches: list[int], optimizer: str) -> list[Workload]:
     out: list[Workload] = []
     for kind in kinds:
         for b in batches:
@@ -150,7 +151,7 @@ def cmd_probe(args: argparse.Namespace, settings: Settings, spec: ModelSpec) -> 
         return custom_cmd.cmd_custom_op(args, settings, spec)
     fws: list[Framework] = list(FRAMEWORKS) if args.framework == "both" else [args.framework]
     chosen = parse_settings(args.settings or [])
-    workloads = _workloads(args.workload.split(","), args.batch, args.optimizer)
+    workloads = workloads_for(args.workload.split(","), args.batch, args.optimizer)
     measure = MeasureConfig(min_time_s=args.min_time)
     limits = ProbeLimits(timeout_s=args.timeout, memory_mb=args.memory_mb)
     store = ResultStore(settings.data_dir / "results.sqlite")
@@ -162,16 +163,42 @@ def cmd_probe(args: argparse.Namespace, settings: Settings, spec: ModelSpec) -> 
         settings.limits,
         fresh=args.fresh,
     )
+
+    def say(label: str) -> None:
+        if not args.json:
+            print(label, file=sys.stderr, flush=True)
+
+    report = run_probes(spec, prober, fws, workloads, chosen, args.device, say)
+    rows = report.rows
+    print(report.model_dump_json(indent=2) if args.json else probe_render.render(report))
+    if prober.from_store and not args.json:
+        print(
+            f"({prober.from_store} result(s) from the store; --fresh to re-measure)",
+            file=sys.stderr,
+        )
+    return 0 if all(r.result.status in ("ok", "unsupported") for r in rows) else 1
+
+
+def run_probes(
+    spec: ModelSpec,
+    prober: Prober,
+    fws: list[Framework],
+    workloads: list[Workload],
+    chosen: dict[str, TorchSettings | TFSettings],
+    device: Device,
+    say: Callable[[str], None],
+) -> ProbeReport:
+    """Every (workload, framework) probe, one after another, and their comparisons.
+    Shared by ``fwadvisor probe`` and the API's probe jobs."""
     for w in workloads:  # reject impossible combinations before any process starts
         for fw in fws:
-            prober.check(spec, fw, w, chosen[fw], args.device)
-    peak = prober.machine_peak_gflops(args.device)
+            prober.check(spec, fw, w, chosen[fw], device)
+    peak = prober.machine_peak_gflops(device)
     rows, jobs = [], [(w, fw) for w in workloads for fw in fws]
     for i, (w, fw) in enumerate(jobs, start=1):
-        label = f"[{i}/{len(jobs)}] {fw} {w.kind} b={getattr(w, 'batch', 1)}"
-        if not args.json:
-            print(f"{label} ({settings_label(chosen[fw])}) ...", file=sys.stderr, flush=True)
-        res = prober.probe(spec, fw, w, chosen[fw], args.device)
+        label = settings_label(chosen[fw])
+        say(f"[{i}/{len(jobs)}] {fw} {w.kind} b={getattr(w, 'batch', 1)} ({label}) ...")
+        res = prober.probe(spec, fw, w, chosen[fw], device)
         rows.append(
             ProbeRow(
                 framework=fw,
@@ -189,7 +216,7 @@ def cmd_probe(args: argparse.Namespace, settings: Settings, spec: ModelSpec) -> 
         )
         for w in workloads
     ]
-    report = ProbeReport(
+    return ProbeReport(
         model=spec.name,
         input_shapes={i.name: i.shape for i in spec.inputs},
         environment=environment(),
@@ -197,13 +224,6 @@ def cmd_probe(args: argparse.Namespace, settings: Settings, spec: ModelSpec) -> 
         rows=rows,
         comparisons=comparisons,
     )
-    print(report.model_dump_json(indent=2) if args.json else probe_render.render(report))
-    if prober.from_store and not args.json:
-        print(
-            f"({prober.from_store} result(s) from the store; --fresh to re-measure)",
-            file=sys.stderr,
-        )
-    return 0 if all(r.result.status in ("ok", "unsupported") for r in rows) else 1
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:

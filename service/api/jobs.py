@@ -1,0 +1,191 @@
+"""Background jobs: create (idempotently), read, list, cancel, and the HTML report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from flask import Response, render_template, request
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.api.context import ctx
+from service.api.problems import ApiProblem
+from service.api.routes import ApiBlueprint, Reply
+from service.jobs.requests import JobCreate, JobRequest
+from service.jobs.store import IdempotencyConflict
+from service.web.charts import result_context
+
+bp = ApiBlueprint("jobs", __name__, tag="jobs")
+Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+IDEMPOTENCY = ("Idempotency-Key", "Repeat a creation safely: same key and body, same job.")
+API_KEY = ("X-API-Key", "Required for job creation when the server has API keys.")
+
+
+class ProgressLine(BaseModel):
+    at: datetime
+    message: str
+
+
+class JobView(BaseModel):
+    id: str
+    kind: str
+    status: Status
+    request: dict[str, Any]
+    result: dict[str, Any] | None = Field(
+        default=None, description="The job's report (by kind), once it succeeded."
+    )
+    error: str | None = Field(default=None, description="Why it failed or was cancelled.")
+    progress: list[ProgressLine] = Field(description="Latest progress lines, oldest first.")
+    attempts: int
+    max_attempts: int
+    worker: str | None
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    links: dict[str, str]
+
+
+class JobList(BaseModel):
+    jobs: list[JobView]
+
+
+class JobQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Status | None = None
+    limit: int = Field(default=20, ge=1, le=200)
+
+
+def _time(t: float | None) -> datetime | None:
+    return datetime.fromtimestamp(t, UTC) if t is not None else None
+
+
+def view(row: dict[str, Any], lines: int = 20) -> JobView:
+    events = ctx().store.events(row["id"], lines)
+    return JobView(
+        id=row["id"],
+        kind=row["kind"],
+        status=row["status"],
+        request=json.loads(row["request"]),
+        result=json.loads(row["result"]) if row["result"] else None,
+        error=row["error"],
+        progress=[ProgressLine(at=datetime.fromtimestamp(t, UTC), message=m) for t, m in events],
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        worker=row["worker"],
+        cancel_requested=bool(row["cancel_requested"]),
+        created_at=datetime.fromtimestamp(row["created_at"], UTC),
+        started_at=_time(row["started_at"]),
+        finished_at=_time(row["finished_at"]),
+        heartbeat_at=_time(row["heartbeat_at"]),
+        links={
+            "self": f"/v1/jobs/{row['id']}",
+            "report": f"/v1/jobs/{row['id']}/report",
+            "page": f"/jobs/{row['id']}",
+        },
+    )
+
+
+def submit(req: JobRequest) -> Reply:
+    """Queue ``req`` (authenticated and rate limited): 201, or 200 for a replay."""
+    c = ctx()
+    owner = c.admit()
+    req.resolve(c.settings)  # a bad model or spec fails now, not in the worker
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 200:
+        raise ApiProblem("bad_request", "Idempotency-Key must be 1 to 200 characters")
+    body = req.model_dump(mode="json", exclude_none=True)
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    try:
+        row, new = c.store.create(
+            req.kind,
+            body,
+            owner=owner,
+            request_hash=digest,
+            max_attempts=c.settings.max_attempts,
+            idempotency_key=key,
+        )
+    except IdempotencyConflict as e:
+        raise ApiProblem(
+            "idempotency_conflict",
+            f"Idempotency-Key '{key}' already created job {e} with a different request",
+        ) from None
+    headers = {"Location": f"/v1/jobs/{row['id']}"}
+    if not new:
+        headers["Idempotent-Replayed"] = "true"
+    return Reply(view(row), 201 if new else 200, headers)
+
+
+@bp.op(
+    "/v1/jobs",
+    "POST",
+    "Queue a probe, tune, deploy or recommend job; a worker runs it.",
+    body=JobCreate,
+    responses={201: JobView, 200: JobView},
+    problems=(401, 409, 429),
+    headers=(IDEMPOTENCY, API_KEY),
+    secured=True,
+)
+def create_job(body: JobCreate) -> Reply:
+    return submit(body.root)
+
+
+@bp.op("/v1/jobs", "GET", "Recent jobs, newest first.", query=JobQuery, responses={200: JobList})
+def list_jobs(query: JobQuery) -> JobList:
+    rows = ctx().store.recent(query.status, query.limit)
+    return JobList(jobs=[view(r, lines=1) for r in rows])
+
+
+def _job(job_id: str) -> dict[str, Any]:
+    c = ctx()
+    c.store.reap(c.settings.stale_after_s)  # a job whose worker died says so now
+    row = c.store.get(job_id)
+    if row is None:
+        raise ApiProblem("not_found", f"no job '{job_id}'")
+    return row
+
+
+@bp.op(
+    "/v1/jobs/<job_id>",
+    "GET",
+    "A job's status, progress and result.",
+    responses={200: JobView},
+    problems=(404,),
+)
+def get_job(job_id: str) -> JobView:
+    return view(_job(job_id))
+
+
+@bp.op(
+    "/v1/jobs/<job_id>",
+    "DELETE",
+    "Cancel a job: a queued one at once; a running one has its probe processes killed.",
+    responses={202: JobView, 200: JobView},
+    problems=(401, 404, 409),
+    headers=(API_KEY,),
+    secured=True,
+)
+def cancel_job(job_id: str) -> Reply:
+    ctx().owner()
+    row = _job(job_id)
+    if row["status"] in ("succeeded", "failed", "cancelled"):
+        raise ApiProblem("conflict", f"job {job_id} already {row['status']}")
+    after = ctx().store.cancel(job_id)
+    assert after is not None
+    return Reply(view(after), 200 if after["status"] == "cancelled" else 202)
+
+
+@bp.op(
+    "/v1/jobs/<job_id>/report",
+    "GET",
+    "A job's report as a self-contained HTML page.",
+    responses={200: "text/html"},
+    problems=(404,),
+)
+def job_report(job_id: str) -> Response:
+    job = view(_job(job_id), lines=200)
+    html = render_template("report.html", job=job, **result_context(job.kind, job.result))
+    return Response(html, 200, mimetype="text/html")

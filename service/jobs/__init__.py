@@ -1,0 +1,1 @@
+"""Durable background jobs: the store (SQLAlchemy), their requests, and the worker."""

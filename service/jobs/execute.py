@@ -1,0 +1,93 @@
+"""Runs one job request with the same library calls as the CLI commands."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pydantic import BaseModel
+
+from probes.errors import AdvisorError
+from probes.exports import parse_targets
+from probes.measure import MeasureConfig
+from probes.probe import Prober
+from probes.protocol import FRAMEWORKS, Framework, ProbeLimits
+from probes.runner import SubprocessRunner
+from probes.settings import TFSettings, TorchSettings, default_settings
+from probes.store import ResultStore
+from probes.tune_models import TuneConfig
+from probes.tune_report import tune
+from recommender.recommend import recommend
+from service.deploy_cmd import run_deploy
+from service.jobs.requests import DeployJob, JobRequest, ProbeJob, RecommendJob, TuneJob
+from service.probe_cmd import run_probes, workloads_for
+from service.settings import ServiceSettings
+
+Progress = Callable[[str], None]
+
+
+def _frameworks(choice: str) -> tuple[Framework, ...]:
+    return FRAMEWORKS if choice == "both" else (choice,)  # type: ignore[return-value]
+
+
+def _prober(
+    settings: ServiceSettings, min_time_s: float, timeout_s: float, memory_mb: int | None
+) -> Prober:
+    return Prober(
+        SubprocessRunner(timeout_s=timeout_s),
+        ResultStore(settings.data_dir / "results.sqlite"),
+        MeasureConfig(min_time_s=min_time_s),
+        ProbeLimits(timeout_s=timeout_s, memory_mb=memory_mb),
+        settings.limits,
+    )
+
+
+def _probe(req: ProbeJob, settings: ServiceSettings, say: Progress) -> BaseModel:
+    spec = req.resolve(settings, max(req.batches))
+    fws = list(_frameworks(req.framework))
+    chosen: dict[str, TorchSettings | TFSettings] = {fw: default_settings(fw) for fw in FRAMEWORKS}
+    timeout = min(req.timeout_s, settings.probe_timeout_s)
+    prober = _prober(settings, req.min_time_s, timeout, None)
+    work = workloads_for(list(req.workloads), req.batches, "sgd")
+    return run_probes(spec, prober, fws, work, chosen, "cpu", say)
+
+
+def _tune(req: TuneJob, settings: ServiceSettings, say: Progress) -> BaseModel:
+    spec = req.resolve(settings, req.batch)
+    cfg = TuneConfig(
+        objective=req.objective,
+        workload=req.workload,
+        batch=req.batch,
+        n_trials=req.trials,
+    )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    storage = f"sqlite:///{settings.data_dir.resolve()}/optuna.sqlite3"
+    prober = _prober(settings, req.min_time_s, settings.probe_timeout_s, None)
+    return tune(spec, cfg, prober, storage, _frameworks(req.framework), "cpu", say)
+
+
+def _deploy(req: DeployJob, settings: ServiceSettings, say: Progress) -> BaseModel:
+    spec = req.resolve(settings, req.batch)
+    try:
+        targets = parse_targets(req.targets)
+    except ValueError as e:
+        raise AdvisorError(str(e)) from None
+    prober = _prober(settings, 0.5, settings.probe_timeout_s, settings.export_memory_mb())
+    return run_deploy(spec, prober, targets, _frameworks(req.framework), req.batch, say)
+
+
+def _recommend(req: RecommendJob, settings: ServiceSettings, say: Progress) -> BaseModel:
+    spec = req.resolve(settings)
+    return recommend(
+        spec, req.answers, req.mode, settings=settings, trials=req.trials, progress=say
+    )
+
+
+def execute(req: JobRequest, settings: ServiceSettings, say: Progress) -> BaseModel:
+    """The job's result (a pydantic model). Raises AdvisorError for a bad request."""
+    if isinstance(req, ProbeJob):
+        return _probe(req, settings, say)
+    if isinstance(req, TuneJob):
+        return _tune(req, settings, say)
+    if isinstance(req, DeployJob):
+        return _deploy(req, settings, say)
+    return _recommend(req, settings, say)

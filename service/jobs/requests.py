@@ -1,0 +1,114 @@
+"""What a job (or a recommendation request) asks for: pydantic models shared by the
+HTTP API, the worker and the OpenAPI document.
+
+A model is named from the zoo or given as a spec; never as a file path, so a request
+cannot make the server read its disk.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
+
+from probes.config import Settings
+from probes.errors import AdvisorError
+from probes.spec import ModelSpec, analyze, build_graph, check_limits, load_spec_file, zoo_names
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")]
+FrameworkChoice = Literal["torch", "tensorflow", "both"]
+
+
+class UnknownZooModel(AdvisorError):
+    code = "not_found"
+
+
+class ModelRef(BaseModel):
+    """A zoo model by ``model`` name, or a full ``spec``: exactly one of them."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: Name | None = Field(default=None, description="Zoo model name (GET /v1/models).")
+    spec: ModelSpec | None = Field(default=None, description="A model spec (docs/spec.md).")
+    size: Name | None = Field(default=None, description="Input-size preset, e.g. 'small'.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelRef:
+        if (self.model is None) == (self.spec is None):
+            raise ValueError("give exactly one of 'model' (a zoo name) or 'spec'")
+        return self
+
+    def resolve(self, settings: Settings, batch: int = 1) -> ModelSpec:
+        """The spec, resized and checked (shape inference and size limits)."""
+        if self.spec is not None:
+            spec = self.spec
+        else:
+            assert self.model is not None
+            if self.model not in zoo_names(settings.zoo_dir):
+                raise UnknownZooModel(f"no zoo model '{self.model}' (see GET /v1/models)")
+            spec = load_spec_file(settings.zoo_dir / f"{self.model}.yaml")
+        spec = spec.resized(self.size)
+        check_limits(analyze(build_graph(spec)), batch, settings.limits)
+        return spec
+
+
+class ProbeJob(ModelRef):
+    kind: Literal["probe"]
+    framework: FrameworkChoice = "both"
+    workloads: list[Literal["infer", "train", "cold"]] = Field(
+        default=["infer"], min_length=1, max_length=3
+    )
+    batches: list[Annotated[int, Field(ge=1, le=1024)]] = Field(
+        default=[1], min_length=1, max_length=4
+    )
+    min_time_s: float = Field(default=0.5, ge=0.05, le=30)
+    timeout_s: float = Field(default=300, gt=0, le=3600, description="Per probe.")
+
+
+class TuneJob(ModelRef):
+    kind: Literal["tune"]
+    framework: FrameworkChoice = "both"
+    trials: int = Field(default=8, ge=1, le=200, description="Probe-running trials each.")
+    objective: Literal["latency", "throughput", "pareto"] = "latency"
+    workload: Literal["infer", "train"] = "infer"
+    batch: int = Field(default=1, ge=1, le=1024)
+    min_time_s: float = Field(default=0.5, ge=0.05, le=30)
+
+
+class DeployJob(ModelRef):
+    kind: Literal["deploy"]
+    framework: FrameworkChoice = "both"
+    targets: str = Field(
+        default="native,onnx,litert",
+        pattern=r"^[a-z,]{1,100}$",
+        description="'all' or a comma list of native, onnx, litert, aot, executorch, tfjs.",
+    )
+    batch: int = Field(default=1, ge=1, le=256)
+
+
+class RecommendJob(ModelRef):
+    kind: Literal["recommend"]
+    answers: dict[str, Any] = Field(
+        default_factory=dict, description="Questionnaire answers by question id."
+    )
+    mode: Literal["measure", "cached", "predict"] = "measure"
+    trials: int = Field(default=6, ge=1, le=100, description="measure: tuning trials each.")
+
+
+JobRequest = Annotated[ProbeJob | TuneJob | DeployJob | RecommendJob, Field(discriminator="kind")]
+
+
+class JobCreate(RootModel[JobRequest]):
+    """POST /v1/jobs: one of the job kinds, chosen by ``kind``."""
+
+
+class RecommendationRequest(ModelRef):
+    """POST /v1/recommendations. predict and cached answer at once; measure makes a job."""
+
+    answers: dict[str, Any] = Field(
+        default_factory=dict, description="Questionnaire answers by question id."
+    )
+    mode: Literal["predict", "cached", "measure"] = "predict"
+    trials: int = Field(default=6, ge=1, le=100, description="measure: tuning trials each.")
+
+    def as_job(self) -> RecommendJob:
+        return RecommendJob(kind="recommend", **self.model_dump(exclude_none=True))

@@ -1,0 +1,1 @@
+"""The server-rendered web questionnaire (Jinja, no build step)."""

@@ -1,0 +1,115 @@
+"""The web questionnaire: pick a model (or paste a spec), answer, get the answer.
+
+Plain HTML forms, so predict and cached modes work without JavaScript; measure mode
+redirects to the job's page, which a small script refreshes live (and a <noscript>
+meta refresh does without JavaScript).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from flask import Blueprint, Response, redirect, render_template, request
+from pydantic import ValidationError
+from werkzeug.datastructures import MultiDict
+
+from probes.errors import AdvisorError
+from probes.spec import zoo_names
+from recommender.questionnaire import Question, load_questionnaire
+from service.api.context import ctx
+from service.api.jobs import submit, view
+from service.api.problems import ApiProblem, from_advisor, from_validation
+from service.api.recommendations import answer
+from service.jobs.requests import RecommendationRequest
+from service.web.charts import charts, deployment_rows, result_context
+
+bp = Blueprint("web", __name__)
+
+
+def _number(text: str) -> float | int | str:
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text  # the question's check names it
+
+
+def _answer(q: Question, form: MultiDict[str, str]) -> Any:
+    if q.type == "multi":
+        return form.getlist(q.id)
+    raw = form.get(q.id, "").strip()
+    if raw == "":
+        return q.default
+    if q.type == "number":
+        return _number(raw)
+    allowed = {str(o.value): o.value for o in q.options}
+    return allowed.get(raw, raw)
+
+
+def _request(form: MultiDict[str, str]) -> RecommendationRequest:
+    qs = load_questionnaire()
+    answers = {q.id: _answer(q, form) for q in qs.questions}
+    body: dict[str, Any] = {"answers": answers, "mode": form.get("mode", "predict")}
+    text = form.get("spec", "").strip()
+    if text:
+        try:
+            body["spec"] = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ApiProblem("malformed_json", f"the spec is not valid YAML or JSON: {e}") from e
+    else:
+        body["model"] = form.get("model") or None
+    if form.get("size"):
+        body["size"] = form["size"]
+    try:
+        return RecommendationRequest.model_validate(body)
+    except ValidationError as e:
+        raise from_validation(e, "form") from None
+
+
+def _form(status: int = 200, **extra: Any) -> Response:
+    c = ctx()
+    html = render_template(
+        "index.html",
+        questions=load_questionnaire().questions,
+        models=zoo_names(c.settings.zoo_dir),
+        auth=bool(c.settings.api_keys),
+        form=request.form if request.method == "POST" else MultiDict(),
+        **extra,
+    )
+    return Response(html, status, mimetype="text/html")
+
+
+@bp.get("/")
+def index() -> Response:
+    return _form()
+
+
+@bp.post("/recommend")
+def recommend_form() -> Response:
+    try:
+        req = _request(request.form)
+        if req.mode == "measure":
+            reply = submit(req.as_job())
+            return redirect(reply.headers["Location"].replace("/v1/jobs/", "/jobs/"), 303)  # type: ignore[return-value]
+        rec = answer(req)
+    except AdvisorError as e:
+        return _form(422, problem=from_advisor(e, "form"))
+    except ApiProblem as e:
+        return _form(e.status, problem=e)
+    html = render_template(
+        "result.html", rec=rec, charts=charts(rec), deployment=deployment_rows(rec)
+    )
+    return Response(html, 200, mimetype="text/html")
+
+
+@bp.get("/jobs/<job_id>")
+def job_page(job_id: str) -> Response:
+    row = ctx().store.get(job_id)
+    if row is None:
+        raise ApiProblem("not_found", f"no job '{job_id}'")
+    job = view(row, lines=50)
+    html = render_template("job.html", job=job, **result_context(job.kind, job.result))
+    return Response(html, 200, mimetype="text/html")
