@@ -1,0 +1,1 @@
+"""The HTTP API: one blueprint per resource, typed routes, problem+json errors."""
