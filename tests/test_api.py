@@ -1,0 +1,311 @@
+"""The HTTP API through Flask's test client: every endpoint and every error class."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from service.api.context import hash_key
+from service.app import create_app
+from service.settings import ServiceSettings
+from tests.conftest import ZOO
+
+PROBLEM = "application/problem+json"
+TINY_SPEC: dict[str, Any] = {
+    "name": "tiny",
+    "inputs": [{"name": "x", "shape": [4]}],
+    "nodes": [{"id": "fc", "op": "dense", "inputs": ["x"], "params": {"units": 3}}],
+    "outputs": ["fc"],
+}
+
+
+def make_app(tmp: Path, **kw: Any) -> Flask:
+    app = create_app(ServiceSettings(data_dir=tmp, zoo_dir=ZOO, **kw))
+    app.testing = True
+    return app
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
+    return make_app(tmp_path_factory.mktemp("api"))
+
+
+@pytest.fixture()
+def client(app: Flask) -> Iterator[FlaskClient]:
+    with app.test_client() as c:
+        yield c
+
+
+def problem(resp: Any, status: int, code: str) -> dict[str, Any]:
+    assert resp.status_code == status, resp.data
+    assert resp.mimetype == PROBLEM
+    body: dict[str, Any] = resp.get_json(force=True)
+    assert body["code"] == code and body["status"] == status and body["title"]
+    assert "Traceback" not in resp.get_data(as_text=True)
+    return body
+
+
+def test_factory_honours_settings(tmp_path: Path) -> None:
+    app = make_app(tmp_path, max_body_bytes=123)
+    assert app.config["MAX_CONTENT_LENGTH"] == 123
+    assert (tmp_path / "jobs.sqlite").exists()
+
+
+def test_health_and_ready(client: FlaskClient) -> None:
+    h = client.get("/v1/health")
+    assert h.status_code == 200 and h.json is not None and h.json["status"] == "ok"
+    r = client.get("/v1/ready")  # the store is fine, but no worker was ever seen
+    assert r.status_code == 503 and r.json == {
+        "ready": False,
+        "database": "ok",
+        "workers_seen": 0,
+        "within_s": 60.0,
+    }
+
+
+def test_ready_with_a_recent_worker(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    from service.jobs.lease import WorkerStore
+
+    WorkerStore(ServiceSettings(data_dir=tmp_path).job_db_url()).seen("w1", "h", 1, None)
+    r = app.test_client().get("/v1/ready")
+    assert r.status_code == 200 and r.json is not None and r.json["workers_seen"] == 1
+
+
+def test_models_list_and_detail(client: FlaskClient) -> None:
+    listed = client.get("/v1/models").json
+    assert listed is not None
+    names = [m["name"] for m in listed["models"]]
+    assert "lenet5" in names and all(m["params"] > 0 for m in listed["models"])
+    d = client.get("/v1/models/lenet5?size=small&batch=4").json
+    assert d is not None and d["name"] == "lenet5"
+    nodes = d["analysis"]["nodes"]
+    assert nodes and sum(n["params"] for n in nodes) == d["analysis"]["params"]
+    problem(client.get("/v1/models/nope"), 404, "not_found")
+    bad = problem(client.get("/v1/models/lenet5?size=huge"), 422, "validation_failed")
+    assert bad["errors"][0]["path"] == "query.size"
+    bad = problem(client.get("/v1/models/lenet5?batch=0"), 422, "validation_failed")
+    assert bad["errors"][0]["path"] == "query.batch"
+
+
+def test_spec_validate(client: FlaskClient) -> None:
+    ok = client.post("/v1/specs/validate", json={"spec": TINY_SPEC, "batch": 2})
+    assert ok.status_code == 200 and ok.json is not None
+    assert ok.json["analysis"]["params"] == 4 * 3 + 3
+    broken = json.loads(json.dumps(TINY_SPEC))
+    broken["nodes"].append({"id": "out", "op": "relu", "inputs": ["ghost"]})
+    broken["outputs"] = ["out"]
+    err = problem(client.post("/v1/specs/validate", json={"spec": broken}), 422, "spec_invalid")
+    assert "node 'out'" in err["detail"] and err["errors"][0]["path"] == "body.spec.nodes[id=out]"
+    shape = json.loads(json.dumps(TINY_SPEC))
+    shape["nodes"][0]["op"] = "conv2d"
+    shape["nodes"][0]["params"] = {"filters": 2, "kernel_size": 3}
+    err = problem(client.post("/v1/specs/validate", json={"spec": shape}), 422, "spec_invalid")
+    assert "fc" in err["detail"]
+    typo = problem(
+        client.post("/v1/specs/validate", json={"spec": {"name": 1}}), 422, "validation_failed"
+    )
+    assert {e["path"] for e in typo["errors"]} >= {"body.spec.name", "body.spec.inputs"}
+
+
+def test_questionnaire(client: FlaskClient) -> None:
+    q = client.get("/v1/questionnaire").json
+    assert q is not None
+    ids = {x["id"] for x in q["questions"]}
+    assert {"targets", "latency_slo_ms", "memory_budget_mb"} <= ids
+
+
+def test_error_classes(client: FlaskClient, app: Flask) -> None:
+    problem(
+        client.post("/v1/recommendations", data="{oops", content_type="application/json"),
+        400,
+        "malformed_json",
+    )
+    problem(
+        client.post("/v1/recommendations", data="a=1", content_type="text/plain"),
+        415,
+        "unsupported_media_type",
+    )
+    big = b'{"model": "' + b"x" * (app.config["MAX_CONTENT_LENGTH"] + 1) + b'"}'
+    problem(
+        client.post("/v1/jobs", data=big, content_type="application/json"), 413, "body_too_large"
+    )
+    problem(client.get("/v1/nothing-here"), 404, "not_found")
+    r = problem(client.put("/v1/health"), 405, "method_not_allowed")
+    assert r["detail"].startswith("PUT")
+    v = problem(
+        client.post("/v1/recommendations", json={"model": "lenet5", "extra": 1}),
+        422,
+        "validation_failed",
+    )
+    assert v["errors"][0]["path"] == "body.extra"
+    both = problem(client.post("/v1/recommendations", json={}), 422, "validation_failed")
+    assert "exactly one" in both["detail"]
+    ans = problem(
+        client.post("/v1/recommendations", json={"model": "lenet5", "answers": {"batch_size": 0}}),
+        422,
+        "validation_failed",
+    )
+    assert ans["errors"][0]["path"] == "body.answers.batch_size"
+    path = problem(
+        client.post("/v1/jobs", json={"kind": "probe", "model": "../../etc/passwd"}),
+        422,
+        "validation_failed",
+    )
+    assert "pattern" in path["detail"]
+
+
+def test_internal_error_hides_the_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(tmp_path)
+    app.testing = False  # the error handler, not the test client's re-raise
+
+    def boom() -> None:
+        raise RuntimeError("secret internals /etc/shadow")
+
+    monkeypatch.setattr("service.api.models.load_questionnaire", boom)
+    r = app.test_client().get("/v1/questionnaire")
+    body = problem(r, 500, "internal")
+    assert "incident" in body["detail"] and "secret" not in r.get_data(as_text=True)
+
+
+def test_predict_recommendation(client: FlaskClient) -> None:
+    body = {
+        "model": "lenet5",
+        "answers": {"targets": ["android"], "latency_slo_ms": 50},
+        "mode": "predict",
+    }
+    r = client.post("/v1/recommendations", json=body)
+    assert r.status_code == 200, r.data
+    rec = r.json
+    assert rec is not None and rec["mode"] == "predict" and rec["model"] == "lenet5"
+    assert rec["choice"] in ("torch", "tensorflow", "either", "neither")
+    assert {c["criterion"] for c in rec["criteria"]} >= {"speed", "deployment"}
+    spec_rec = client.post("/v1/recommendations", json={"spec": TINY_SPEC, "mode": "predict"})
+    assert spec_rec.status_code == 200 and spec_rec.json is not None
+    assert spec_rec.json["model"] == "tiny"
+
+
+def test_cached_recommendation_without_measurements(client: FlaskClient) -> None:
+    r = client.post("/v1/recommendations", json={"model": "mlp", "mode": "cached"})
+    assert r.status_code == 200, r.data
+    assert r.json is not None and r.json["mode"] == "cached"
+
+
+def test_measure_recommendation_is_a_job(client: FlaskClient) -> None:
+    body = {"model": "lenet5", "mode": "measure", "trials": 1, "size": "small"}
+    r = client.post("/v1/recommendations", json=body, headers={"Idempotency-Key": "m-1"})
+    assert r.status_code == 202 and r.json is not None
+    job = r.json
+    assert r.headers["Location"] == f"/v1/jobs/{job['id']}"
+    assert job["status"] == "queued" and job["kind"] == "recommend"
+    assert job["request"]["mode"] == "measure"
+    again = client.post("/v1/recommendations", json=body, headers={"Idempotency-Key": "m-1"})
+    assert again.status_code == 202 and again.json is not None and again.json["id"] == job["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+
+
+def test_jobs_crud_and_idempotency(client: FlaskClient) -> None:
+    body = {"kind": "tune", "model": "mlp", "trials": 2}
+    created = client.post("/v1/jobs", json=body, headers={"Idempotency-Key": "k-crud"})
+    assert created.status_code == 201 and created.json is not None
+    jid = created.json["id"]
+    replay = client.post("/v1/jobs", json=body, headers={"Idempotency-Key": "k-crud"})
+    assert replay.status_code == 200 and replay.json is not None and replay.json["id"] == jid
+    other = {**body, "trials": 3}
+    problem(
+        client.post("/v1/jobs", json=other, headers={"Idempotency-Key": "k-crud"}),
+        409,
+        "idempotency_conflict",
+    )
+    problem(client.post("/v1/jobs", json=body, headers={"Idempotency-Key": ""}), 400, "bad_request")
+    got = client.get(f"/v1/jobs/{jid}").json
+    assert (
+        got is not None and got["status"] == "queued" and got["progress"][0]["message"] == "queued"
+    )
+    listed = client.get("/v1/jobs?status=queued&limit=200").json
+    assert listed is not None and jid in [j["id"] for j in listed["jobs"]]
+    problem(client.get("/v1/jobs?status=lost"), 422, "validation_failed")
+    report = client.get(f"/v1/jobs/{jid}/report")
+    assert report.status_code == 200 and report.mimetype == "text/html"
+    assert jid[:8] in report.get_data(as_text=True)
+    cancelled = client.delete(f"/v1/jobs/{jid}")
+    assert cancelled.status_code == 200 and cancelled.json is not None
+    assert cancelled.json["status"] == "cancelled"
+    problem(client.delete(f"/v1/jobs/{jid}"), 409, "conflict")
+    problem(client.get("/v1/jobs/does-not-exist"), 404, "not_found")
+    problem(client.delete("/v1/jobs/does-not-exist"), 404, "not_found")
+    problem(client.get("/v1/jobs/does-not-exist/report"), 404, "not_found")
+
+
+def test_every_job_kind_is_accepted(client: FlaskClient) -> None:
+    for body in (
+        {"kind": "probe", "model": "mlp", "workloads": ["infer", "cold"], "batches": [1, 4]},
+        {"kind": "tune", "spec": TINY_SPEC, "objective": "throughput"},
+        {"kind": "deploy", "model": "lenet5", "targets": "onnx,litert"},
+        {"kind": "recommend", "model": "mlp", "answers": {"targets": ["browser"]}},
+    ):
+        r = client.post("/v1/jobs", json=body)
+        assert r.status_code == 201, r.data
+    problem(client.post("/v1/jobs", json={"kind": "zoo"}), 422, "validation_failed")
+    problem(
+        client.post("/v1/jobs", json={"kind": "probe", "model": "nope"}), 422, "validation_failed"
+    )
+
+
+def test_api_keys_and_rate_limit(tmp_path: Path) -> None:
+    key = "s3cret-key"
+    app = make_app(tmp_path, api_keys=[hash_key(key)], rate_limit_per_minute=2)
+    c = app.test_client()
+    body = {"kind": "probe", "model": "mlp"}
+    r = problem(c.post("/v1/jobs", json=body), 401, "unauthorized")
+    assert "X-API-Key" in r["detail"]
+    problem(c.post("/v1/jobs", json=body, headers={"X-API-Key": "wrong"}), 401, "unauthorized")
+    ok = [c.post("/v1/jobs", json=body, headers={"X-API-Key": key}) for _ in range(2)]
+    assert [x.status_code for x in ok] == [201, 201]
+    limited = c.post("/v1/jobs", json=body, headers={"X-API-Key": key})
+    problem(limited, 429, "rate_limited")
+    assert 1 <= int(limited.headers["Retry-After"]) <= 61
+    # reads stay open; cancelling needs the key
+    jid = ok[0].get_json()["id"]
+    assert c.get(f"/v1/jobs/{jid}").status_code == 200
+    problem(c.delete(f"/v1/jobs/{jid}"), 401, "unauthorized")
+    assert c.delete(f"/v1/jobs/{jid}", headers={"X-API-Key": key}).status_code == 200
+
+
+def test_openapi_document(client: FlaskClient) -> None:
+    doc = client.get("/openapi.json").json
+    assert doc is not None and doc["openapi"].startswith("3.1")
+    paths = doc["paths"]
+    for path, method in [
+        ("/v1/health", "get"),
+        ("/v1/ready", "get"),
+        ("/v1/models", "get"),
+        ("/v1/models/{name}", "get"),
+        ("/v1/specs/validate", "post"),
+        ("/v1/questionnaire", "get"),
+        ("/v1/recommendations", "post"),
+        ("/v1/jobs", "post"),
+        ("/v1/jobs", "get"),
+        ("/v1/jobs/{job_id}", "get"),
+        ("/v1/jobs/{job_id}", "delete"),
+        ("/v1/jobs/{job_id}/report", "get"),
+    ]:
+        op = paths[path][method]
+        assert op["responses"]["500"]["content"].keys() == {PROBLEM}
+    rec = paths["/v1/recommendations"]["post"]
+    assert {"200", "202", "422", "413", "415", "429"} <= rec["responses"].keys()
+    refs = json.dumps(doc)
+    for name in ("Recommendation", "JobView", "Problem", "ModelSpec"):
+        assert f"#/components/schemas/{name}" in refs and name in doc["components"]["schemas"]
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/v1/recommendations" in docs.get_data(as_text=True)
+    glossary = client.get("/docs/problems").get_data(as_text=True)
+    assert 'id="validation_failed"' in glossary
