@@ -17,6 +17,8 @@ group price and effect, and each term's own deviation from them is shrunk toward
 So an op family that only one training model has gets the group's price, not a guess
 fitted to that one model, and a model with a family unseen in training still gets a
 sensible price.
+
+Fitting needs scipy; ``CostModel.predict`` needs only numpy.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import least_squares  # type: ignore[import-untyped]
 
 Floats = npt.NDArray[np.float64]
 LN10 = math.log(10.0)
@@ -63,6 +64,10 @@ def fit_cost(
     ``penalty`` on the group effects of modifiers, ``spread`` on each term's deviation
     from its group. ``groups`` gives each term's group (default: one group per term).
     Deterministic: starts from the nominal prices, no effects."""
+    # Imported here, not at the top: predicting with a CostModel needs only numpy, and
+    # the compiled predictor (recommender/predict_compiled.py) must not load scipy.
+    from scipy.optimize import least_squares  # type: ignore[import-untyped]
+
     n, K = log_terms.shape
     M = Z.shape[1]
     g = np.asarray(groups if groups else range(K), dtype=np.int64)

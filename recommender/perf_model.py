@@ -38,10 +38,10 @@ from sklearn.utils.validation import (  # type: ignore[import-untyped]
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from recommender.perf_cost import CostModel, fit_cost
+from recommender.prediction import OutOfRange, out_of_range
 
 Floats = npt.NDArray[np.float64]
 Method = Literal["linear", "gbm", "hybrid"]
-OutOfRange = tuple[int, int, float, float, float]  # row, feature index, value, min, max
 
 
 class PerfPredictor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
@@ -206,16 +206,4 @@ class PerfPredictor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
 
     def out_of_range(self, X: Any, tol: float = 1e-9) -> list[OutOfRange]:
         """Cells outside the training range: (row, feature index, value, min, max)."""
-        Xa = self._check(X)
-        lo, hi = self.feature_min_ - tol, self.feature_max_ + tol
-        rows, cols = np.nonzero((Xa < lo) | (Xa > hi))
-        return [
-            (
-                int(r),
-                int(c),
-                float(Xa[r, c]),
-                float(self.feature_min_[c]),
-                float(self.feature_max_[c]),
-            )
-            for r, c in zip(rows, cols, strict=True)
-        ]
+        return out_of_range(self._check(X), self.feature_min_, self.feature_max_, tol)

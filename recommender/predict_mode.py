@@ -3,19 +3,24 @@
 Latency and memory come from the learned predictor (docs/predictor.md) at the
 production batch and default settings, with the prediction interval as the
 uncertainty; deployment from the capability matrix alone; custom ops from the priors.
+The predictor is the compiled one (numpy only, ``recommender/predict_cache.py``), so a
+process answering in predict mode never imports scikit-learn or scipy.
 """
 
 from __future__ import annotations
 
 import math
 
+from probes.config import Settings
 from probes.protocol import FRAMEWORKS
 from probes.settings import default_settings
-from probes.spec import ModelSpec
+from probes.spec import ModelSpec, build_graph
 from recommender.capabilities import load_matrix
 from recommender.evidence import custom_scores, needed_targets, target_evidence
 from recommender.knowledge import load_ecosystem
-from recommender.predict import Estimate, Predictor
+from recommender.perf_features import spec_stats
+from recommender.predict_cache import load_compiled
+from recommender.prediction import Estimate, PredictorLike
 from recommender.questionnaire import Profile
 from recommender.score import Evidence, FrameworkEvidence, Quantity
 
@@ -29,8 +34,16 @@ def _quantity(e: Estimate, source: str) -> Quantity | None:
     return Quantity(value=e.median, sigma=sigma, source=source)
 
 
-def gather_predicted(spec: ModelSpec, p: Profile, predictor: Predictor | None = None) -> Evidence:
-    model = predictor or Predictor.load()
+def gather_predicted(
+    spec: ModelSpec,
+    p: Profile,
+    predictor: PredictorLike | None = None,
+    settings: Settings | None = None,
+) -> Evidence:
+    """Predict-mode evidence. ``predictor`` defaults to the compiled one that
+    ``settings.data_dir`` caches (built on first use, in a child process)."""
+    model = predictor or load_compiled(settings)
+    stats = spec_stats(build_graph(spec))  # once for both frameworks
     matrix, eco = load_matrix(), load_ecosystem()
     targets = needed_targets(p)
     tev = target_evidence(matrix, None, targets)
@@ -41,7 +54,7 @@ def gather_predicted(spec: ModelSpec, p: Profile, predictor: Predictor | None = 
     ]
     frameworks = {}
     for fw in FRAMEWORKS:
-        pred = model.predict(spec, fw, p.batch, default_settings(fw))
+        pred = model.predict(stats, fw, p.batch, default_settings(fw))
         src = f"predicted, default settings, batch {p.batch}"
         caveats += [f"{fw}: {why}" for why in pred.out_of_range]
         frameworks[fw] = FrameworkEvidence(

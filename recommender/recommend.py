@@ -18,6 +18,7 @@ from probes.protocol import FRAMEWORKS, Framework
 from probes.spec import ModelSpec
 from recommender.evidence import Gatherer, Mode
 from recommender.gather import gather_measured
+from recommender.predict_mode import gather_predicted
 from recommender.questionnaire import CRITERIA, Profile, to_profile
 from recommender.resample import confidence
 from recommender.score import (
@@ -204,15 +205,11 @@ def recommend(
     gatherer: Gatherer | None = None,
 ) -> Recommendation:
     """Gather evidence for ``spec`` in ``mode`` and decide under the answers' profile."""
-    # Loaded on demand: the predictor pulls in scikit-learn and fits on first use,
-    # which measure and cached modes never need.
-    from recommender.predict_mode import gather_predicted
-
     profile = to_profile(answers)
     g = gatherer or Gatherer(settings or Settings(), mode, trials)
     say = progress or (lambda _: None)
     ev = (
-        gather_predicted(spec, profile)
+        gather_predicted(spec, profile, settings=g.settings)
         if mode == "predict"
         else gather_measured(spec, profile, g, say)
     )

@@ -38,6 +38,16 @@ def runner() -> SubprocessRunner:
     return SubprocessRunner(timeout_s=300)
 
 
+@pytest.fixture(scope="session")
+def predictor_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One compiled-predictor cache for the whole session: building it takes ~4 s."""
+    return tmp_path_factory.mktemp("predictor")
+
+
 @pytest.fixture()
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "var", zoo_dir=ZOO)
+def settings(tmp_path: Path, predictor_cache: Path) -> Settings:
+    """A data directory of the test's own, sharing the session's compiled predictor."""
+    data_dir = tmp_path / "var"
+    data_dir.mkdir()
+    (data_dir / "predictor").symlink_to(predictor_cache, target_is_directory=True)
+    return Settings(data_dir=data_dir, zoo_dir=ZOO)

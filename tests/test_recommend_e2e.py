@@ -15,9 +15,9 @@ EXAMPLES = ROOT / "data" / "examples"
 
 
 @pytest.mark.parametrize("profile", ["mobile", "server-gpu", "research", "browser"])
-def test_predict_mode_answers_every_example_profile(profile: str) -> None:
+def test_predict_mode_answers_every_example_profile(profile: str, settings: Settings) -> None:
     answers = load_answers(EXAMPLES / f"{profile}.yaml")
-    rec = recommend(zoo_spec("resnet18", None), answers, "predict")
+    rec = recommend(zoo_spec("resnet18", None), answers, "predict", settings=settings)
     assert rec.choice in ("torch", "tensorflow", "either", "neither")
     assert rec.summary and rec.criteria and rec.caveats
     for fw in ("torch", "tensorflow"):
