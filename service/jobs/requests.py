@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from probes.config import Settings
 from probes.errors import AdvisorError
@@ -26,10 +27,20 @@ class UnknownZooModel(AdvisorError):
 class ModelRef(BaseModel):
     """A zoo model by ``model`` name, or a full ``spec``: exactly one of them."""
 
-    model_config = ConfigDict(extra="forbid")
-    model: Name | None = Field(default=None, description="Zoo model name (GET /v1/models).")
-    spec: ModelSpec | None = Field(default=None, description="A model spec (docs/spec.md).")
-    size: Name | None = Field(default=None, description="Input-size preset, e.g. 'small'.")
+    # null is accepted but left out of the schema, so that "exactly one" is expressible
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"oneOf": [{"required": ["model"]}, {"required": ["spec"]}]},
+    )
+    model: Name | SkipJsonSchema[None] = Field(
+        default=None, description="Zoo model name (GET /v1/models)."
+    )
+    spec: ModelSpec | SkipJsonSchema[None] = Field(
+        default=None, description="A model spec (docs/spec.md)."
+    )
+    size: Name | SkipJsonSchema[None] = Field(
+        default=None, description="Input-size preset, e.g. 'small'."
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelRef:
