@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-slow lint bench clean
+.PHONY: install demo serve test test-slow lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,6 +22,9 @@ demo: $(STAMP)
 	$(BIN)/fwadvisor deploy lenet5 --targets native,onnx,litert
 	$(BIN)/fwadvisor recommend lenet5 --answers data/examples/mobile.yaml --mode measure --trials 4
 
+serve: $(STAMP)
+	$(BIN)/fwadvisor serve
+
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -32,6 +35,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check probes recommender service tests benchmarks scripts
 	$(BIN)/ruff format --check probes recommender service tests benchmarks scripts
 	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/parity_zoo.py --size default
