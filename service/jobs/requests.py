@@ -7,6 +7,8 @@ cannot make the server read its disk.
 
 from __future__ import annotations
 
+from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
@@ -22,6 +24,18 @@ FrameworkChoice = Literal["torch", "tensorflow", "both"]
 
 class UnknownZooModel(AdvisorError):
     code = "not_found"
+
+
+def zoo_spec(path: Path) -> ModelSpec:
+    """A zoo spec, parsed once per file version (YAML parsing was most of a predict-mode
+    request). ModelSpec is treated as read-only by every caller."""
+    return _zoo_spec(path.resolve(), path.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=64)
+def _zoo_spec(path: Path, mtime_ns: int) -> ModelSpec:
+    del mtime_ns  # part of the cache key only
+    return load_spec_file(path)
 
 
 class ModelRef(BaseModel):
@@ -56,7 +70,7 @@ class ModelRef(BaseModel):
             assert self.model is not None
             if self.model not in zoo_names(settings.zoo_dir):
                 raise UnknownZooModel(f"no zoo model '{self.model}' (see GET /v1/models)")
-            spec = load_spec_file(settings.zoo_dir / f"{self.model}.yaml")
+            spec = zoo_spec(settings.zoo_dir / f"{self.model}.yaml")
         spec = spec.resized(self.size)
         check_limits(analyze(build_graph(spec)), batch, settings.limits)
         return spec
