@@ -1,0 +1,184 @@
+"""Load benchmark: predict-mode POST /v1/recommendations against ``fwadvisor serve``.
+
+Starts the real server (gunicorn, no job worker) on loopback with a fresh data
+directory, warms it up (the compiled predictor is built once), then drives it with wrk
+from Debian at several connection counts. The requests rotate over zoo models x the
+example answer files, so no single cached answer is measured. Reported per level:
+requests/s, p50/p90/p99 latency, errors (non-2xx and socket); then the RSS of each web
+process. Targets on 2 cores: >= 200 req/s at p99 <= 50 ms, zero errors, RSS <= 150 MB
+per web process. wrk shares the machine's cores with the server, as a real client
+on the same host would.
+
+Run: .venv/bin/python benchmarks/api_load.py [--duration 10] [--connections 1,4,8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ["lenet5", "mlp", "resnet18", "mobilenet_v2", "bert_tiny", "text_lstm"]
+ANSWERS = ["mobile", "server-gpu", "research", "browser"]
+LUA = """
+bodies = {%s}
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("POST", "/v1/recommendations",
+    {["Content-Type"] = "application/json"}, bodies[(counter %% #bodies) + 1])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %%d %%f %%d %%d %%d %%d %%d %%f %%f %%f\\n",
+    summary.requests, summary.duration / 1e6, e.status, e.connect, e.read, e.write,
+    e.timeout, latency:percentile(50) / 1e3, latency:percentile(90) / 1e3,
+    latency:percentile(99) / 1e3))
+end
+"""
+
+
+def bodies() -> list[str]:
+    out = []
+    for m in MODELS:
+        for a in ANSWERS:
+            answers = yaml.safe_load((ROOT / "data" / "examples" / f"{a}.yaml").read_text())
+            out.append(json.dumps({"model": m, "mode": "predict", "answers": answers}))
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def start(port: int, data: Path, workers: int, threads: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "FWADVISOR_DATA_DIR": str(data), "FWADVISOR_RATE_LIMIT_PER_MINUTE": "0"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "service.cli",
+        "serve",
+        "--no-worker",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+    ]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/health", timeout=1)
+            return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("server did not start")
+
+
+def warm(port: int, all_bodies: list[str], rounds: int) -> None:
+    for _ in range(rounds):
+        for b in all_bodies:
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{port}/v1/recommendations",
+                b.encode(),
+                {"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(req, timeout=60) as r:
+                assert r.status == 200, r.status
+
+
+def wrk(port: int, script: Path, connections: int, duration: int) -> dict[str, float]:
+    cmd = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(script),
+        f"http://127.0.0.1:{port}",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    m = re.search(r"^RESULT (.*)$", out, re.M)
+    assert m, out
+    n, secs, st, cn, rd, wr, to, p50, p90, p99 = (float(x) for x in m.group(1).split())
+    return {
+        "connections": connections,
+        "requests": n,
+        "rps": n / secs,
+        "p50_ms": p50,
+        "p90_ms": p90,
+        "p99_ms": p99,
+        "errors": st + cn + rd + wr + to,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", default="1,4,8")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=4)
+    args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("needs wrk: apt-get install wrk")
+    all_bodies = bodies()
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "bench.lua"
+        script.write_text(LUA % ", ".join(json.dumps(b) for b in all_bodies))
+        port = free_port()
+        proc = start(port, Path(tmp) / "var", args.workers, args.threads)
+        try:
+            warm(port, all_bodies, rounds=2 * args.workers)
+            print(
+                f"serve: {args.workers} gunicorn gthread workers x {args.threads} threads; "
+                f"{len(all_bodies)} distinct request bodies; wrk -t1, {args.duration} s each"
+            )
+            print(
+                f"{'conns':>5} {'req/s':>8} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'errors':>6}"
+            )
+            for c in (int(x) for x in args.connections.split(",")):
+                r = wrk(port, script, c, args.duration)
+                print(
+                    f"{c:>5} {r['rps']:>8.0f} {r['p50_ms']:>7.1f} {r['p90_ms']:>7.1f} "
+                    f"{r['p99_ms']:>7.1f} {r['errors']:>6.0f}"
+                )
+            workers_mb = ", ".join(f"{rss_mb(p):.0f}" for p in children(proc.pid))
+            print(f"RSS MB: master {rss_mb(proc.pid):.0f}; web workers {workers_mb}")
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+
+if __name__ == "__main__":
+    main()
