@@ -69,7 +69,8 @@ def _quantity_chart(
                 f"{v:.3g} {unit} ({q.source})",
             )
         )
-    desc = "; ".join(b.name + " " + b.text for b in bars)
+    sources = {q.source for q in qs.values()}
+    desc = "; ".join(b.name + " " + b.text for b in bars) + " (" + "; ".join(sources) + ")"
     return Chart(title, desc, [Group("", bars)])
 
 
