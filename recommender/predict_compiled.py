@@ -13,6 +13,7 @@ scipy; ``recommender/predict_cache.py`` finds, builds and caches the file.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +113,7 @@ class _Forest:
         self.threshold, self.value = np.array(threshold), np.array(value)
         self.is_leaf, self.missing_left = np.array(is_leaf), np.array(missing_left)
         self.baseline = np.array([e.baseline for e in ensembles])
+        _read_only(vars(self).values())
 
     def predict(self, x: Floats) -> Floats:
         """(lo, median, hi) corrections for one feature row."""
@@ -137,6 +139,7 @@ class _Target:
         self.offsets = np.array(r.offsets) if r.offsets else np.zeros(3)
         self.margin = r.margin
         self.feature_min, self.feature_max = np.array(r.feature_min), np.array(r.feature_max)
+        _read_only([*vars(self).values(), *(vars(self.cost).values() if self.cost else ())])
 
     def interval(self, X: Floats) -> LogInterval:
         """As PerfPredictor: lo <= median <= hi, widened by the conformal margin."""
@@ -146,6 +149,13 @@ class _Target:
         corr = self.forest.predict(X[0]) if self.forest else self.offsets
         lo, med, hi = (base + float(c) for c in corr)
         return min(lo, med) - self.margin, med, max(hi, med) + self.margin
+
+
+def _read_only(values: Iterable[object]) -> None:
+    """Freeze the arrays among ``values``: a cached predictor is shared by every caller."""
+    for v in values:
+        if isinstance(v, np.ndarray):
+            v.flags.writeable = False
 
 
 class CompiledPredictor(PredictorBase):
