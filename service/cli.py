@@ -188,7 +188,7 @@ def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from service.serve import serve  # gunicorn only where serving
 
-    serve(
+    return serve(
         ServiceSettings(),
         host=args.host,
         port=args.port,
@@ -196,7 +196,6 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         threads=args.threads,
         worker=not args.no_worker,
     )
-    return 0
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:

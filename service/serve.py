@@ -1,59 +1,63 @@
 """``fwadvisor serve``: gunicorn serving the app, plus one job worker process.
 
-The worker is a child process, restarted if it dies (a SIGKILLed worker's job is then
-retried by the heartbeat rule), stopped when the server stops, and killed by the
-kernel if the server itself is SIGKILLed (``probes.lifeline``).
+The ``serve`` process is a small supervisor with two children: the gunicorn master
+(``python -m service.serve``) and ``fwadvisor worker``. Gunicorn reaps every child of
+its master, so the job worker must not be one of them. The worker is restarted if it
+dies (a SIGKILLed worker's job is then retried by the heartbeat rule); SIGTERM or SIGINT
+stops both (the worker requeues its job); and both children die with the supervisor,
+even if it is SIGKILLed (``probes.lifeline``).
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
+from types import FrameType
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
-from probes.lifeline import child_env
+from probes.lifeline import child_env, die_with_parent
+from recommender.predict_cache import load_compiled
 from service.app import create_app
+from service.jobs.store import JobStore
 from service.settings import ServiceSettings
 
 log = logging.getLogger("fwadvisor.serve")
 
 
-class WorkerSupervisor(threading.Thread):
-    """Keeps one ``fwadvisor worker`` running until ``stop``."""
+class Child(threading.Thread):
+    """Runs ``cmd`` until ``stop``; restarts it when it exits if ``restart``."""
 
-    def __init__(self, backoff_s: float = 1.0) -> None:
-        super().__init__(daemon=True, name="worker-supervisor")
-        self.backoff_s = backoff_s
+    def __init__(self, name: str, cmd: list[str], restart: bool, done: threading.Event) -> None:
+        super().__init__(daemon=True, name=name)
+        self.cmd, self.restart, self.done = cmd, restart, done
         self.stopping = threading.Event()
         self.proc: subprocess.Popen[bytes] | None = None
-        self.restarts = 0
-
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        cmd = [sys.executable, "-m", "service.cli", "worker"]
-        return subprocess.Popen(cmd, env=child_env(dict(os.environ)))
+        self.code: int | None = None
 
     def run(self) -> None:
         while not self.stopping.is_set():
-            self.proc = self._spawn()
-            code = self.proc.wait()
-            if self.stopping.is_set():
-                return
-            self.restarts += 1
-            log.warning("job worker exited with %s; restarting", code)
-            self.stopping.wait(self.backoff_s)
+            self.proc = subprocess.Popen(self.cmd, env=child_env(dict(os.environ)))
+            self.code = self.proc.wait()
+            if self.stopping.is_set() or not self.restart:
+                break
+            log.warning("%s exited with %s; restarting", self.name, self.code)
+            self.stopping.wait(1.0)
+        self.done.set()
 
-    def stop(self, timeout_s: float = 15.0) -> None:
+    def stop(self, timeout_s: float) -> None:
         self.stopping.set()
         proc = self.proc
         if proc is None or proc.poll() is not None:
             return
-        proc.terminate()  # the worker requeues its job and exits
+        proc.terminate()
         try:
             proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
@@ -61,7 +65,54 @@ class WorkerSupervisor(threading.Thread):
             proc.wait()
 
 
-class Server(BaseApplication):  # type: ignore[misc]
+def serve(
+    settings: ServiceSettings,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    web_workers: int = 2,
+    threads: int = 4,
+    worker: bool = True,
+) -> int:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    JobStore(settings.job_db_url()).engine.dispose()  # the schema, before any child
+    load_compiled(settings)  # build the predictor once, not in each web process
+    done = threading.Event()
+    web_cmd = [
+        sys.executable,
+        "-m",
+        "service.serve",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(web_workers),
+        "--threads",
+        str(threads),
+    ]
+    children = [Child("web", web_cmd, restart=False, done=done)]
+    if worker:
+        work_cmd = [sys.executable, "-m", "service.cli", "worker"]
+        children.append(Child("job worker", work_cmd, restart=True, done=threading.Event()))
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("%s: stopping", signal.Signals(signum).name)
+        done.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    for c in children:
+        c.start()
+    done.wait()
+    for c in reversed(children):  # the worker first: it requeues its job
+        c.stop(timeout_s=20)
+    return children[0].code or 0
+
+
+class WebServer(BaseApplication):  # type: ignore[misc]
+    """Gunicorn with the app from ``create_app``; gthread workers, no preload (each
+    process opens its own database pool)."""
+
     def __init__(self, settings: ServiceSettings, options: dict[str, Any]) -> None:
         self.settings, self.options = settings, options
         super().__init__()
@@ -74,21 +125,19 @@ class Server(BaseApplication):  # type: ignore[misc]
         return create_app(self.settings)
 
 
-def serve(
-    settings: ServiceSettings,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    web_workers: int = 2,
-    threads: int = 4,
-    worker: bool = True,
-) -> None:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    supervisor = WorkerSupervisor() if worker else None
-    options: dict[str, Any] = {
-        "bind": f"{host}:{port}",
-        "workers": web_workers,
+def main() -> None:
+    p = argparse.ArgumentParser(description="the gunicorn half of `fwadvisor serve`")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--threads", type=int, default=4)
+    args = p.parse_args()
+    die_with_parent()
+    options = {
+        "bind": f"{args.host}:{args.port}",
+        "workers": args.workers,
         "worker_class": "gthread",
-        "threads": threads,
+        "threads": args.threads,
         "timeout": 60,
         "graceful_timeout": 10,
         "accesslog": None,
@@ -96,11 +145,8 @@ def serve(
         "loglevel": "warning",
         "proc_name": "fwadvisor-web",
     }
-    if supervisor is not None:
-        options["on_exit"] = lambda _server: supervisor.stop()
-        supervisor.start()
-    try:
-        Server(settings, options).run()
-    finally:
-        if supervisor is not None:
-            supervisor.stop()
+    WebServer(ServiceSettings(), options).run()
+
+
+if __name__ == "__main__":
+    main()

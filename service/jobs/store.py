@@ -98,7 +98,14 @@ def make_engine(url: str) -> Engine:
     engine = sa.create_engine(url, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
-    meta.create_all(engine)
+    for attempt in range(5):
+        try:
+            meta.create_all(engine)
+            break
+        except sa.exc.DBAPIError:  # another process created a table between check and create
+            if attempt == 4:
+                raise
+            time.sleep(0.1 * (attempt + 1))
     return engine
 
 
