@@ -77,7 +77,7 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in out.split()]
 
 
-def start(port: int, data: Path, workers: int, threads: int) -> subprocess.Popen[bytes]:
+def start(port: int, data: Path, workers: int, threads: int, kind: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "FWADVISOR_DATA_DIR": str(data), "FWADVISOR_RATE_LIMIT_PER_MINUTE": "0"}
     cmd = [
         sys.executable,
@@ -91,6 +91,8 @@ def start(port: int, data: Path, workers: int, threads: int) -> subprocess.Popen
         str(workers),
         "--threads",
         str(threads),
+        "--worker-class",
+        kind,
     ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
     deadline = time.monotonic() + 60
@@ -149,6 +151,7 @@ def main() -> None:
     ap.add_argument("--connections", default="1,4,8")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--worker-class", choices=["gthread", "sync"], default="gthread")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("needs wrk: apt-get install wrk")
@@ -157,11 +160,12 @@ def main() -> None:
         script = Path(tmp) / "bench.lua"
         script.write_text(LUA % ", ".join(json.dumps(b) for b in all_bodies))
         port = free_port()
-        proc = start(port, Path(tmp) / "var", args.workers, args.threads)
+        proc = start(port, Path(tmp) / "var", args.workers, args.threads, args.worker_class)
         try:
             warm(port, all_bodies, rounds=2 * args.workers)
             print(
-                f"serve: {args.workers} gunicorn gthread workers x {args.threads} threads; "
+                f"serve: {args.workers} gunicorn {args.worker_class} workers x {args.threads} "
+                f"threads; "
                 f"{len(all_bodies)} distinct request bodies; wrk -t1, {args.duration} s each"
             )
             print(
@@ -173,8 +177,12 @@ def main() -> None:
                     f"{c:>5} {r['rps']:>8.0f} {r['p50_ms']:>7.1f} {r['p90_ms']:>7.1f} "
                     f"{r['p99_ms']:>7.1f} {r['errors']:>6.0f}"
                 )
-            workers_mb = ", ".join(f"{rss_mb(p):.0f}" for p in children(proc.pid))
-            print(f"RSS MB: master {rss_mb(proc.pid):.0f}; web workers {workers_mb}")
+            (master,) = children(proc.pid)  # serve --no-worker: the gunicorn master only
+            web = ", ".join(f"{rss_mb(p):.0f}" for p in children(master))
+            print(
+                f"RSS MB: serve supervisor {rss_mb(proc.pid):.0f}; gunicorn master "
+                f"{rss_mb(master):.0f}; web workers {web}"
+            )
         finally:
             proc.terminate()
             proc.wait(30)

@@ -195,6 +195,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         web_workers=args.workers,
         threads=args.threads,
         worker=not args.no_worker,
+        worker_class=args.worker_class,
     )
 
 
@@ -226,6 +227,9 @@ def _service_parsers(sub: Any) -> list[argparse.ArgumentParser]:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=2, help="web processes (gunicorn)")
     serve.add_argument("--threads", type=int, default=4, help="threads per web process")
+    serve.add_argument(
+        "--worker-class", choices=["gthread", "sync"], default="gthread", help="gunicorn's"
+    )
     serve.add_argument("--no-worker", action="store_true", help="do not start a job worker")
     serve.set_defaults(func=cmd_serve)
     worker = sub.add_parser("worker", help="run queued jobs, one at a time per machine")
