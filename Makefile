@@ -46,6 +46,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/tuner_efficiency.py
 	$(BIN)/python benchmarks/deploy_zoo.py
 	$(BIN)/python benchmarks/predictor_eval.py
+	$(BIN)/python benchmarks/recommend_latency.py
+	$(BIN)/python benchmarks/api_load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
