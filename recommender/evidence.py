@@ -57,6 +57,10 @@ class Gatherer:
     mode: Mode
     trials: int = 6
     runner: ProbeRunner | None = None
+    storage: str | None = None  # Optuna storage URL; default: SQLite in data_dir
+
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{self.settings.data_dir.resolve()}/optuna.sqlite3"
 
     def prober(self) -> Prober:
         runner = self.runner or (

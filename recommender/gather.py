@@ -21,7 +21,7 @@ from probes.settings import FrameworkSettings, default_settings, settings_label
 from probes.spec import ModelSpec, build_graph
 from probes.store import spec_hash
 from probes.tune_models import TuneConfig
-from probes.tune_report import tune
+from probes.tune_report import redact, tune
 from probes.tune_space import to_settings
 from recommender.capabilities import load_matrix
 from recommender.evidence import (
@@ -66,8 +66,7 @@ def _best_infer(
             memory_budget_mb=limit,
             latency_slo_ms=slo,
         )
-        storage = f"sqlite:///{g.settings.data_dir.resolve()}/optuna.sqlite3"
-        rep = tune(spec, cfg, prober, storage, FRAMEWORKS, "cpu", say)
+        rep = tune(spec, cfg, prober, g.storage_url(), FRAMEWORKS, "cpu", say)
         say(f"tuning: {rep.tuned.note}")
         for ft in rep.frameworks:
             best = ft.best.settings if ft.best else "none"
@@ -146,7 +145,7 @@ def gather_measured(spec: ModelSpec, p: Profile, g: Gatherer, say: Say) -> Evide
         caveats=caveats,
         links=[
             f"results store: {g.settings.data_dir / 'results.sqlite'} (spec {spec_hash(spec)})",
-            f"tuning studies: {g.settings.data_dir / 'optuna.sqlite3'}",
+            f"tuning studies: {redact(g.storage_url())}",
             f"exports: fwadvisor deploy {spec.name} --targets {','.join(exp_targets)}",
         ],
     )

@@ -26,7 +26,7 @@ from probes.spec import (
     resolve_spec,
     zoo_names,
 )
-from service import deploy_cmd, probe_cmd, recommend_cmd, tune_cmd
+from service import deploy_cmd, probe_cmd, recommend_cmd, tune_cmd, zoo_cmd
 from service.api.context import hash_key
 from service.render import si, table
 from service.schemas import ModelList, ModelSummary, ParitySummary
@@ -185,6 +185,12 @@ def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
     return recommend_cmd.cmd_recommend(args, settings, spec)
 
 
+def cmd_zoo(args: argparse.Namespace, settings: Settings) -> int:
+    if args.trials < 1:
+        raise AdvisorError("--trials must be >= 1")
+    return zoo_cmd.cmd_zoo(args, settings)
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from service.serve import serve  # gunicorn only where serving
 
@@ -273,10 +279,12 @@ def parser() -> argparse.ArgumentParser:
     tune.set_defaults(func=cmd_tune)
     deploy = deploy_cmd.add_parser(sub)
     deploy.set_defaults(func=cmd_deploy)
+    zoo = zoo_cmd.add_parser(sub)
+    zoo.set_defaults(func=cmd_zoo)
     ask, rec = recommend_cmd.add_parsers(sub)
     ask.set_defaults(func=recommend_cmd.cmd_ask)
     rec.set_defaults(func=cmd_recommend)
-    for cmd in (ls, show, par, probe, tune, deploy, ask, rec, *_service_parsers(sub)):
+    for cmd in (ls, show, par, probe, tune, deploy, zoo, ask, rec, *_service_parsers(sub)):
         cmd.add_argument("--json", action="store_true", help="machine-readable output")
     for cmd in (show, par, probe, tune, deploy, rec):
         cmd.add_argument("--size", default=None, help="input-size preset, e.g. 'small'")

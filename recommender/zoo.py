@@ -1,0 +1,263 @@
+"""``run_zoo``: tune, export and recommend for every model of a zoo, resumably.
+
+Per model: a latency study per framework at every batch the profiles use (batch 1,
+the research batch, the server batch), then a measure-mode recommendation under each
+profile (which reuses those studies and runs the training and export probes it
+needs), then the union of export checks for the deployment matrix. Everything lands
+in the results store and the Optuna storage, so an interrupted run loses at most the
+probe in flight; a model that finished is written to ``out/models/<name>.json`` and a
+rerun with the same configuration skips it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from probes.config import REPO_DATA, Settings
+from probes.environment import environment
+from probes.errors import AdvisorError, brief
+from probes.exports import check_exports
+from probes.protocol import FRAMEWORKS, ProbeResult
+from probes.runner import ProbeRunner
+from probes.spec import ModelSpec, analyze, build_graph
+from probes.tune_models import FrameworkTuning, TrialSummary, TuneConfig, TuneReport
+from probes.tune_report import tune
+from recommender.capabilities import load_matrix
+from recommender.evidence import Gatherer, export_targets, needed_targets
+from recommender.gather import EXPORT_MEASURE
+from recommender.questionnaire import load_questionnaire, to_profile
+from recommender.recommend import recommend
+from recommender.zoo_models import (
+    FrameworkRow,
+    ModelOutcome,
+    Point,
+    ProfileVerdict,
+    ZooConfig,
+    ZooRun,
+)
+
+Say = Callable[[str], None]
+EXAMPLES = REPO_DATA / "examples"
+
+
+def profile_answers(name: str) -> dict[str, object]:
+    path = EXAMPLES / f"{name}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in EXAMPLES.glob("*.yaml") if "targets" in p.read_text())
+        raise AdvisorError(f"unknown profile '{name}' (known: {', '.join(known)})")
+    answers: dict[str, object] = yaml.safe_load(path.read_text())
+    load_questionnaire().resolve(answers)
+    return answers
+
+
+def _point(t: TrialSummary) -> Point | None:
+    if t.state != "COMPLETE" or t.median_s is None:
+        return None
+    mem = t.peak_rss_bytes / 2**20 if t.peak_rss_bytes else None
+    return Point(latency_ms=t.median_s * 1e3, memory_mb=mem, settings=t.settings or "")
+
+
+def front(points: list[Point]) -> list[Point]:
+    """The latency/memory Pareto front (both lower is better), by latency."""
+    pts = [p for p in points if p.memory_mb is not None]
+    out = [
+        p
+        for p in pts
+        if not any(
+            q.latency_ms <= p.latency_ms
+            and (q.memory_mb or 0) <= (p.memory_mb or 0)
+            and (q.latency_ms, q.memory_mb) != (p.latency_ms, p.memory_mb)
+            for q in pts
+        )
+    ]
+    return sorted(out, key=lambda p: p.latency_ms)
+
+
+def _timing_ms(r: ProbeResult | None) -> tuple[float | None, float | None]:
+    t = r.measurement.timing if r and r.measurement else None
+    return (t.median_s * 1e3, t.iqr_s * 1e3) if t else (None, None)
+
+
+def _memory_mb(r: ProbeResult | None) -> float | None:
+    m = r.measurement.memory if r and r.measurement else None
+    return m.peak_rss_bytes / 2**20 if m and m.peak_rss_bytes > 0 else None
+
+
+def _row(
+    b1: FrameworkTuning, big: FrameworkTuning, batch: int, flops: int, peak: float | None
+) -> FrameworkRow:
+    tuned_ms, iqr_ms = _timing_ms(b1.best_result)
+    big_ms, big_iqr = _timing_ms(big.best_result)
+    sps = batch / (big_ms / 1e3) if big_ms else None
+    sps_iqr = sps * big_iqr / big_ms if sps and big_iqr and big_ms else None
+    eff = flops * sps / 1e9 / peak if sps and peak and flops else None
+    default = b1.default.median_s if b1.default and b1.default.median_s else None
+    trials = [p for t in b1.history if (p := _point(t))]
+    return FrameworkRow(
+        framework=b1.framework,
+        default_ms=default * 1e3 if default else None,
+        tuned_ms=tuned_ms,
+        tuned_iqr_ms=iqr_ms,
+        tuned_settings=b1.best.settings if b1.best else None,
+        speedup=b1.speedup,
+        throughput_batch=batch,
+        throughput_sps=sps,
+        throughput_iqr_sps=sps_iqr,
+        peak_memory_mb=_memory_mb(b1.best_result),
+        efficiency=eff,
+        trials=trials,
+        pareto=front(trials),
+    )
+
+
+def _failures(reports: list[TuneReport]) -> list[str]:
+    out = []
+    for rep in reports:
+        for ft in rep.frameworks:
+            if ft.best is None:
+                why = next((t.reason for t in ft.history if t.reason), "no trial completed")
+                out.append(f"{ft.framework} b{rep.config.batch}: {why}")
+    return out
+
+
+class ZooRunner:
+    """Evaluates models one after another (never two at once: they would share cores)."""
+
+    def __init__(
+        self, cfg: ZooConfig, settings: Settings, out: Path, runner: ProbeRunner | None = None
+    ) -> None:
+        self.cfg, self.settings, self.out = cfg, settings, out
+        self.answers = {p: profile_answers(p) for p in cfg.profiles}
+        self.gatherer = Gatherer(
+            settings, "measure", cfg.trials, runner=runner, storage=cfg.storage
+        )
+        self.prober = self.gatherer.prober()
+        self.peak: float | None = None
+
+    def done_path(self, name: str) -> Path:
+        return self.out / "models" / f"{name}.json"
+
+    def finished(self, name: str) -> ModelOutcome | None:
+        path = self.done_path(name)
+        if not path.exists():
+            return None
+        got = ModelOutcome.model_validate_json(path.read_text())
+        return got if got.fingerprint == self.cfg.fingerprint() else None
+
+    def evaluate(self, spec: ModelSpec, say: Say) -> ModelOutcome:
+        """One model; a failure becomes a failed outcome with its reason, never a raise."""
+        start = time.monotonic()
+        base = {"model": spec.name, "fingerprint": self.cfg.fingerprint()}
+        try:
+            out = self._evaluate(spec, say)
+        except Exception as e:  # one model's failure must not end the run
+            say(f"{spec.name}: failed: {brief(e)}")
+            out = ModelOutcome(**base, status="failed", reason=brief(e, 1000))
+        out.wall_s = time.monotonic() - start
+        self.done_path(spec.name).parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.done_path(spec.name).with_suffix(".tmp")
+        tmp.write_text(out.model_dump_json(indent=1))
+        tmp.replace(self.done_path(spec.name))
+        return out
+
+    def _evaluate(self, spec: ModelSpec, say: Say) -> ModelOutcome:
+        a = analyze(build_graph(spec))
+        if self.peak is None:
+            self.peak = self.prober.machine_peak_gflops()
+        profiles = {p: to_profile(ans) for p, ans in self.answers.items()}
+        batches = sorted({1, *(pr.batch for pr in profiles.values())})
+        reports = {}
+        for b in batches:
+            say(f"{spec.name}: tuning at batch {b}")
+            cfg = TuneConfig(objective="latency", batch=b, n_trials=self.cfg.trials)
+            reports[b] = tune(
+                spec, cfg, self.prober, self.gatherer.storage_url(), FRAMEWORKS, "cpu", say
+            )
+        b1, big = reports[1], reports[batches[-1]]
+        rows = [
+            _row(f1, fb, batches[-1], a.flops, self.peak)
+            for f1, fb in zip(b1.frameworks, big.frameworks, strict=True)
+        ]
+        verdicts = []
+        for name, answers in self.answers.items():
+            say(f"{spec.name}: recommendation for the {name} profile")
+            rec = recommend(
+                spec,
+                dict(answers),
+                "measure",
+                settings=self.settings,
+                trials=self.cfg.trials,
+                progress=say,
+                gatherer=self.gatherer,
+            )
+            verdicts.append(
+                ProfileVerdict(
+                    profile=name,
+                    choice=rec.choice,
+                    leaning=rec.leaning,
+                    confidence=rec.confidence,
+                    margin=rec.margin,
+                    utilities=dict(rec.utilities),
+                    summary=rec.summary,
+                    vetoes=[f"{v.framework}: {v.constraint} ({v.reason})" for v in rec.vetoes],
+                )
+            )
+        matrix = load_matrix()
+        targets = sorted({t for pr in profiles.values() for t in needed_targets(pr)})
+        exports = check_exports(
+            spec, self.prober, targets=export_targets(matrix, targets), measure=EXPORT_MEASURE
+        )
+        return ModelOutcome(
+            model=spec.name,
+            status="done",
+            fingerprint=self.cfg.fingerprint(),
+            params=a.params,
+            flops=a.flops,
+            frameworks=rows,
+            naive=b1.naive,
+            tuned=b1.tuned,
+            flipped=b1.flipped,
+            exports=[c.model_copy(update={"detail": None}) for c in exports.checks],
+            verdicts=verdicts,
+            failures=_failures(list(reports.values())),
+        )
+
+
+def run_zoo(
+    specs: list[ModelSpec],
+    runner: ZooRunner,
+    say: Say,
+    max_minutes: float | None = None,
+) -> ZooRun:
+    """Every model in turn, skipping those already finished; stops starting models
+    once ``max_minutes`` have passed."""
+    start = time.monotonic()
+    outcomes, not_run = [], {}
+    for i, spec in enumerate(specs, start=1):
+        done = runner.finished(spec.name)
+        if done is not None:
+            say(f"[{i}/{len(specs)}] {spec.name}: finished earlier ({done.status}); skipped")
+            outcomes.append(done)
+            continue
+        used = (time.monotonic() - start) / 60
+        if max_minutes is not None and used >= max_minutes:
+            not_run[spec.name] = f"not started: the {max_minutes:g}-minute budget was used"
+            continue
+        say(f"[{i}/{len(specs)}] {spec.name}: starting ({used:.1f} min so far)")
+
+        def model_say(msg: str, i: int = i) -> None:
+            say(f"[{i}/{len(specs)}] {msg}")
+
+        outcomes.append(runner.evaluate(spec, model_say))
+    return ZooRun(
+        config=runner.cfg,
+        environment=environment(),
+        machine_peak_gflops=runner.peak,
+        models=outcomes,
+        not_run=not_run,
+        wall_s=time.monotonic() - start,
+    )

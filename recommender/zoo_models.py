@@ -1,0 +1,88 @@
+"""What a zoo run records: per model, per framework, per profile; and the run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from probes.environment import Environment
+from probes.exports import ExportCheck
+from probes.tune_models import Verdict
+
+PROFILES = ("mobile", "server-gpu", "research", "browser")
+
+
+class ZooConfig(BaseModel):
+    trials: int = Field(default=4, ge=1, description="Probe-running trials per study.")
+    profiles: list[str] = Field(default_factory=lambda: list(PROFILES))
+    size: str | None = Field(default=None, description="Input-size preset, e.g. 'small'.")
+    storage: str | None = Field(default=None, description="Optuna storage URL.")
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
+
+    def fingerprint(self) -> str:
+        """What makes a finished model's result reusable by a rerun."""
+        body = json.dumps([self.trials, sorted(self.profiles), self.size])
+        return hashlib.sha256(body.encode()).hexdigest()[:12]
+
+
+class Point(BaseModel):
+    latency_ms: float
+    memory_mb: float | None
+    settings: str
+
+
+class FrameworkRow(BaseModel):
+    framework: str
+    default_ms: float | None = Field(description="Batch 1, default settings: median.")
+    tuned_ms: float | None = Field(description="Batch 1, best tuned settings: median.")
+    tuned_iqr_ms: float | None
+    tuned_settings: str | None
+    speedup: float | None = Field(description="Default / tuned latency at batch 1.")
+    throughput_batch: int | None
+    throughput_sps: float | None = Field(description="Samples/s at the largest batch, tuned.")
+    throughput_iqr_sps: float | None
+    peak_memory_mb: float | None = Field(description="Peak RSS above baseline, tuned b1.")
+    efficiency: float | None = Field(description="Achieved GFLOP/s / machine peak, largest batch.")
+    trials: list[Point] = Field(default_factory=list, description="Every batch-1 trial.")
+    pareto: list[Point] = Field(default_factory=list, description="Latency/memory front, b1.")
+
+
+class ProfileVerdict(BaseModel):
+    profile: str
+    choice: str
+    leaning: str | None
+    confidence: float
+    margin: float
+    utilities: dict[str, float]
+    summary: str
+    vetoes: list[str] = Field(default_factory=list)
+
+
+class ModelOutcome(BaseModel):
+    model: str
+    status: Literal["done", "failed"]
+    reason: str | None = Field(default=None, description="Why it failed, when it did.")
+    fingerprint: str
+    params: int | None = None
+    flops: int | None = None
+    frameworks: list[FrameworkRow] = Field(default_factory=list)
+    naive: Verdict | None = Field(default=None, description="Batch 1, default vs default.")
+    tuned: Verdict | None = Field(default=None, description="Batch 1, tuned vs tuned.")
+    flipped: bool = False
+    exports: list[ExportCheck] = Field(default_factory=list)
+    verdicts: list[ProfileVerdict] = Field(default_factory=list)
+    failures: list[str] = Field(default_factory=list, description="Probes that failed, why.")
+    wall_s: float = 0.0
+
+
+class ZooRun(BaseModel):
+    config: ZooConfig
+    environment: Environment
+    machine_peak_gflops: float | None
+    models: list[ModelOutcome]
+    not_run: dict[str, str] = Field(default_factory=dict, description="Model -> why not.")
+    wall_s: float
