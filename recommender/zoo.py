@@ -253,6 +253,11 @@ def run_zoo(
             say(f"[{i}/{len(specs)}] {msg}")
 
         outcomes.append(runner.evaluate(spec, model_say))
+    if runner.peak is None and outcomes:  # every model came from an earlier run
+        try:
+            runner.peak = runner.prober.machine_peak_gflops()
+        except Exception as e:  # the report says "not measured"; the run stands
+            say(f"machine peak not measured: {brief(e)}")
     return ZooRun(
         config=runner.cfg,
         environment=environment(),
