@@ -251,10 +251,14 @@ def test_every_job_kind_is_accepted(client: FlaskClient) -> None:
         {"kind": "tune", "spec": TINY_SPEC, "objective": "throughput"},
         {"kind": "deploy", "model": "lenet5", "targets": "onnx,litert"},
         {"kind": "recommend", "model": "mlp", "answers": {"targets": ["browser"]}},
+        {"kind": "zoo", "models": ["mlp", "lenet5"], "trials": 1, "profiles": ["mobile"]},
     ):
         r = client.post("/v1/jobs", json=body)
         assert r.status_code == 201, r.data
-    problem(client.post("/v1/jobs", json={"kind": "zoo"}), 422, "validation_failed")
+    problem(
+        client.post("/v1/jobs", json={"kind": "zoo", "models": ["nope"]}), 422, "validation_failed"
+    )
+    problem(client.post("/v1/jobs", json={"kind": "sweep"}), 422, "validation_failed")
     problem(
         client.post("/v1/jobs", json={"kind": "probe", "model": "nope"}), 422, "validation_failed"
     )
@@ -309,3 +313,35 @@ def test_openapi_document(client: FlaskClient) -> None:
     assert docs.status_code == 200 and "/v1/recommendations" in docs.get_data(as_text=True)
     glossary = client.get("/docs/problems").get_data(as_text=True)
     assert 'id="validation_failed"' in glossary
+
+
+def test_zoo_job_report_is_the_workers_file(tmp_path: Path) -> None:
+    from service.jobs.lease import WorkerStore
+
+    app = make_app(tmp_path)
+    c = app.test_client()
+    store = WorkerStore(ServiceSettings(data_dir=tmp_path).job_db_url())
+    reports = {}
+    for name, where in (
+        ("inside", tmp_path / "zoo" / "r.html"),
+        ("outside", Path("/etc/hostname")),
+    ):
+        created = c.post(
+            "/v1/jobs",
+            json={
+                "kind": "zoo",
+                "models": ["mlp"],
+                "trials": 1,
+                "profiles": ["mobile" if name == "inside" else "browser"],
+            },
+        )
+        assert created.status_code == 201
+        attempt = store.claim("w")
+        assert attempt is not None
+        if name == "inside":
+            where.parent.mkdir(parents=True)
+            where.write_text("<html>the zoo report</html>")
+        store.finish(attempt, "succeeded", result=json.dumps({"report": str(where), "run": {}}))
+        reports[name] = c.get(f"/v1/jobs/{attempt.job_id}/report").get_data(as_text=True)
+    assert reports["inside"] == "<html>the zoo report</html>"
+    assert "Job " in reports["outside"] and "hostname" not in reports["outside"].split("<pre>")[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from flask import Response, render_template, request
@@ -122,7 +123,7 @@ def submit(req: JobRequest) -> Reply:
 @bp.op(
     "/v1/jobs",
     "POST",
-    "Queue a probe, tune, deploy or recommend job; a worker runs it.",
+    "Queue a probe, tune, deploy, recommend or zoo job; a worker runs it.",
     body=JobCreate,
     responses={201: JobView, 200: JobView},
     problems=(401, 409, 429),
@@ -137,6 +138,15 @@ def create_job(body: JobCreate) -> Reply:
 def list_jobs(query: JobQuery) -> JobList:
     rows = ctx().store.recent(query.status, query.limit)
     return JobList(jobs=[view(r, lines=1) for r in rows])
+
+
+def _zoo_report(job: JobView) -> Path | None:
+    """A finished zoo job's report, which its worker wrote under the data directory."""
+    if job.kind != "zoo" or not job.result or not isinstance(job.result.get("report"), str):
+        return None
+    path = Path(job.result["report"]).resolve()
+    root = ctx().settings.data_dir.resolve()
+    return path if path.is_relative_to(root) and path.is_file() else None
 
 
 def _job(job_id: str) -> dict[str, Any]:
@@ -187,5 +197,8 @@ def cancel_job(job_id: str) -> Reply:
 )
 def job_report(job_id: str) -> Response:
     job = view(_job(job_id), lines=200)
+    zoo = _zoo_report(job)
+    if zoo is not None:
+        return Response(zoo.read_text(), 200, mimetype="text/html")
     html = render_template("report.html", job=job, **result_context(job.kind, job.result))
     return Response(html, 200, mimetype="text/html")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from probes.errors import AdvisorError
 from probes.exports import parse_targets
@@ -17,8 +18,18 @@ from probes.store import ResultStore
 from probes.tune_models import TuneConfig
 from probes.tune_report import tune
 from recommender.recommend import recommend
+from recommender.zoo import ZooRunner, run_zoo
+from recommender.zoo_models import ZooConfig, ZooRun
+from recommender.zoo_table import write_tables
 from service.deploy_cmd import run_deploy
-from service.jobs.requests import DeployJob, JobRequest, ProbeJob, RecommendJob, TuneJob
+from service.jobs.requests import (
+    DeployJob,
+    JobRequest,
+    ProbeJob,
+    RecommendJob,
+    TuneJob,
+    ZooJob,
+)
 from service.probe_cmd import run_probes, workloads_for
 from service.settings import ServiceSettings
 
@@ -82,6 +93,24 @@ def _recommend(req: RecommendJob, settings: ServiceSettings, say: Progress) -> B
     )
 
 
+class ZooJobResult(BaseModel):
+    run: ZooRun
+    report: str = Field(description="Where the worker wrote the HTML report.")
+
+
+def _zoo(req: ZooJob, settings: ServiceSettings, say: Progress) -> BaseModel:
+    specs = req.resolve(settings)
+    body = req.model_dump_json(exclude={"max_minutes"})
+    out = settings.data_dir / "zoo" / hashlib.sha256(body.encode()).hexdigest()[:12]
+    cfg = ZooConfig(trials=req.trials, profiles=list(req.profiles), size=req.size)
+    runner = ZooRunner(cfg, settings, out, SubprocessRunner(timeout_s=settings.probe_timeout_s))
+    run = run_zoo(specs, runner, say, req.max_minutes)
+    write_tables(run, out)
+    from recommender.zoo_report import write_report  # matplotlib: the worker only
+
+    return ZooJobResult(run=run, report=str(write_report(run, out)))
+
+
 def execute(req: JobRequest, settings: ServiceSettings, say: Progress) -> BaseModel:
     """The job's result (a pydantic model). Raises AdvisorError for a bad request."""
     if isinstance(req, ProbeJob):
@@ -90,4 +119,6 @@ def execute(req: JobRequest, settings: ServiceSettings, say: Progress) -> BaseMo
         return _tune(req, settings, say)
     if isinstance(req, DeployJob):
         return _deploy(req, settings, say)
+    if isinstance(req, ZooJob):
+        return _zoo(req, settings, say)
     return _recommend(req, settings, say)

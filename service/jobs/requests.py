@@ -119,7 +119,33 @@ class RecommendJob(ModelRef):
     trials: int = Field(default=6, ge=1, le=100, description="measure: tuning trials each.")
 
 
-JobRequest = Annotated[ProbeJob | TuneJob | DeployJob | RecommendJob, Field(discriminator="kind")]
+class ZooJob(BaseModel):
+    """Evaluate several zoo models (``fwadvisor zoo``); the report is the job's report."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["zoo"]
+    models: list[Name] = Field(
+        default_factory=list, max_length=64, description="Zoo names; empty: the whole zoo."
+    )
+    trials: int = Field(default=2, ge=1, le=50)
+    profiles: list[Literal["mobile", "server-gpu", "research", "browser"]] = Field(
+        default=["mobile", "server-gpu", "research", "browser"], min_length=1
+    )
+    size: Name | SkipJsonSchema[None] = Field(default="small", description="Size preset.")
+    max_minutes: float | SkipJsonSchema[None] = Field(default=None, gt=0, le=24 * 60)
+
+    def resolve(self, settings: Settings, batch: int = 1) -> list[ModelSpec]:
+        known = zoo_names(settings.zoo_dir)
+        unknown = [m for m in self.models if m not in known]
+        if unknown:
+            raise UnknownZooModel(f"no zoo model {', '.join(unknown)} (see GET /v1/models)")
+        specs = [zoo_spec(settings.zoo_dir / f"{m}.yaml") for m in self.models or known]
+        return [s.resized(self.size) if self.size in s.sizes else s for s in specs]
+
+
+JobRequest = Annotated[
+    ProbeJob | TuneJob | DeployJob | RecommendJob | ZooJob, Field(discriminator="kind")
+]
 
 
 class JobCreate(RootModel[JobRequest]):
