@@ -82,6 +82,21 @@ def test_measure_redirects_to_the_job_page(client: FlaskClient) -> None:
     assert '<noscript><meta http-equiv="refresh"' in page
 
 
+def test_measure_from_the_form_needs_the_key_when_keys_are_set(tmp_path: Path) -> None:
+    from service.api.context import hash_key
+
+    settings = ServiceSettings(data_dir=tmp_path, zoo_dir=ZOO, api_keys=[hash_key("k1")])
+    c = create_app(settings).test_client()
+    page = c.get("/").get_data(as_text=True)
+    assert 'id="api_key"' in page and 'for="api_key"' in page
+    refused = c.post("/recommend", data={"model": "mlp", "mode": "measure", "api_key": "no"})
+    assert refused.status_code == 401 and "X-API-Key" in refused.get_data(as_text=True)
+    ok = c.post("/recommend", data={"model": "mlp", "mode": "measure", "api_key": "k1"})
+    assert ok.status_code == 303
+    predict = c.post("/recommend", data={"model": "mlp", "mode": "predict"})
+    assert predict.status_code == 200  # reading needs no key
+
+
 # -- a real browser --------------------------------------------------------------------
 
 

@@ -33,12 +33,13 @@ class AppContext:
     settings: ServiceSettings
     store: JobStore
 
-    def owner(self) -> str:
+    def owner(self, key: str | None = None) -> str:
         """Who is asking: the API key's hash when keys are configured (401 without a
-        valid one), else the client address."""
+        valid one), else the client address. ``key`` overrides the X-API-Key header
+        (the web form sends it as a field)."""
         if not self.settings.api_keys:
             return f"addr:{request.remote_addr or 'unknown'}"
-        given = request.headers.get("X-API-Key", "")
+        given = key if key is not None else request.headers.get("X-API-Key", "")
         digest = hash_key(given)
         if not given or not any(hmac.compare_digest(digest, k) for k in self.settings.api_keys):
             raise ApiProblem(
@@ -48,9 +49,9 @@ class AppContext:
             )
         return f"key:{digest[:32]}"
 
-    def admit(self) -> str:
+    def admit(self, key: str | None = None) -> str:
         """Authenticate and count one job creation against the per-minute limit."""
-        owner = self.owner()
+        owner = self.owner(key)
         limit = self.settings.rate_limit_per_minute
         if limit:
             now = time.time()

@@ -90,10 +90,10 @@ def view(row: dict[str, Any], lines: int = 20) -> JobView:
     )
 
 
-def submit(req: JobRequest) -> Reply:
+def submit(req: JobRequest, api_key: str | None = None) -> Reply:
     """Queue ``req`` (authenticated and rate limited): 201, or 200 for a replay."""
     c = ctx()
-    owner = c.admit()
+    owner = c.admit(api_key)
     req.resolve(c.settings)  # a bad model or spec fails now, not in the worker
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 200:

@@ -92,7 +92,7 @@ def recommend_form() -> Response:
     try:
         req = _request(request.form)
         if req.mode == "measure":
-            reply = submit(req.as_job())
+            reply = submit(req.as_job(), request.form.get("api_key"))
             return redirect(reply.headers["Location"].replace("/v1/jobs/", "/jobs/"), 303)  # type: ignore[return-value]
         rec = answer(req)
     except AdvisorError as e:
