@@ -21,8 +21,8 @@ from probes.config import REPO_DATA, Settings
 from probes.environment import environment
 from probes.errors import AdvisorError, brief
 from probes.exports import check_exports
-from probes.protocol import FRAMEWORKS, ProbeResult
-from probes.runner import ProbeRunner
+from probes.protocol import FRAMEWORKS, ProbeRequest, ProbeResult
+from probes.runner import ProbeRunner, SubprocessRunner
 from probes.spec import ModelSpec, analyze, build_graph
 from probes.tune_models import FrameworkTuning, TrialSummary, TuneConfig, TuneReport
 from probes.tune_report import tune
@@ -124,6 +124,28 @@ def _failures(reports: list[TuneReport]) -> list[str]:
     return out
 
 
+class FailOnce:
+    """Remembers failed export probes for the rest of a run. The results store keeps
+    only successes (a timeout may be transient), so without this every profile asked
+    for the same doomed conversion again: three times 3 minutes and 18 GB for VGG-16's
+    tf2onnx."""
+
+    def __init__(self, inner: ProbeRunner) -> None:
+        self.inner = inner
+        self.failed: dict[str, ProbeResult] = {}
+
+    def run(self, request: ProbeRequest) -> ProbeResult:
+        if request.workload.kind != "export":
+            return self.inner.run(request)
+        key = request.model_dump_json(include={"spec", "framework", "workload", "settings"})
+        if key in self.failed:
+            return self.failed[key]
+        result = self.inner.run(request)
+        if result.status not in ("ok", "unsupported"):
+            self.failed[key] = result
+        return result
+
+
 class ZooRunner:
     """Evaluates models one after another (never two at once: they would share cores)."""
 
@@ -132,8 +154,9 @@ class ZooRunner:
     ) -> None:
         self.cfg, self.settings, self.out = cfg, settings, out
         self.answers = {p: profile_answers(p) for p in cfg.profiles}
+        inner = runner or SubprocessRunner(timeout_s=settings.probe_timeout_s)
         self.gatherer = Gatherer(
-            settings, "measure", cfg.trials, runner=runner, storage=cfg.storage
+            settings, "measure", cfg.trials, runner=FailOnce(inner), storage=cfg.storage
         )
         self.prober = self.gatherer.prober()
         self.peak: float | None = None

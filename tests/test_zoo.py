@@ -101,12 +101,18 @@ def test_tiny_zoo_resumes_after_an_interruption(settings: Settings, tmp_path: Pa
 
 def test_a_crashing_model_is_reported_with_its_reason(settings: Settings, tmp_path: Path) -> None:
     out = tmp_path / "zoo"
-    runner = ZooRunner(CFG, settings, out, ZooFake(crash_model="lenet5"))
-    run = run_zoo(specs(), runner, print)
+    fake = ZooFake(crash_model="lenet5")
+    run = run_zoo(specs(), ZooRunner(CFG, settings, out, fake), print)
     mlp, lenet = run.models
     assert mlp.status == "done" and not mlp.failures
     assert lenet.failures and all("SIGSEGV" in f for f in lenet.failures)
     assert {c.status for c in lenet.exports} == {"failed", "unsupported"}  # no route: no run
+    tried = [
+        (c.framework, c.workload.target)
+        for c in fake.calls  # type: ignore[union-attr]
+        if c.workload.kind == "export" and c.spec and c.spec.name == "lenet5"
+    ]
+    assert len(tried) == len(set(tried))  # both profiles wanted them; each failed once
     html = write_report(run, out).read_text()
     assert "lenet5</strong>: tuning torch b1: crashed: worker killed by SIGSEGV" in html
     assert "export failed" in html
