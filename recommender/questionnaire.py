@@ -8,6 +8,7 @@ each raw weight is then divided by their sum.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -69,6 +70,11 @@ class AnswerError(AdvisorError):
         return {**super().to_dict(), "path": self.path}
 
 
+def _num(v: float) -> str:
+    # an int such as 10**400 fits no float, so "g" would overflow
+    return f"{v:g}" if isinstance(v, float) or abs(v) < 1e300 else "a number too large to print"
+
+
 class Option(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     value: str | int
@@ -84,6 +90,8 @@ class Question(BaseModel):
     default: Any
     options: tuple[Option, ...] = ()
     min: float | None = None
+    max: float | None = None
+    integer: bool = False
     zero_means: str | None = None
 
     def check(self, value: Any) -> Any:
@@ -104,9 +112,15 @@ class Question(BaseModel):
             return value
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise AnswerError(f"expected a number, found {value!r}", question=self.id)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise AnswerError(f"expected a finite number, found {value}", question=self.id)
+        if self.integer and value != int(value):
+            raise AnswerError(f"expected a whole number, found {value}", question=self.id)
         if self.min is not None and value < self.min:
-            raise AnswerError(f"must be >= {self.min:g}, found {value}", question=self.id)
-        return value
+            raise AnswerError(f"must be >= {self.min:g}, found {_num(value)}", question=self.id)
+        if self.max is not None and value > self.max:
+            raise AnswerError(f"must be <= {self.max:g}, found {_num(value)}", question=self.id)
+        return int(value) if self.integer else value
 
 
 class Questionnaire(BaseModel):

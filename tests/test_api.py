@@ -161,6 +161,45 @@ def test_error_classes(client: FlaskClient, app: Flask) -> None:
     assert "pattern" in path["detail"]
 
 
+def test_odd_input_is_a_4xx_never_a_500(client: FlaskClient) -> None:
+    """Inputs that once reached a 500: each must name what is wrong."""
+
+    def raw(text: str) -> Any:
+        return client.post("/v1/recommendations", data=text, content_type="application/json")
+
+    def answers(**a: Any) -> Any:
+        return client.post("/v1/recommendations", json={"model": "mlp", "answers": a})
+
+    for bad_size in ("", "%C3%BC"):
+        got = problem(client.get(f"/v1/models/mlp?size={bad_size}"), 422, "validation_failed")
+        assert got["errors"][0]["path"] == "query.size"
+    problem(raw('{"model": "mlp", "trials": 1' + "0" * 5000 + "}"), 400, "malformed_json")
+    assert "deeply" in problem(raw("[" * 100_000), 400, "malformed_json")["detail"]
+    nan = '{"model": "mlp", "answers": {"latency_slo_ms": NaN}}'
+    assert "NaN" in problem(raw(nan), 400, "malformed_json")["detail"]
+    huge_int = '{"model": "mlp", "answers": {"latency_slo_ms": 1' + "0" * 400 + "}}"
+    for resp, qid in (
+        (raw(huge_int), "latency_slo_ms"),
+        (answers(batch_size=1e308), "batch_size"),
+        (answers(batch_size=2.5), "batch_size"),
+        (answers(memory_budget_mb=1e12), "memory_budget_mb"),
+    ):
+        assert problem(resp, 422, "validation_failed")["errors"][0]["path"] == f"body.answers.{qid}"
+    # union members' names never leak into a path, and null's "should be None" is dropped
+    spec = problem(
+        client.post("/v1/recommendations", json={"spec": {"name": "x"}}), 422, "validation_failed"
+    )
+    assert {e["path"] for e in spec["errors"]} == {
+        "body.spec.inputs",
+        "body.spec.nodes",
+        "body.spec.outputs",
+    }
+    probe = client.post("/v1/jobs", json={"kind": "probe", "model": "mlp", "batches": [0]})
+    assert problem(probe, 422, "validation_failed")["errors"][0]["path"] == "body.batches[0]"
+    ok = answers(batch_size=4.0)  # a whole float is a whole number
+    assert ok.status_code == 200, ok.data
+
+
 def test_internal_error_hides_the_traceback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -252,6 +291,7 @@ def test_every_job_kind_is_accepted(client: FlaskClient) -> None:
         {"kind": "deploy", "model": "lenet5", "targets": "onnx,litert"},
         {"kind": "recommend", "model": "mlp", "answers": {"targets": ["browser"]}},
         {"kind": "zoo", "models": ["mlp", "lenet5"], "trials": 1, "profiles": ["mobile"]},
+        {"kind": "zoo", "models": ["mlp"], "max_minutes": None},  # a 500 once (schemathesis)
     ):
         r = client.post("/v1/jobs", json=body)
         assert r.status_code == 201, r.data
@@ -259,6 +299,8 @@ def test_every_job_kind_is_accepted(client: FlaskClient) -> None:
         client.post("/v1/jobs", json={"kind": "zoo", "models": ["nope"]}), 422, "validation_failed"
     )
     problem(client.post("/v1/jobs", json={"kind": "sweep"}), 422, "validation_failed")
+    bad_budget = client.post("/v1/jobs", json={"kind": "zoo", "max_minutes": 0})
+    assert problem(bad_budget, 422, "validation_failed")["errors"][0]["path"] == "body.max_minutes"
     problem(
         client.post("/v1/jobs", json={"kind": "probe", "model": "nope"}), 422, "validation_failed"
     )

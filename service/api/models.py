@@ -10,7 +10,7 @@ from recommender.questionnaire import Questionnaire, load_questionnaire
 from service.api.context import ctx
 from service.api.problems import ApiProblem, FieldError
 from service.api.routes import ApiBlueprint
-from service.jobs.requests import ModelRef
+from service.jobs.requests import ModelRef, Name
 from service.schemas import ModelList, ModelSummary
 
 bp = ApiBlueprint("models", __name__, tag="models")
@@ -18,7 +18,7 @@ bp = ApiBlueprint("models", __name__, tag="models")
 
 class ModelQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    size: str | None = Field(default=None, max_length=64, description="Input-size preset.")
+    size: Name | None = Field(default=None, description="Input-size preset.")
     batch: int = Field(default=1, ge=1, le=65536, description="For the activation estimate.")
 
 

@@ -93,18 +93,38 @@ def problem_response(p: ApiProblem) -> Response:
     return resp
 
 
-def _loc(prefix: str, loc: tuple[Any, ...]) -> str:
-    out = prefix
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+def _loc(prefix: str, loc: tuple[Any, ...], data: Any, missing: bool) -> str:
+    """The JSON path of an error. pydantic's ``loc`` also names the union member it
+    tried (``constrained-float``, ``ModelSpec``, a discriminator's tag); those parts are
+    not in the request, so the walk keeps only the keys and indexes that are, plus the
+    name of a missing field."""
+    out, node = prefix, data
+    for i, part in enumerate(loc):
+        if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            out, node = f"{out}[{part}]", node[part]
+        elif isinstance(node, dict) and part in node:
+            out, node = f"{out}.{part}", node[part]
+        elif missing and i == len(loc) - 1:
+            out += f"[{part}]" if isinstance(part, int) else f".{part}"
     return out
 
 
-def from_validation(e: ValidationError, prefix: str = "body") -> ApiProblem:
-    errors = [
-        FieldError(path=_loc(prefix, err["loc"]), message=err["msg"], code=err["type"])
-        for err in e.errors(include_url=False)
-    ]
+def from_validation(e: ValidationError, prefix: str = "body", data: Any = None) -> ApiProblem:
+    """A 422 whose errors carry JSON paths into ``data`` (the request as parsed).
+
+    A value that fails every member of a union gets one error per member; the
+    ``null`` member's "Input should be None" only adds noise beside the real one."""
+    raw = e.errors(include_url=False)
+    errors: list[FieldError] = []
+    seen: set[tuple[str, str]] = set()
+    for err in raw:
+        if err["type"] == "none_required" and len(raw) > 1:
+            continue
+        path = _loc(prefix, err["loc"], data, err["type"] == "missing")
+        if (path, err["msg"]) in seen:
+            continue
+        seen.add((path, err["msg"]))
+        errors.append(FieldError(path=path, message=err["msg"], code=err["type"]))
     detail = "; ".join(f"{x.path}: {x.message}" for x in errors[:5])
     return ApiProblem("validation_failed", detail, errors=errors)
 

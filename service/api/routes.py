@@ -51,26 +51,33 @@ def json_response(model: BaseModel, status: int = 200, **headers: str) -> Respon
     return resp
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (RFC 8259 has no NaN or Infinity)")
+
+
 def parse_body(model: type[BaseModel]) -> BaseModel:
     if request.mimetype != "application/json":
         found = request.mimetype or "none"
         raise ApiProblem("unsupported_media_type", f"send application/json (found {found})")
     raw = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
     try:
-        obj = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        obj = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise ApiProblem("malformed_json", "the JSON is nested too deeply") from None
+    except ValueError as e:  # JSONDecodeError, bad UTF-8, an integer of > 4300 digits
         raise ApiProblem("malformed_json", str(e)) from None
     try:
         return model.model_validate(obj)
     except ValidationError as e:
-        raise from_validation(e, "body") from None
+        raise from_validation(e, "body", obj) from None
 
 
 def parse_query(model: type[BaseModel]) -> BaseModel:
+    args = request.args.to_dict()
     try:
-        return model.model_validate(request.args.to_dict())
+        return model.model_validate(args)
     except ValidationError as e:
-        raise from_validation(e, "query") from None
+        raise from_validation(e, "query", args) from None
 
 
 def _render(out: Any) -> Response:

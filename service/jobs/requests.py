@@ -132,9 +132,13 @@ class ZooJob(BaseModel):
         default=["mobile", "server-gpu", "research", "browser"], min_length=1
     )
     size: Name | SkipJsonSchema[None] = Field(default="small", description="Size preset.")
-    max_minutes: float | SkipJsonSchema[None] = Field(default=None, gt=0, le=24 * 60)
+    # the bounds sit on the float alone: on the union, pydantic applies them to null too
+    # (a TypeError, i.e. a 500, for {"max_minutes": null})
+    max_minutes: Annotated[float, Field(gt=0, le=24 * 60)] | SkipJsonSchema[None] = Field(
+        default=None, description="Stop starting models after this many minutes."
+    )
 
-    def resolve(self, settings: Settings, batch: int = 1) -> list[ModelSpec]:
+    def resolve(self, settings: Settings) -> list[ModelSpec]:
         known = zoo_names(settings.zoo_dir)
         unknown = [m for m in self.models if m not in known]
         if unknown:

@@ -66,7 +66,7 @@ def _request(form: MultiDict[str, str]) -> RecommendationRequest:
     try:
         return RecommendationRequest.model_validate(body)
     except ValidationError as e:
-        raise from_validation(e, "form") from None
+        raise from_validation(e, "form", body) from None
 
 
 def _form(status: int = 200, **extra: Any) -> Response:
