@@ -179,29 +179,42 @@ MATURITY_ORDER: dict[str, int] = {
 }
 
 
+#: Routes that no verified artifact can revive: the artifact may run here, the route not.
+DEAD = ("archived", "unsupported")
+
+
 def _merge_cell(key: str, target: Target, fw: Framework, report: ExportReport | None) -> MergedCell:
-    """Verified if any route's export verified (the most mature such route decides);
-    failed only if every probe-able route was tried and failed; otherwise static."""
+    """Verified if a live route's export verified (the most mature such route decides);
+    failed only if every live probe-able route was tried and failed; otherwise static.
+
+    An archived or unsupported route is never verified by an artifact that ran in
+    Python here: TensorFlow.NET loading a SavedModel is not shown to work because
+    ``tf.saved_model.load`` worked."""
     cell = target.cell(fw)
     routes: list[Route] = [cell, *cell.also]
     probed = [(r, report.cell(fw, r.export)) for r in routes if r.export and report]
     tried = [(r, c) for r, c in probed if c is not None and c.status != "unsupported"]
     evidence = list({c.target: c for _, c in tried}.values())
+    live = [(r, c) for r, c in tried if r.status not in DEAD]
     ok = sorted(
-        (r for r, c in tried if c.status == "verified"), key=lambda r: MATURITY_ORDER[r.status]
+        (r for r, c in live if c.status == "verified"), key=lambda r: MATURITY_ORDER[r.status]
     )
+    n_live = sum(1 for r in routes if r.export and r.status not in DEAD)
     verdict: Verdict
     if cell.level != "none" and ok:
         route, verdict = ok[0], "verified"
         summary = f"{route.export} export verified for this model; route: {route.tool}"
-    elif tried and len(tried) == sum(1 for r in routes if r.export) and not ok:
+    elif live and len(live) == n_live and not ok:
         route, verdict = cell, "failed"
-        failures = "; ".join(f"{c.target}: {c.reason}" for c in evidence)
+        failures = "; ".join(f"{c.target}: {c.reason}" for _, c in live)
         summary = f"every probe-able route failed for this model ({failures})"
     else:
         route, verdict = cell, "static"
         failed = [c.target for c in evidence if c.status == "failed"]
         caveat = f"; {', '.join(failed)} export failed for this model" if failed else ""
+        dead_ok = sorted({r.tool for r, c in tried if r.status in DEAD and c.status == "verified"})
+        if dead_ok:
+            caveat += f"; the artifact verified, but {', '.join(dead_ok)} is not a live route"
         summary = f"{cell.level}, {cell.status}: {cell.tool} (not verified here{caveat})"
     return MergedCell(
         target=key,

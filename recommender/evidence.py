@@ -30,14 +30,13 @@ from probes.protocol import (
 )
 from probes.runner import ProbeRunner, SubprocessRunner
 from probes.store import ResultStore
-from recommender.capabilities import CapabilityMatrix, Cell, merge
+from recommender.capabilities import DEAD, CapabilityMatrix, Cell, merge
 from recommender.knowledge import Ecosystem
 from recommender.questionnaire import Profile
 from recommender.score import Quantity, TargetEvidence
 
 Mode = Literal["measure", "cached", "predict"]
 MEASURE = MeasureConfig(min_time_s=0.5)
-DEAD = ("archived", "unsupported")
 
 
 class StoreOnlyRunner:

@@ -123,6 +123,23 @@ def test_the_most_mature_verified_route_decides() -> None:
     )
 
 
+def test_a_dead_route_is_never_verified_by_an_artifact() -> None:
+    # TF on C#: the SavedModel reloaded in Python says nothing for TensorFlow.NET
+    # (unsupported). With the live ONNX route failed, the cell is failed, not verified.
+    cells = merge(
+        load_matrix(),
+        _report(
+            _check("tensorflow", "native", "verified"),
+            _check("tensorflow", "onnx", "failed", "tf2onnx: boom"),
+        ),
+    )
+    cs = _cell(cells, "csharp", "tensorflow")
+    assert cs.verdict == "failed" and "boom" in cs.summary and "native" not in cs.summary
+    only_native = merge(load_matrix(), _report(_check("tensorflow", "native", "verified")))
+    cs = _cell(only_native, "csharp", "tensorflow")
+    assert cs.verdict == "static" and "TensorFlow.NET" in cs.summary and "not a live" in cs.summary
+
+
 def test_failed_only_when_every_probeable_route_failed() -> None:
     one = merge(load_matrix(), _report(_check("torch", "executorch", "failed", "boom")))
     android = _cell(one, "android", "torch")  # litert route not tried: still static
