@@ -10,16 +10,46 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
+from probes.artifact_run import run_standalone
 from probes.errors import UnsupportedError
 from probes.exports import NO_ROUTE, ExportData
-from probes.frameworks.exported import size_bytes
+from probes.frameworks.exported import Exported, size_bytes
 from probes.measure import first_call, measure
 from probes.parity import compare
 from probes.protocol import ExportWorkload, ProbeRequest, ProbeResult
+from probes.settings import cpu_budget
 from probes.spec import SpecGraph
 from probes.weights import init_weights, make_inputs
 
 MODULES = {"torch": "probes.frameworks.torch_export", "tensorflow": "probes.frameworks.tf_export"}
+
+
+def opaque_nodes(graph: SpecGraph) -> list[str]:
+    return [n.id for n in graph.nodes if n.op == "custom" and n.params.opaque]
+
+
+def _standalone(
+    req: ProbeRequest, graph: SpecGraph, exp: Exported, reference: list[np.ndarray], tmp: Path
+) -> str | None:
+    """None if the artifact also runs, with the same outputs, in a process without the
+    opaque kernels' Python definitions (as it would where it is deployed); else why not.
+
+    In this process ``torch.export.load`` finds the op that ``torch.library`` registered
+    here, so an in-process reload says nothing about a deployment."""
+    assert isinstance(req.workload, ExportWorkload)
+    target = req.workload.target
+    out = run_standalone(req.framework, target, exp.path, exp.feed, exp.names, cpu_budget(), tmp)
+    nodes = ", ".join(opaque_nodes(graph))
+    if isinstance(out, str):
+        return f"the artifact does not run without the Python kernel of {nodes}: {out}"
+    names = graph.spec.outputs
+    diffs = [compare(n, r, o) for n, r, o in zip(names, reference, out, strict=False)]
+    if len(out) != len(reference) or not all(d.passed for d in diffs):
+        return f"the artifact's outputs differ when it runs without the kernel of {nodes}"
+    exp.notes.append(f"also ran in a fresh process without the Python kernel of {nodes}")
+    return None
 
 
 def run_export(req: ProbeRequest, graph: SpecGraph) -> ProbeResult:
@@ -43,6 +73,10 @@ def run_export(req: ProbeRequest, graph: SpecGraph) -> ProbeResult:
         ]
         mismatch = len(got) != len(reference)
         passed = not mismatch and all(d.passed for d in diffs)
+        standalone = None
+        if passed and opaque_nodes(graph):
+            standalone = _standalone(req, graph, exp, reference, Path(tmp))
+            passed = standalone is None
         timing = measure(exp.run, req.measure, first_s) if passed else None
         if w.keep_dir:
             dest = Path(w.keep_dir) / f"{req.framework}-{w.target}-{exp.path.name}"
@@ -64,7 +98,9 @@ def run_export(req: ProbeRequest, graph: SpecGraph) -> ProbeResult:
         notes=exp.notes,
     )
     reason = None
-    if mismatch:
+    if standalone is not None:
+        reason = standalone
+    elif mismatch:
         reason = f"artifact returns {len(got)} outputs, the source model {len(reference)}"
     elif not passed:
         worst = max(diffs, key=lambda d: d.max_abs_diff)

@@ -84,6 +84,19 @@ def _export_cell(base: ExportCheck | None, opaque: ExportCheck | None) -> str:
     return f"{s(base)} -> {s(opaque)}"
 
 
+def _export_details(rep: CustomOpReport) -> list[str]:
+    """Every failed cell's reason and every cell's notes (Flex needed, checked in a fresh
+    process, ...), by mode."""
+    out = []
+    for mode, report in rep.exports.items():
+        for c in report.checks:
+            where = f"  {mode} {c.framework} {c.target}"
+            if c.status == "failed":
+                out.append(f"{where}: FAIL: {c.reason}")
+            out += [f"{where}: {note}" for note in c.notes]
+    return out
+
+
 def render(rep: CustomOpReport) -> str:
     lines = [
         f"{rep.model}: custom nodes {', '.join(rep.nodes)}; batch {rep.batch}, eager; "
@@ -106,6 +119,7 @@ def render(rep: CustomOpReport) -> str:
             "",
             "exports: built-in ops -> opaque kernel",
             table(["target", *FRAMEWORKS], rows),
+            *_export_details(rep),
         ]
     if rep.needs:
         lines += ["", "what an opaque kernel then needs:"]

@@ -9,6 +9,7 @@ from probes.errors import AdvisorError
 from probes.measure import MeasureConfig
 from probes.probe import Prober
 from probes.runner import SubprocessRunner
+from service.custom_cmd import render
 from tests.conftest import make_spec
 from tests.test_custom_op import SWISH_GRAD, custom
 
@@ -30,7 +31,7 @@ SPEC = make_spec(
 def report() -> CustomOpReport:
     prober = Prober(SubprocessRunner(timeout_s=600), measure=QUICK)
     return custom_op_report(
-        SPEC, prober, batch=4, compile=False, targets=["onnx"], export_measure=QUICK
+        SPEC, prober, batch=4, compile=False, targets=["native", "onnx"], export_measure=QUICK
     )
 
 
@@ -71,13 +72,30 @@ def test_gradients_pass_the_numerical_check(report: CustomOpReport) -> None:
         assert {f"{fw.framework}_explicit", f"{fw.framework}_opaque", "declared"} <= sources
 
 
-def test_an_opaque_kernel_breaks_onnx_and_says_what_it_needs(report: CustomOpReport) -> None:
+def test_an_opaque_kernel_breaks_exports_and_says_what_it_needs(report: CustomOpReport) -> None:
     base, opaque = report.exports["autodiff"], report.exports["opaque"]
     for fw in ("torch", "tensorflow"):
-        assert base.cell(fw, "onnx").status == "verified"  # type: ignore[union-attr]
-        assert opaque.cell(fw, "onnx").status == "failed"  # type: ignore[union-attr]
+        for target in ("native", "onnx"):
+            assert base.cell(fw, target).status == "verified"  # type: ignore[union-attr]
+            assert opaque.cell(fw, target).status == "failed"  # type: ignore[union-attr]
+    # torch.export.load finds the op in the process that registered it; only a fresh
+    # process, as a deployment has, shows that the ExportedProgram cannot load.
+    torch_native = opaque.cell("torch", "native")
+    assert torch_native is not None and torch_native.reason is not None
+    assert "without the Python kernel of act, soft" in torch_native.reason
+    assert "fwadvisor" in torch_native.reason  # the root cause: the op is not registered
     needs = {(n.framework, n.target): n.needs for n in report.needs}
-    assert needs == {k: NEEDS[k] for k in (("torch", "onnx"), ("tensorflow", "onnx"))}
+    assert needs == {
+        (fw, t): NEEDS[fw, t] for fw in ("torch", "tensorflow") for t in ("native", "onnx")
+    }
+
+
+def test_the_text_report_names_every_failure(report: CustomOpReport) -> None:
+    text = render(report)
+    assert "exports: built-in ops -> opaque kernel" in text
+    assert "  opaque torch native: FAIL: the artifact does not run without" in text
+    assert "  opaque tensorflow onnx: FAIL:" in text
+    assert "what an opaque kernel then needs:" in text and NEEDS["torch", "native"] in text
 
 
 def test_a_model_without_custom_ops_is_refused() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ class Exported:
     load_s: float  # artifact load / session creation
     run: Run  # one inference on the probe inputs, materialised as numpy
     notes: list[str]
+    feed: list[np.ndarray] = field(default_factory=list)  # what ``run`` feeds, in order
+    names: list[str] = field(default_factory=list)  # the spec's input names
 
 
 def timed(make: Callable[[], Any]) -> tuple[Any, float]:

@@ -20,8 +20,9 @@ import tensorflow as tf
 
 from probes import build_tf
 from probes.errors import brief
-from probes.frameworks.exported import Exported, timed
-from probes.frameworks.runtimes import litert_runner, onnx_runner, tool_version
+from probes.frameworks.artifacts import load_artifact
+from probes.frameworks.exported import Exported, Run, timed
+from probes.frameworks.runtimes import tool_version
 from probes.frameworks.tf_backend import _feed, _listed
 from probes.settings import cpu_budget
 from probes.spec import SpecGraph
@@ -45,6 +46,12 @@ class Serving:
     def _call(self, *xs: Any) -> list[Any]:
         return _listed(self.model(list(xs) if len(xs) > 1 else xs[0], training=False))
 
+    def load(self, target: str, path: Path) -> tuple[tuple[Run, str], float]:
+        """The artifact's runner over this model's inputs, and the load time."""
+        return timed(
+            lambda: load_artifact("tensorflow", target, path, self.arrays, self.names, cpu_budget())
+        )
+
     def save(self, path: Path) -> None:
         """Keras's ExportArchive: it tracks the variables so converters can freeze them
         (a bare tf.Module leaves READ_VARIABLE ops that LiteRT cannot run)."""
@@ -57,18 +64,17 @@ class Serving:
 def _native(s: Serving, d: Path) -> Exported:
     path = d / "saved_model"
     _, export_s = timed(lambda: s.save(path))
-    loaded, load_s = timed(lambda: tf.saved_model.load(str(path)))
-    fed = [tf.constant(a) for a in s.arrays]
-
-    def run() -> list[np.ndarray]:
-        return [np.asarray(o) for o in loaded.serve(*fed)]
-
+    (run, runtime), load_s = s.load("native", path)
     tool = f"tf.saved_model.save {tf.__version__}"
-    return Exported(tool, "tf.saved_model.load", path, export_s, load_s, run, [])
+    return Exported(tool, runtime, path, export_s, load_s, run, [])
 
 
 def _litert(s: Serving, d: Path) -> Exported:
-    """Builtin LiteRT ops first; Select TF ops (Flex) only as a fallback, and said so."""
+    """Builtin LiteRT ops first; Select TF ops (Flex) only as a fallback, and said so.
+
+    A Flex model needs the Flex delegate in the runtime; when it cannot run here, the
+    failure names both steps, so what the model needs is not lost behind the runtime's
+    error."""
     sm, path = d / "saved_model_for_litert", d / "model.tflite"
     t0 = time.perf_counter()
     s.save(sm)
@@ -76,19 +82,27 @@ def _litert(s: Serving, d: Path) -> Exported:
     try:
         blob = tf.lite.TFLiteConverter.from_saved_model(str(sm)).convert()
     except Exception as builtin_error:
+        builtin = f"builtin-only conversion failed with {brief(builtin_error)}"
         conv = tf.lite.TFLiteConverter.from_saved_model(str(sm))
         conv.target_spec.supported_ops = [
             tf.lite.OpsSet.TFLITE_BUILTINS,
             tf.lite.OpsSet.SELECT_TF_OPS,
         ]
-        blob = conv.convert()
-        notes.append(
-            "needs Select TF ops (Flex delegate, a larger runtime): builtin-only conversion "
-            f"failed with {brief(builtin_error)}"
-        )
+        try:
+            blob = conv.convert()
+        except Exception as flex_error:
+            raise RuntimeError(
+                f"{builtin}; with Select TF ops (Flex) too: {brief(flex_error)}"
+            ) from flex_error
+        notes.append(f"needs Select TF ops (Flex delegate, a larger runtime): {builtin}")
     path.write_bytes(blob)
     export_s = time.perf_counter() - t0
-    (run, runtime), load_s = timed(lambda: litert_runner(path, s.arrays, s.names, cpu_budget()))
+    try:
+        (run, runtime), load_s = s.load("litert", path)
+    except Exception as e:
+        if not notes:
+            raise
+        raise RuntimeError(f"{notes[0]}; the Flex model does not run here: {brief(e)}") from e
     tool = f"tf.lite.TFLiteConverter {tf.__version__}"
     return Exported(tool, runtime, path, export_s, load_s, run, notes)
 
@@ -105,7 +119,7 @@ def _onnx(s: Serving, d: Path) -> Exported:
         )
 
     _, export_s = timed(make)
-    (run, runtime), load_s = timed(lambda: onnx_runner(path, s.arrays, cpu_budget()))
+    (run, runtime), load_s = s.load("onnx", path)
     tool = f"tf2onnx.convert.from_function {version} (opset {ONNX_OPSET})"
     return Exported(tool, runtime, path, export_s, load_s, run, [])
 
@@ -125,4 +139,6 @@ def export(
     fed = _feed(built, graph, arrays)
     serving = Serving(built.model, fed, [i.name for i in graph.spec.inputs])
     reference = [np.asarray(o) for o in serving.fn(*[tf.constant(a) for a in fed])]
-    return reference, EXPORTERS[target](serving, d)
+    exp = EXPORTERS[target](serving, d)
+    exp.feed, exp.names = serving.arrays, serving.names
+    return reference, exp

@@ -14,8 +14,9 @@ import numpy as np
 import torch
 
 from probes import build_torch
+from probes.frameworks.artifacts import load_artifact, torch_outputs
 from probes.frameworks.exported import Exported, Run, timed
-from probes.frameworks.runtimes import litert_runner, onnx_runner, tool_version
+from probes.frameworks.runtimes import tool_version
 from probes.settings import cpu_budget
 from probes.spec import SpecGraph
 from probes.weights import NeutralWeights
@@ -23,17 +24,11 @@ from probes.weights import NeutralWeights
 Exporter = Callable[[Any, tuple[torch.Tensor, ...], Path, list[str]], Exported]
 
 
-def _as_list(out: Any) -> list[np.ndarray]:
-    outs = out if isinstance(out, tuple | list) else (out,)
-    return [o.detach().cpu().numpy() for o in outs]
-
-
-def _module_runner(fn: Callable[..., Any], xs: tuple[torch.Tensor, ...]) -> Run:
-    def run() -> list[np.ndarray]:
-        with torch.inference_mode():
-            return _as_list(fn(*xs))
-
-    return run
+def _loaded(
+    target: str, path: Path, xs: tuple[torch.Tensor, ...], names: list[str]
+) -> tuple[tuple[Run, str], float]:
+    arrays = [x.numpy() for x in xs]
+    return timed(lambda: load_artifact("torch", target, path, arrays, names, cpu_budget()))
 
 
 def _native(model: Any, xs: tuple[torch.Tensor, ...], d: Path, names: list[str]) -> Exported:
@@ -43,10 +38,9 @@ def _native(model: Any, xs: tuple[torch.Tensor, ...], d: Path, names: list[str])
         torch.export.save(torch.export.export(model, xs), str(path))
 
     _, export_s = timed(make)
-    loaded, load_s = timed(lambda: torch.export.load(str(path)).module())
+    (run, runtime), load_s = _loaded("native", path, xs, names)
     tool = f"torch.export {torch.__version__}"
-    run = _module_runner(loaded, xs)
-    return Exported(tool, "ExportedProgram.module()", path, export_s, load_s, run, [])
+    return Exported(tool, runtime, path, export_s, load_s, run, [])
 
 
 def _onnx(model: Any, xs: tuple[torch.Tensor, ...], d: Path, names: list[str]) -> Exported:
@@ -59,8 +53,7 @@ def _onnx(model: Any, xs: tuple[torch.Tensor, ...], d: Path, names: list[str]) -
         prog.save(str(path))
 
     _, export_s = timed(make)
-    arrays = [x.numpy() for x in xs]
-    (run, runtime), load_s = timed(lambda: onnx_runner(path, arrays, cpu_budget()))
+    (run, runtime), load_s = _loaded("onnx", path, xs, names)
     tool = f"torch.onnx.export(dynamo=True) {torch.__version__} + onnxscript"
     return Exported(tool, runtime, path, export_s, load_s, run, [])
 
@@ -71,8 +64,7 @@ def _litert(model: Any, xs: tuple[torch.Tensor, ...], d: Path, names: list[str])
 
     path = d / "model.tflite"
     _, export_s = timed(lambda: litert_torch.convert(model, xs).export(str(path)))
-    arrays = [x.numpy() for x in xs]
-    (run, runtime), load_s = timed(lambda: litert_runner(path, arrays, names, cpu_budget()))
+    (run, runtime), load_s = _loaded("litert", path, xs, names)
     return Exported(f"litert-torch {version}", runtime, path, export_s, load_s, run, [])
 
 
@@ -84,18 +76,16 @@ def _aot(model: Any, xs: tuple[torch.Tensor, ...], d: Path, names: list[str]) ->
         torch._inductor.aoti_compile_and_package(ep, package_path=str(path))
 
     _, export_s = timed(make)
-    loaded, load_s = timed(lambda: torch._inductor.aoti_load_package(str(path)))
+    (run, runtime), load_s = _loaded("aot", path, xs, names)
     tool = f"AOTInductor (torch._inductor.aoti_compile_and_package) {torch.__version__}"
     notes = ["compiled C++/OpenMP kernels for this CPU; loadable from C++ without Python"]
-    run = _module_runner(loaded, xs)
-    return Exported(tool, "aoti_load_package", path, export_s, load_s, run, notes)
+    return Exported(tool, runtime, path, export_s, load_s, run, notes)
 
 
 def _executorch(model: Any, xs: tuple[torch.Tensor, ...], d: Path, names: list[str]) -> Exported:
     version = tool_version("executorch")
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
-    from executorch.runtime import Runtime
 
     path = d / "model.pte"
 
@@ -105,15 +95,9 @@ def _executorch(model: Any, xs: tuple[torch.Tensor, ...], d: Path, names: list[s
         path.write_bytes(lowered.to_executorch().buffer)
 
     _, export_s = timed(make)
-    method, load_s = timed(lambda: Runtime.get().load_program(path).load_method("forward"))
-    inputs = list(xs)
-
-    def run() -> list[np.ndarray]:
-        return _as_list(tuple(method.execute(inputs)))
-
+    (run, runtime), load_s = _loaded("executorch", path, xs, names)
     notes = ["XNNPACK delegate, the CPU backend ExecuTorch uses on Android and iOS"]
-    tool = f"executorch {version}"
-    return Exported(tool, "executorch.runtime", path, export_s, load_s, run, notes)
+    return Exported(f"executorch {version}", runtime, path, export_s, load_s, run, notes)
 
 
 EXPORTERS: dict[str, Exporter] = {
@@ -132,6 +116,8 @@ def export(
     model = build_torch.build(graph, weights).eval()
     xs = tuple(torch.from_numpy(a) for a in arrays)
     with torch.inference_mode():
-        reference = _as_list(model(*xs))
+        reference = torch_outputs(model(*xs))
     names = [i.name for i in graph.spec.inputs]
-    return reference, EXPORTERS[target](model, xs, d, names)
+    exp = EXPORTERS[target](model, xs, d, names)
+    exp.feed, exp.names = list(arrays), names
+    return reference, exp
