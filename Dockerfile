@@ -1,6 +1,9 @@
 # framework-advisor: the REST API, the web questionnaire and one job worker.
 #   docker build -t framework-advisor .
 #   docker run -p 8000:8000 -v advisor-data:/data framework-advisor
+#   docker run -e FWADVISOR_PORT=9000 -p 9000:9000 -v advisor-data:/data framework-advisor
+# FWADVISOR_PORT is the one port setting: `fwadvisor serve` binds it by default and the
+# health check asks it. Another command: docker run framework-advisor worker
 # Measurements describe the machine they ran on: give the container the cores you
 # want to measure (--cpus), and read the environment fingerprint in each report.
 FROM python:3.11-slim-bookworm
@@ -9,7 +12,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    FWADVISOR_DATA_DIR=/data
+    FWADVISOR_DATA_DIR=/data \
+    FWADVISOR_HOST=0.0.0.0 \
+    FWADVISOR_PORT=8000
 
 RUN useradd --create-home --no-log-init --uid 10001 advisor \
     && mkdir /data \
@@ -27,8 +32,8 @@ RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -e '.[exp
 
 USER 10001:10001
 VOLUME ["/data"]
-EXPOSE 8000
+EXPOSE ${FWADVISOR_PORT}
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/v1/health', timeout=4).status != 200)"]
+    CMD ["python", "-c", "import os, sys, urllib.request; url = 'http://127.0.0.1:%s/v1/health' % os.environ['FWADVISOR_PORT']; sys.exit(urllib.request.urlopen(url, timeout=4).status != 200)"]
 ENTRYPOINT ["fwadvisor"]
-CMD ["serve", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["serve"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import secrets
 import sys
 from collections.abc import Sequence
@@ -229,8 +230,17 @@ def cmd_api_key(args: argparse.Namespace, settings: Settings) -> int:
 
 def _service_parsers(sub: Any) -> list[argparse.ArgumentParser]:
     serve = sub.add_parser("serve", help="the REST API and web questionnaire, plus a job worker")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--host",
+        default=os.environ.get("FWADVISOR_HOST", "127.0.0.1"),
+        help="default: $FWADVISOR_HOST, else 127.0.0.1",
+    )
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("FWADVISOR_PORT", "8000")),
+        help="default: $FWADVISOR_PORT, else 8000",
+    )
     serve.add_argument("--workers", type=int, default=2, help="web processes (gunicorn)")
     serve.add_argument("--threads", type=int, default=4, help="threads per web process")
     serve.add_argument(

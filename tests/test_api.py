@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -387,3 +388,192 @@ def test_zoo_job_report_is_the_workers_file(tmp_path: Path) -> None:
         reports[name] = c.get(f"/v1/jobs/{attempt.job_id}/report").get_data(as_text=True)
     assert reports["inside"] == "<html>the zoo report</html>"
     assert "Job " in reports["outside"] and "hostname" not in reports["outside"].split("<pre>")[0]
+
+
+def _job_count(app: Flask) -> int:
+    from service.api.context import EXTENSION
+
+    return len(app.extensions[EXTENSION].store.recent(limit=1000))
+
+
+def test_a_job_that_can_only_fail_is_refused_now(client: FlaskClient, app: Flask) -> None:
+    """What the worker would reject is a 422 with the field's path, and no job."""
+    before = _job_count(app)
+    cases: list[tuple[str, dict[str, Any], str, str]] = [
+        (
+            "/v1/jobs",
+            {"kind": "recommend", "model": "mlp", "answers": {"batch_size": 0}},
+            "validation_failed",
+            "body.answers.batch_size",
+        ),
+        (
+            "/v1/jobs",
+            {"kind": "recommend", "model": "mlp", "answers": {"no_such_question": 1}},
+            "validation_failed",
+            "body.answers.no_such_question",
+        ),
+        (
+            "/v1/recommendations",
+            {"model": "mlp", "mode": "measure", "answers": {"latency_slo_ms": -5}},
+            "validation_failed",
+            "body.answers.latency_slo_ms",
+        ),
+        (
+            "/v1/jobs",
+            {"kind": "deploy", "model": "mlp", "targets": "onnx,bogus"},
+            "validation_failed",
+            "body.targets",
+        ),
+        (
+            "/v1/jobs",
+            {"kind": "zoo", "models": ["mlp", "lenet5"], "size": "huge"},
+            "validation_failed",
+            "body.size",
+        ),
+        # the size limits at the job's own batch, not at batch 1
+        ("/v1/jobs", {"kind": "probe", "model": "vgg16", "batches": [1, 256]}, "spec_invalid", ""),
+        ("/v1/jobs", {"kind": "tune", "model": "resnet50", "batch": 64}, "spec_invalid", ""),
+    ]
+    for url, body, code, path in cases:
+        got = problem(client.post(url, json=body), 422, code)
+        if path:
+            assert got["errors"][0]["path"] == path, got
+    assert (
+        "bogus"
+        in problem(
+            client.post("/v1/jobs", json={"kind": "deploy", "model": "mlp", "targets": "bogus"}),
+            422,
+            "validation_failed",
+        )["detail"]
+    )
+    assert _job_count(app) == before  # nothing was queued
+    for ok in (
+        {"kind": "deploy", "model": "mlp", "targets": "all"},
+        {"kind": "zoo", "models": ["mlp"], "size": "default"},
+        {"kind": "zoo", "models": ["mlp"], "size": None},
+        {"kind": "recommend", "model": "mlp", "answers": {"batch_size": 8}},
+    ):
+        assert client.post("/v1/jobs", json=ok).status_code == 201, ok
+
+
+def test_zoo_size_is_applied_where_a_model_has_it(tmp_path: Path) -> None:
+    """As `fwadvisor zoo --size`: models without the preset keep their inputs."""
+    import shutil
+
+    import yaml
+
+    from probes.config import Settings
+    from service.jobs.requests import BadField, ZooJob
+
+    shutil.copy(ZOO / "mlp.yaml", tmp_path / "mlp.yaml")
+    plain = yaml.safe_load((ZOO / "lenet5.yaml").read_text())
+    plain.pop("sizes", None)
+    (tmp_path / "lenet5.yaml").write_text(yaml.safe_dump(plain))
+    settings = Settings(zoo_dir=tmp_path, data_dir=tmp_path / "var")
+    mlp, lenet = ZooJob(kind="zoo", models=["mlp", "lenet5"], size="small").resolve(settings)
+    (as_is,) = ZooJob(kind="zoo", models=["lenet5"], size=None).resolve(settings)
+    assert mlp.name == "mlp" and lenet.inputs == as_is.inputs
+    with pytest.raises(BadField) as bad:
+        ZooJob(kind="zoo", models=["lenet5"], size="small").resolve(settings)
+    assert bad.value.path == "size" and "small" in bad.value.message
+
+
+def test_an_idempotent_replay_spends_no_rate_budget(tmp_path: Path) -> None:
+    app = make_app(tmp_path, rate_limit_per_minute=2)
+    c = app.test_client()
+    body = {"kind": "probe", "model": "mlp"}
+    first = c.post("/v1/jobs", json=body, headers={"Idempotency-Key": "retry-me"})
+    assert first.status_code == 201
+    for _ in range(4):  # a client retrying (its connection dropped): never a 429
+        again = c.post("/v1/jobs", json=body, headers={"Idempotency-Key": "retry-me"})
+        assert again.status_code == 200 and again.json is not None
+        assert again.json["id"] == first.get_json()["id"]
+    measure = {"model": "mlp", "mode": "measure", "trials": 1}
+    m1 = c.post("/v1/recommendations", json=measure, headers={"Idempotency-Key": "m"})
+    assert m1.status_code == 202  # the second creation: the budget (2) is spent now
+    m2 = c.post("/v1/recommendations", json=measure, headers={"Idempotency-Key": "m"})
+    assert m2.status_code == 202 and m2.headers["Idempotent-Replayed"] == "true"
+    problem(c.post("/v1/jobs", json=body, headers={"Idempotency-Key": "new"}), 429, "rate_limited")
+    problem(c.post("/v1/jobs", json=body), 429, "rate_limited")
+    # a reused key with another body is still a conflict, not a replay
+    other = {**body, "batches": [2]}
+    problem(
+        c.post("/v1/jobs", json=other, headers={"Idempotency-Key": "retry-me"}),
+        409,
+        "idempotency_conflict",
+    )
+
+
+def test_cancel_of_a_job_that_finishes_meanwhile_is_409(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job finishes between the read and the cancel's UPDATE: 409, not 202."""
+    from service.api.context import EXTENSION
+    from service.jobs.lease import WorkerStore
+
+    app = make_app(tmp_path)
+    c = app.test_client()
+    jid = c.post("/v1/jobs", json={"kind": "probe", "model": "mlp"}).get_json()["id"]
+    worker = WorkerStore(ServiceSettings(data_dir=tmp_path).job_db_url())
+    attempt = worker.claim("w")
+    assert attempt is not None and attempt.job_id == jid
+    store = app.extensions[EXTENSION].store
+    cancel = store.cancel
+
+    def finish_first(job_id: str) -> Any:
+        assert worker.finish(attempt, "succeeded", result="{}")  # the worker wins the race
+        return cancel(job_id)
+
+    monkeypatch.setattr(store, "cancel", finish_first)
+    late = problem(c.delete(f"/v1/jobs/{jid}"), 409, "conflict")
+    assert "succeeded" in late["detail"]
+    row = worker.get(jid)
+    assert row is not None and row["status"] == "succeeded" and not row["cancel_requested"]
+
+
+def test_every_read_of_a_job_applies_the_heartbeat_rule(tmp_path: Path) -> None:
+    from service.jobs.lease import WorkerStore
+
+    app = make_app(tmp_path, stale_after_s=0.2, max_attempts=1)
+    c = app.test_client()
+    worker = WorkerStore(ServiceSettings(data_dir=tmp_path).job_db_url())
+    jid = c.post("/v1/jobs", json={"kind": "probe", "model": "mlp"}).get_json()["id"]
+    assert worker.claim("dead-worker") is not None
+    time.sleep(0.4)  # its worker died: no heartbeat
+    listed = c.get("/v1/jobs").json
+    assert listed is not None
+    (job,) = [j for j in listed["jobs"] if j["id"] == jid]
+    assert job["status"] == "failed" and "lost: no heartbeat" in job["error"]
+
+
+def test_ready_is_503_when_the_worker_is_stale_or_the_database_is_gone(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from service.api.context import EXTENSION
+    from service.jobs.lease import WorkerStore
+    from service.jobs.store import workers
+
+    app = make_app(tmp_path, worker_seen_s=5)
+    c = app.test_client()
+    store = WorkerStore(ServiceSettings(data_dir=tmp_path).job_db_url())
+    store.seen("w1", "h", 1, None)
+    assert c.get("/v1/ready").status_code == 200
+    with store.engine.begin() as conn:  # its last heartbeat, a minute ago
+        conn.execute(workers.update().values(seen_at=time.time() - 60))
+    stale = c.get("/v1/ready")
+    assert stale.status_code == 503 and stale.json == {
+        "ready": False,
+        "database": "ok",
+        "workers_seen": 0,
+        "within_s": 5.0,
+    }
+    store.seen("w1", "h", 1, None)
+    assert c.get("/v1/ready").status_code == 200
+    # the job store becomes unreachable (a path that cannot be opened)
+    ctx_store = app.extensions[EXTENSION].store
+    ctx_store.engine = sa.create_engine(f"sqlite:///{tmp_path}/missing/dir/jobs.sqlite")
+    gone = c.get("/v1/ready")
+    assert gone.status_code == 503 and gone.json is not None
+    assert gone.json["ready"] is False and gone.json["workers_seen"] == 0
+    assert gone.json["database"].startswith("unreachable: OperationalError")
+    assert "missing" not in gone.get_data(as_text=True)  # no paths or traces to clients

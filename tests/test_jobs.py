@@ -161,12 +161,13 @@ def test_cancel_while_running_kills_probes(
     t.start()
     while store.get(jid)["status"] != "running":  # type: ignore[index]
         time.sleep(0.01)
-    assert store.cancel(jid)["status"] == "running"  # type: ignore[index]
+    after, applied = store.cancel(jid)
+    assert applied and after is not None and after["status"] == "running"
     t.join(10)
     row = store.get(jid)
     assert row is not None and row["status"] == "cancelled" and killed
     assert "probes killed" in row["error"]
-    assert store.cancel(jid)["status"] == "cancelled"  # type: ignore[index]
+    assert store.cancel(jid) == (row, False)  # finished: the cancel does not apply
 
 
 def test_shutdown_requeues_without_spending_an_attempt(
@@ -199,6 +200,19 @@ def test_one_job_at_a_time_per_machine(tmp_path: Path) -> None:
 
 def test_cancel_of_a_queued_job(store: WorkerStore) -> None:
     jid = queue(store)
-    row = store.cancel(jid)
-    assert row is not None and row["status"] == "cancelled"
+    row, applied = store.cancel(jid)
+    assert applied and row is not None and row["status"] == "cancelled"
     assert store.claim("w") is None
+
+
+def test_cancel_does_not_apply_to_a_job_that_just_finished(store: WorkerStore) -> None:
+    """The API reads the job running; the worker finishes it; then the cancel runs."""
+    jid = queue(store)
+    a = store.claim("w")
+    assert a is not None and store.finish(a, "succeeded", result="{}")
+    row, applied = store.cancel(jid)
+    assert not applied and row is not None
+    assert row["status"] == "succeeded" and not row["cancel_requested"]
+    assert "cancel requested; stopping its probes" not in messages(store, jid)
+    row, applied = store.cancel("no-such-job")
+    assert row is None and not applied

@@ -97,6 +97,25 @@ def test_measure_from_the_form_needs_the_key_when_keys_are_set(tmp_path: Path) -
     assert predict.status_code == 200  # reading needs no key
 
 
+def test_measure_with_a_bad_answer_is_refused_on_the_form(client: FlaskClient) -> None:
+    r = client.post("/recommend", data={"model": "mlp", "mode": "measure", "batch_size": "0"})
+    html = r.get_data(as_text=True)
+    assert r.status_code == 422 and 'role="alert"' in html  # no job to watch fail later
+    assert "form.answers.batch_size" in html
+
+
+def test_job_page_applies_the_heartbeat_rule(tmp_path: Path) -> None:
+    settings = ServiceSettings(data_dir=tmp_path, zoo_dir=ZOO, stale_after_s=0.2, max_attempts=1)
+    c = create_app(settings).test_client()
+    r = c.post("/recommend", data={"model": "mlp", "mode": "measure"})
+    assert r.status_code == 303
+    assert WorkerStore(settings.job_db_url()).claim("dead-worker") is not None
+    time.sleep(0.4)  # its worker died: no heartbeat since
+    page = c.get(r.headers["Location"]).get_data(as_text=True)
+    assert 'id="status" aria-live="polite">failed<' in page
+    assert "lost: no heartbeat" in page and "<noscript><meta" not in page
+
+
 # -- a real browser --------------------------------------------------------------------
 
 

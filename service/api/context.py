@@ -49,9 +49,9 @@ class AppContext:
             )
         return f"key:{digest[:32]}"
 
-    def admit(self, key: str | None = None) -> str:
-        """Authenticate and count one job creation against the per-minute limit."""
-        owner = self.owner(key)
+    def admit(self, owner: str) -> None:
+        """Count one job creation by ``owner`` against the per-minute limit (429 past
+        it). Called only for a creation: an idempotent replay spends no budget."""
         limit = self.settings.rate_limit_per_minute
         if limit:
             now = time.time()
@@ -63,7 +63,6 @@ class AppContext:
                     f"at most {limit} jobs per minute; retry in {retry} s",
                     headers={"Retry-After": retry},
                 )
-        return owner
 
 
 def ctx() -> AppContext:

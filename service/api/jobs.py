@@ -91,24 +91,34 @@ def view(row: dict[str, Any], lines: int = 20) -> JobView:
 
 
 def submit(req: JobRequest, api_key: str | None = None) -> Reply:
-    """Queue ``req`` (authenticated and rate limited): 201, or 200 for a replay."""
+    """Queue ``req`` (authenticated and rate limited): 201, or 200 for a replay.
+
+    In order: who asks (401); a replay of their Idempotency-Key returns the stored job
+    and spends no rate budget; a new job is counted (429), then checked as the worker
+    would check it (422: model, spec, size limits, answers, export targets, zoo size),
+    and queued."""
     c = ctx()
-    owner = c.admit(api_key)
-    req.resolve(c.settings)  # a bad model or spec fails now, not in the worker
+    owner = c.owner(api_key)
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 200:
         raise ApiProblem("bad_request", "Idempotency-Key must be 1 to 200 characters")
     body = req.model_dump(mode="json", exclude_none=True)
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
     try:
-        row, new = c.store.create(
-            req.kind,
-            body,
-            owner=owner,
-            request_hash=digest,
-            max_attempts=c.settings.max_attempts,
-            idempotency_key=key,
-        )
+        found = c.store.replay(owner, key, digest) if key is not None else None
+        if found is not None:
+            row, new = found, False
+        else:
+            c.admit(owner)
+            req.preflight(c.settings)  # a request that can only fail fails now
+            row, new = c.store.create(
+                req.kind,
+                body,
+                owner=owner,
+                request_hash=digest,
+                max_attempts=c.settings.max_attempts,
+                idempotency_key=key,
+            )
     except IdempotencyConflict as e:
         raise ApiProblem(
             "idempotency_conflict",
@@ -136,7 +146,9 @@ def create_job(body: JobCreate) -> Reply:
 
 @bp.op("/v1/jobs", "GET", "Recent jobs, newest first.", query=JobQuery, responses={200: JobList})
 def list_jobs(query: JobQuery) -> JobList:
-    rows = ctx().store.recent(query.status, query.limit)
+    c = ctx()
+    c.store.reap(c.settings.stale_after_s)  # the heartbeat rule, as for one job
+    rows = c.store.recent(query.status, query.limit)
     return JobList(jobs=[view(r, lines=1) for r in rows])
 
 
@@ -149,7 +161,8 @@ def _zoo_report(job: JobView) -> Path | None:
     return path if path.is_relative_to(root) and path.is_file() else None
 
 
-def _job(job_id: str) -> dict[str, Any]:
+def find_job(job_id: str) -> dict[str, Any]:
+    """The job's row (404 if there is none), after applying the heartbeat rule."""
     c = ctx()
     c.store.reap(c.settings.stale_after_s)  # a job whose worker died says so now
     row = c.store.get(job_id)
@@ -166,7 +179,7 @@ def _job(job_id: str) -> dict[str, Any]:
     problems=(404,),
 )
 def get_job(job_id: str) -> JobView:
-    return view(_job(job_id))
+    return view(find_job(job_id))
 
 
 @bp.op(
@@ -180,11 +193,12 @@ def get_job(job_id: str) -> JobView:
 )
 def cancel_job(job_id: str) -> Reply:
     ctx().owner()
-    row = _job(job_id)
-    if row["status"] in ("succeeded", "failed", "cancelled"):
-        raise ApiProblem("conflict", f"job {job_id} already {row['status']}")
-    after = ctx().store.cancel(job_id)
-    assert after is not None
+    find_job(job_id)  # 404, and a job whose worker died is settled first
+    after, applied = ctx().store.cancel(job_id)
+    if after is None:
+        raise ApiProblem("not_found", f"no job '{job_id}'")
+    if not applied:  # it finished before the cancel, perhaps after we read it
+        raise ApiProblem("conflict", f"job {job_id} already {after['status']}")
     return Reply(view(after), 200 if after["status"] == "cancelled" else 202)
 
 
@@ -196,7 +210,7 @@ def cancel_job(job_id: str) -> Reply:
     problems=(404,),
 )
 def job_report(job_id: str) -> Response:
-    job = view(_job(job_id), lines=200)
+    job = view(find_job(job_id), lines=200)
     zoo = _zoo_report(job)
     if zoo is not None:
         return Response(zoo.read_text(), 200, mimetype="text/html")

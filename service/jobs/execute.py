@@ -7,8 +7,6 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
-from probes.errors import AdvisorError
-from probes.exports import parse_targets
 from probes.measure import MeasureConfig
 from probes.probe import Prober
 from probes.protocol import FRAMEWORKS, Framework, ProbeLimits
@@ -77,11 +75,8 @@ def _tune(req: TuneJob, settings: ServiceSettings, say: Progress) -> BaseModel:
 
 
 def _deploy(req: DeployJob, settings: ServiceSettings, say: Progress) -> BaseModel:
+    targets = req.export_targets()
     spec = req.resolve(settings, req.batch)
-    try:
-        targets = parse_targets(req.targets)
-    except ValueError as e:
-        raise AdvisorError(str(e)) from None
     prober = _prober(settings, 0.5, settings.probe_timeout_s, settings.export_memory_mb())
     return run_deploy(spec, prober, targets, _frameworks(req.framework), req.batch, say)
 

@@ -16,7 +16,10 @@ from pydantic.json_schema import SkipJsonSchema
 
 from probes.config import Settings
 from probes.errors import AdvisorError
+from probes.exports import parse_targets
+from probes.protocol import ExportTarget
 from probes.spec import ModelSpec, analyze, build_graph, check_limits, load_spec_file, zoo_names
+from recommender.questionnaire import to_profile
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")]
 FrameworkChoice = Literal["torch", "tensorflow", "both"]
@@ -24,6 +27,17 @@ FrameworkChoice = Literal["torch", "tensorflow", "both"]
 
 class UnknownZooModel(AdvisorError):
     code = "not_found"
+
+
+class BadField(AdvisorError):
+    """A request field whose value only the library can judge (an export target, a
+    size preset). ``path`` is the field's path in the request, e.g. ``targets``."""
+
+    code = "bad_value"
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
 
 
 def zoo_spec(path: Path) -> ModelSpec:
@@ -75,6 +89,11 @@ class ModelRef(BaseModel):
         check_limits(analyze(build_graph(spec)), batch, settings.limits)
         return spec
 
+    def preflight(self, settings: Settings) -> None:
+        """Everything the worker will check before it runs the job, checked now, so a
+        request that can only fail is refused (422) instead of queued."""
+        self.resolve(settings)
+
 
 class ProbeJob(ModelRef):
     kind: Literal["probe"]
@@ -88,6 +107,9 @@ class ProbeJob(ModelRef):
     min_time_s: float = Field(default=0.5, ge=0.05, le=30)
     timeout_s: float = Field(default=300, gt=0, le=3600, description="Per probe.")
 
+    def preflight(self, settings: Settings) -> None:
+        self.resolve(settings, max(self.batches))
+
 
 class TuneJob(ModelRef):
     kind: Literal["tune"]
@@ -97,6 +119,9 @@ class TuneJob(ModelRef):
     workload: Literal["infer", "train"] = "infer"
     batch: int = Field(default=1, ge=1, le=1024)
     min_time_s: float = Field(default=0.5, ge=0.05, le=30)
+
+    def preflight(self, settings: Settings) -> None:
+        self.resolve(settings, self.batch)
 
 
 class DeployJob(ModelRef):
@@ -109,6 +134,17 @@ class DeployJob(ModelRef):
     )
     batch: int = Field(default=1, ge=1, le=256)
 
+    def export_targets(self) -> list[ExportTarget]:
+        """The targets, parsed as ``fwadvisor deploy --targets`` parses them."""
+        try:
+            return parse_targets(self.targets)
+        except ValueError as e:
+            raise BadField(str(e), path="targets") from None
+
+    def preflight(self, settings: Settings) -> None:
+        self.export_targets()
+        self.resolve(settings, self.batch)
+
 
 class RecommendJob(ModelRef):
     kind: Literal["recommend"]
@@ -117,6 +153,10 @@ class RecommendJob(ModelRef):
     )
     mode: Literal["measure", "cached", "predict"] = "measure"
     trials: int = Field(default=6, ge=1, le=100, description="measure: tuning trials each.")
+
+    def preflight(self, settings: Settings) -> None:
+        to_profile(self.answers)  # AnswerError: path answers.<question id>
+        self.resolve(settings)
 
 
 class ZooJob(BaseModel):
@@ -144,7 +184,18 @@ class ZooJob(BaseModel):
         if unknown:
             raise UnknownZooModel(f"no zoo model {', '.join(unknown)} (see GET /v1/models)")
         specs = [zoo_spec(settings.zoo_dir / f"{m}.yaml") for m in self.models or known]
+        # as `fwadvisor zoo --size`: each model that has the preset gets it, the others
+        # keep their default inputs; a preset that none of them has is a mistake
+        if self.size not in (None, "default") and not any(self.size in s.sizes for s in specs):
+            have = sorted({"default", *(k for s in specs for k in s.sizes)})
+            raise BadField(
+                f"no requested model has size '{self.size}' (they have: {', '.join(have)})",
+                path="size",
+            )
         return [s.resized(self.size) if self.size in s.sizes else s for s in specs]
+
+    def preflight(self, settings: Settings) -> None:
+        self.resolve(settings)
 
 
 JobRequest = Annotated[

@@ -123,6 +123,12 @@ class JobStore:
             conn.execute(sa.text("SELECT 1"))
 
     # -- creation and reads ------------------------------------------------------------
+    def replay(self, owner: str, key: str, request_hash: str) -> dict[str, Any] | None:
+        """The job that ``owner`` already created with Idempotency-Key ``key``, if any
+        (IdempotencyConflict if that job's request differs)."""
+        found = self._by_key(owner, key)
+        return None if found is None else self._replay(found, request_hash)
+
     def create(
         self,
         kind: str,
@@ -245,9 +251,11 @@ class JobStore:
         return touched
 
     # -- cancellation ------------------------------------------------------------------
-    def cancel(self, job_id: str) -> dict[str, Any] | None:
-        """Queued: cancelled now. Running: flagged; its worker kills the probes and
-        marks it. Already finished: unchanged (the caller answers 409)."""
+    def cancel(self, job_id: str) -> tuple[dict[str, Any] | None, bool]:
+        """(the job after, whether the cancel applied). Queued: cancelled now. Running:
+        flagged; its worker kills the probes and marks it. Finished (even if it finished
+        just now, after the caller read it): unchanged, and False (the caller answers
+        409). Both branches are conditional UPDATEs, so no read-then-write race."""
         now = time.time()
         with self._tx() as c:
             done = c.execute(
@@ -257,13 +265,15 @@ class JobStore:
             ).rowcount
             if done:
                 self._event(c, job_id, "cancelled before it started")
-            elif c.execute(
-                jobs.update()
-                .where(jobs.c.id == job_id, jobs.c.status == "running")
-                .values(cancel_requested=True)
-            ).rowcount:
-                self._event(c, job_id, "cancel requested; stopping its probes")
-        return self.get(job_id)
+            else:
+                done = c.execute(
+                    jobs.update()
+                    .where(jobs.c.id == job_id, jobs.c.status == "running")
+                    .values(cancel_requested=True)
+                ).rowcount
+                if done:
+                    self._event(c, job_id, "cancel requested; stopping its probes")
+        return self.get(job_id), bool(done)
 
     def workers_seen(self, within_s: float) -> int:
         q = sa.select(sa.func.count()).where(workers.c.seen_at >= time.time() - within_s)

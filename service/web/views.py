@@ -18,7 +18,7 @@ from probes.errors import AdvisorError
 from probes.spec import zoo_names
 from recommender.questionnaire import Question, load_questionnaire
 from service.api.context import ctx
-from service.api.jobs import submit, view
+from service.api.jobs import find_job, submit, view
 from service.api.problems import ApiProblem, from_advisor, from_validation
 from service.api.recommendations import answer
 from service.jobs.requests import RecommendationRequest
@@ -107,9 +107,6 @@ def recommend_form() -> Response:
 
 @bp.get("/jobs/<job_id>")
 def job_page(job_id: str) -> Response:
-    row = ctx().store.get(job_id)
-    if row is None:
-        raise ApiProblem("not_found", f"no job '{job_id}'")
-    job = view(row, lines=50)
+    job = view(find_job(job_id), lines=50)  # the heartbeat rule, as GET /v1/jobs/{id}
     html = render_template("job.html", job=job, **result_context(job.kind, job.result))
     return Response(html, 200, mimetype="text/html")
