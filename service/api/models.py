@@ -10,7 +10,7 @@ from recommender.questionnaire import Questionnaire, load_questionnaire
 from service.api.context import ctx
 from service.api.problems import ApiProblem, FieldError
 from service.api.routes import ApiBlueprint
-from service.jobs.requests import ModelRef, Name
+from service.jobs.requests import BadField, ModelRef, Name
 from service.schemas import ModelList, ModelSummary
 
 bp = ApiBlueprint("models", __name__, tag="models")
@@ -80,8 +80,9 @@ def get_model(name: str, query: ModelQuery) -> ModelDetail:
         raise ApiProblem("not_found", f"no zoo model '{name}' (see GET /v1/models)")
     try:
         spec = ModelRef(model=name, size=query.size).resolve(ctx().settings, query.batch)
-    except SpecError as e:
-        err = FieldError(path="query.size", message=e.message, code=e.code)
+    except (BadField, SpecError) as e:  # no such size; over the limits at this batch
+        where = "query.size" if isinstance(e, BadField) else "query.batch"
+        err = FieldError(path=where, message=e.message, code=e.code)
         raise ApiProblem("validation_failed", e.message, errors=[err]) from None
     a = analyze(build_graph(spec))
     return ModelDetail(

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from probes.config import Settings
-from probes.errors import AdvisorError
+from probes.errors import AdvisorError, SpecError
 from probes.exports import parse_targets
 from probes.protocol import ExportTarget
 from probes.spec import ModelSpec, analyze, build_graph, check_limits, load_spec_file, zoo_names
@@ -85,7 +85,10 @@ class ModelRef(BaseModel):
             if self.model not in zoo_names(settings.zoo_dir):
                 raise UnknownZooModel(f"no zoo model '{self.model}' (see GET /v1/models)")
             spec = zoo_spec(settings.zoo_dir / f"{self.model}.yaml")
-        spec = spec.resized(self.size)
+        try:
+            spec = spec.resized(self.size)
+        except SpecError as e:
+            raise BadField(e.message, path="size") from None
         check_limits(analyze(build_graph(spec)), batch, settings.limits)
         return spec
 
@@ -155,8 +158,8 @@ class RecommendJob(ModelRef):
     trials: int = Field(default=6, ge=1, le=100, description="measure: tuning trials each.")
 
     def preflight(self, settings: Settings) -> None:
-        to_profile(self.answers)  # AnswerError: path answers.<question id>
-        self.resolve(settings)
+        profile = to_profile(self.answers)  # AnswerError: path answers.<question id>
+        self.resolve(settings, profile.batch)  # measured at the answers' batch
 
 
 class ZooJob(BaseModel):
