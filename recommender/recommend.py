@@ -111,6 +111,27 @@ def constraint_flips(ev: Evidence, p: Profile, choice: Framework) -> list[Flip]:
     return flips
 
 
+def veto_flips(u: dict[Framework, float], vs: list[Veto], choice: str) -> list[Flip]:
+    """For each vetoed framework that is not the choice: the constraints whose relaxing
+    would make it eligible, if it would then be chosen (its utility is higher, or the
+    choice was "neither")."""
+    out = []
+    vetoed = {v.framework for v in vs}
+    for fw in FRAMEWORKS:
+        mine = [v for v in vs if v.framework == fw]
+        if not mine or fw == choice or decide(u, vetoed - {fw}) != fw:
+            continue
+        lifts = " and ".join(dict.fromkeys(v.lift for v in mine if v.lift))
+        out.append(
+            Flip(
+                kind="constraint",
+                text=f"{lifts} would lift {NAMES[fw]}'s veto and choose it "
+                f"(utility {u[fw]:.3f} vs {u['tensorflow' if fw == 'torch' else 'torch']:.3f})",
+            )
+        )
+    return out
+
+
 def apply_flip(p: Profile, flip: Flip) -> Profile:
     """The profile with a weight flip applied (used by the tests to check each flip)."""
     assert flip.kind == "weight" and flip.criterion is not None and flip.weight_to is not None
@@ -124,19 +145,22 @@ def decide_profile(ev: Evidence, p: Profile, samples: int = 2000) -> Recommendat
     vs = vetoes(ev, p)
     vetoed = {v.framework for v in vs}
     nominal = decide(u, vetoed)
-    conf = confidence(ev, p, nominal, samples) if nominal != "neither" else 1.0
-    ranked = sorted(u, key=lambda fw: -u[fw])
+    # "neither" is resampled too: a limit near a measured value vetoes in some draws only
+    conf = confidence(ev, p, nominal, samples)
     leaning: Framework | None = nominal if nominal in FRAMEWORKS else None
-    margin = u[ranked[0]] - u[ranked[1]]
+    if leaning is not None:  # negative when a veto, not the utility, decided
+        margin = u[leaning] - u["tensorflow" if leaning == "torch" else "torch"]
+    else:
+        margin = abs(u["torch"] - u["tensorflow"])
     choice: Choice = nominal  # type: ignore[assignment]
     if nominal in FRAMEWORKS and conf < EITHER_BELOW:
         choice = "either"
-    sensitivity: list[Flip] = []
+    sensitivity: list[Flip] = veto_flips(u, vs, nominal)
     if leaning is not None and not vetoed:
         loser: Framework = "tensorflow" if leaning == "torch" else "torch"
         sensitivity = weight_flips(s, p.weights, leaning, loser)[:3]
         sensitivity += constraint_flips(ev, p, leaning)
-    caveats = list(ev.caveats) + _machine_caveats()
+    caveats = list(ev.caveats) + _machine_caveats(ev, p)
     rec = Recommendation(
         model=ev.model,
         mode=ev.mode,
@@ -157,12 +181,27 @@ def decide_profile(ev: Evidence, p: Profile, samples: int = 2000) -> Recommendat
     return rec
 
 
-def _machine_caveats() -> list[str]:
+#: Targets whose device is not this machine: limits are checked on this machine's figures.
+DEVICE_TARGETS = ("android", "ios", "browser", "microcontroller", "tpu", "coreml")
+
+
+def _machine_caveats(ev: Evidence, p: Profile) -> list[str]:
     env = environment()
-    return [
-        f"measured on {env.cores_available} CPU cores ({env.cpu_model}); "
-        + ("GPU present but not measured" if env.cuda_device else "GPU not measured"),
+    where = f"{env.cores_available} CPU cores ({env.cpu_model})"
+    gpu = "GPU present but not measured" if env.cuda_device else "GPU not measured"
+    out = [
+        f"predicted for {where} by the learned predictor; nothing was measured; {gpu}"
+        if ev.mode == "predict"
+        else f"measured on {where}; {gpu}"
     ]
+    devices = [c.target for c in p.constraints if c.kind == "target" and c.target in DEVICE_TARGETS]
+    limits = [c.text for c in p.constraints if c.kind in ("memory_mb", "latency_ms")]
+    if devices and limits:
+        out.append(
+            f"{' and '.join(limits)} checked against this machine's figures, not on "
+            f"{', '.join(devices)}: a device's latency and memory differ"
+        )
+    return out
 
 
 def summarize(r: Recommendation) -> str:
@@ -170,27 +209,31 @@ def summarize(r: Recommendation) -> str:
         return "Neither framework meets the hard constraints: " + "; ".join(
             f"{NAMES[v.framework]} fails '{v.constraint}' ({v.reason})" for v in r.vetoes
         )
-    top = sorted(
-        r.criteria,
-        key=lambda c: (
-            -abs(
-                c.contributions.get(r.leaning or "torch", 0)
-                - c.contributions.get("tensorflow" if r.leaning == "torch" else "torch", 0)
-            )
-        ),
-    )[:2]
+    lead_fw = r.leaning or "torch"
+    other: Framework = "tensorflow" if lead_fw == "torch" else "torch"
+
+    def edge(c: CriterionRow) -> float:  # what the criterion gives the leader over the other
+        return c.contributions.get(lead_fw, 0) - c.contributions.get(other, 0)
+
+    top = [c for c in sorted(r.criteria, key=edge, reverse=True)[:2] if edge(c) > 0]
     lead = NAMES[r.leaning] if r.leaning else "?"
-    why = " and ".join(c.criterion for c in top)
+    why = " and ".join(c.criterion for c in top) or "nothing (the utilities tie)"
     if r.choice == "either":
         return (
             f"Either: the frameworks are within noise for this profile (leaning {lead}, "
             f"confidence {r.confidence:.0%}, margin {r.margin:.3f})."
         )
     vetoed = [v for v in r.vetoes if v.framework != r.leaning]
-    veto = f" The other is vetoed: {vetoed[0].constraint} ({vetoed[0].reason})." if vetoed else ""
+    veto = f"{vetoed[0].constraint} ({vetoed[0].reason})" if vetoed else ""
+    if vetoed and r.margin < 0:  # the veto decided: say so before any criterion
+        return (
+            f"{lead}, with {r.confidence:.0%} confidence, because {NAMES[other]} is vetoed: "
+            f"{veto}. On the weighted criteria {NAMES[other]} would lead by "
+            f"{-r.margin:.3f}."
+        )
     return (
         f"{lead}, with {r.confidence:.0%} confidence (utility margin {r.margin:.3f}), "
-        f"mostly on {why}.{veto}"
+        f"mostly on {why}." + (f" The other is vetoed: {veto}." if veto else "")
     )
 
 

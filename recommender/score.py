@@ -90,6 +90,7 @@ class Veto(BaseModel):
     framework: Framework
     constraint: str
     reason: str
+    lift: str = Field(default="", description="The change of constraint that lifts it.")
 
 
 class Flip(BaseModel):
@@ -177,17 +178,27 @@ def vetoes(ev: Evidence, p: Profile) -> list[Veto]:
             if c.kind == "target" and c.target:
                 t = f.targets.get(c.target)
                 if t is not None and (t.verdict == "failed" or not t.viable):
-                    out.append(Veto(framework=fw, constraint=c.text, reason=t.summary))
+                    lift = f"not requiring {c.target}"
+                    out.append(Veto(framework=fw, constraint=c.text, reason=t.summary, lift=lift))
             elif c.kind == "memory_mb" and c.limit and f.memory is not None:
                 mb = f.memory.value / 2**20
                 if mb > c.limit:
-                    out.append(Veto(framework=fw, constraint=c.text, reason=f"peak {mb:.0f} MB"))
+                    lift = f"a memory budget of at least {math.ceil(mb)} MB (or none)"
+                    why = f"peak {mb:.0f} MB"
+                    out.append(Veto(framework=fw, constraint=c.text, reason=why, lift=lift))
             elif c.kind == "latency_ms" and c.limit and f.infer is not None:
                 ms = f.infer.value * 1e3
                 if ms > c.limit:
+                    lift = f"a latency objective of at least {_ceil3(ms)} ms (or none)"
                     why = f"best latency {ms:.3g} ms ({f.infer.source})"
-                    out.append(Veto(framework=fw, constraint=c.text, reason=why))
+                    out.append(Veto(framework=fw, constraint=c.text, reason=why, lift=lift))
     return out
+
+
+def _ceil3(x: float) -> str:
+    """``x`` rounded *up* to 3 significant digits: a limit at that value lifts the veto."""
+    step = 10 ** (math.floor(math.log10(x)) - 2)
+    return f"{math.ceil(x / step) * step:.4g}"
 
 
 def decide(u: dict[Framework, float], vetoed: set[Framework]) -> str:

@@ -23,7 +23,7 @@ from recommender.questionnaire import (
     load_questionnaire,
     to_profile,
 )
-from recommender.recommend import apply_flip, decide_profile
+from recommender.recommend import NAMES, apply_flip, decide_profile
 from recommender.score import (
     Evidence,
     FrameworkEvidence,
@@ -248,6 +248,53 @@ def test_constraint_flip_is_real() -> None:
     assert "between 200 and 300 MB" in text
     vetoed = decide_profile(A_FAST, to_profile({"memory_budget_mb": 250}), samples=50)
     assert vetoed.choice == "tensorflow"
+
+
+def test_a_veto_flip_names_the_relaxed_constraint_that_really_flips() -> None:
+    # torch leads on utility (A_FAST) but a 250 MB budget vetoes it (peak 300 MB)
+    rec = decide_profile(A_FAST, to_profile({"memory_budget_mb": 250}), samples=200)
+    assert rec.choice == "tensorflow" and rec.margin < 0  # the veto decided, not utility
+    text = next(f.text for f in rec.sensitivity if "lift PyTorch's veto" in f.text)
+    assert "a memory budget of at least 300 MB" in text
+    # the flip is the nominal threshold; at it, noise makes the answer "either"
+    at = decide_profile(A_FAST, to_profile({"memory_budget_mb": 300}), 200)
+    assert at.leaning == "torch" and at.choice == "either"
+    assert decide_profile(A_FAST, to_profile({"memory_budget_mb": 299}), 50).leaning != "torch"
+    assert "because PyTorch is vetoed: memory <= 250 MB (peak 300 MB)" in rec.summary
+    assert "PyTorch would lead by" in rec.summary
+
+
+def test_a_latency_veto_and_neither_say_what_would_lift_them() -> None:
+    p = to_profile({"latency_slo_ms": 12, "memory_budget_mb": 250})
+    rec = decide_profile(A_FAST, p, samples=200)  # torch 10 ms/300 MB, TF 20 ms/200 MB
+    assert rec.choice == "neither" and rec.confidence > 0.99
+    by = {
+        fw: next(f.text for f in rec.sensitivity if NAMES[fw] + "'s veto" in f.text)
+        for fw in ("torch", "tensorflow")
+    }
+    assert "memory budget of at least 300 MB" in by["torch"]
+    assert "latency objective of at least 20 ms" in by["tensorflow"]
+    lifted = to_profile({"latency_slo_ms": 20, "memory_budget_mb": 250})
+    assert decide_profile(A_FAST, lifted, 50).leaning == "tensorflow"
+    short = to_profile({"latency_slo_ms": 19.9, "memory_budget_mb": 250})
+    assert decide_profile(A_FAST, short, 50).choice == "neither"
+
+
+def test_the_summary_names_what_the_leader_wins_on() -> None:
+    # TF wins team (experience) and memory, torch speed: the reasons must be TF's own
+    ev = evidence(fw_ev("torch", 10, 300), fw_ev("tensorflow", 11, 150))
+    rec = decide_profile(ev, to_profile({"experience_tf": 3, "experience_torch": 0}), 200)
+    assert rec.leaning == "tensorflow"
+    mostly = rec.summary.split("mostly on ")[1]
+    assert "speed" not in mostly and ("team" in mostly or "memory" in mostly)
+
+
+def test_predict_mode_caveat_says_nothing_was_measured() -> None:
+    rec = decide_profile(A_FAST, to_profile({}), samples=50)  # A_FAST is mode="predict"
+    assert any("nothing was measured" in c for c in rec.caveats)
+    mobile = to_profile({"targets": ["android"], "memory_budget_mb": 400})
+    rec = decide_profile(A_FAST, mobile, samples=50)
+    assert any("not on android" in c for c in rec.caveats)
 
 
 def test_recommendation_is_json_serialisable() -> None:
