@@ -51,8 +51,11 @@ def test_required_facts_are_encoded(target: str, framework: str, status: str, te
 
 def test_executorch_and_litert_are_the_mobile_routes() -> None:
     m = load_matrix()
-    assert "ExecuTorch" in m.targets["android"].torch.tool
-    assert "LiteRT" in m.targets["android"].tensorflow.tool
+    android = m.targets["android"]
+    assert "ExecuTorch" in android.torch.tool and android.torch.status == "GA"
+    assert "1.0 reached GA in Oct 2025" in (android.torch.note or "")
+    assert "LiteRT" in android.tensorflow.tool
+    assert "TensorFlow Lite is now LiteRT" in (android.tensorflow.note or "")
 
 
 def test_a_cell_without_a_source_is_refused_with_its_path() -> None:
