@@ -2,7 +2,8 @@
 
 Run: .venv/bin/python benchmarks/deploy_zoo.py [--size default|small] [--models a,b] [--fresh]
 Prints one Markdown table per model (status, artifact size, latency in the target's
-runtime at batch 1, max |diff| against the source model, conversion time) and a summary.
+runtime at batch 1, max |diff| against the source model, conversion time), a summary,
+and the one-row-per-model matrix that docs/benchmarks.md quotes.
 Verified results are kept in var/results.sqlite, so a rerun only redoes failures.
 """
 
@@ -13,7 +14,7 @@ import platform
 import time
 
 from probes.config import Settings
-from probes.exports import ExportCheck, check_exports
+from probes.exports import NO_ROUTE, ExportCheck, check_exports
 from probes.measure import MeasureConfig
 from probes.probe import Prober
 from probes.protocol import FRAMEWORKS, ProbeLimits
@@ -36,6 +37,15 @@ def cell(c: ExportCheck | None) -> str:
     )
 
 
+def compact(c: ExportCheck | None) -> str:
+    """The docs/benchmarks.md cell: status, size, max |diff|, conversion time."""
+    if c is None or c.status == "unsupported":
+        return "-"
+    if c.status == "failed":
+        return "FAILED"
+    return f"ok {(c.size_bytes or 0) / 2**20:.1f} MB, Δ{c.max_abs_diff:.0e}, {c.export_s:.0f} s"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", default="default")
@@ -53,7 +63,9 @@ def main() -> None:
         fresh=args.fresh,
     )
     print(f"size={args.size} batch=1 python={platform.python_version()}\n")
-    summary = []
+    summary, matrix = [], []
+    targets = ("native", "onnx", "litert", "aot", "executorch")
+    cols = [(fw, t) for fw in FRAMEWORKS for t in targets if (fw, t) not in NO_ROUTE]
     start = time.perf_counter()
     for name in names:
         spec = resolve_spec(name, settings.zoo_dir).resized(args.size)
@@ -63,12 +75,17 @@ def main() -> None:
         for t in r.targets:
             print(f"| {t} | {cell(r.cell('torch', t))} | {cell(r.cell('tensorflow', t))} |")
         print(flush=True)
+        cells = [r.cell(fw, t) for fw, t in cols]
+        matrix.append(f"| {name} | " + " | ".join(compact(c) for c in cells) + " |")
         for fw in FRAMEWORKS:
             ok = [c.target for c in r.checks if c.framework == fw and c.status == "verified"]
             bad = [c.target for c in r.checks if c.framework == fw and c.status == "failed"]
             summary.append(f"| {name} | {fw} | {', '.join(ok) or '-'} | {', '.join(bad) or '-'} |")
     print("| model | framework | verified | failed |\n|---|---|---|---|")
     print("\n".join(summary))
+    print("\n| model | " + " | ".join(f"{fw} {t}" for fw, t in cols) + " |")
+    print("|---" * (len(cols) + 1) + "|")
+    print("\n".join(matrix))
     print(f"\ntotal wall time {time.perf_counter() - start:.0f} s")
 
 
