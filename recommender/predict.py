@@ -22,18 +22,20 @@ import numpy as np
 from probes.environment import environment
 from probes.protocol import FRAMEWORKS, Framework
 from recommender.perf_data import DEFAULT_DATASET, Dataset, load_dataset, to_dataset
-from recommender.perf_eval import default_factory
-from recommender.perf_features import query_features
+from recommender.perf_eval import default_factory, matched_pairs, oof_correlation
+from recommender.perf_features import FEATURES, SETTING_COLUMNS, query_features
 from recommender.perf_model import PerfPredictor
 from recommender.prediction import (
     MIN_OWN_ROWS,
     Estimate,
     Floats,
     LogInterval,
+    Measurement,
     OutOfRange,
     Prediction,
     PredictorBase,
     faster,
+    index_measurements,
 )
 
 __all__ = ["Estimate", "PerfPredictor", "Prediction", "Predictor", "faster", "query_features"]
@@ -50,6 +52,12 @@ class Predictor(PredictorBase):
         groups = self.data.groups
         self.latency = default_factory().fit(self.data.X, self.data.log_latency, groups=groups)
         self.memory = default_factory().fit(self.data.X, self.data.log_memory, groups=groups)
+        pairs = matched_pairs(self.data)
+        self.error_correlation = {
+            "latency": oof_correlation(self.latency, self.data.log_latency, pairs),
+            "memory": oof_correlation(self.memory, self.data.log_memory, pairs),
+        }
+        self.measurements = index_measurements(_measurements(self.data) if self.env_matches else [])
         self.baselines: dict[Framework, float] = {
             fw: float(
                 np.median(
@@ -76,6 +84,24 @@ class Predictor(PredictorBase):
 
     def range_cells(self, X: Floats) -> list[OutOfRange]:
         return self.latency.out_of_range(X)
+
+
+def _measurements(data: Dataset) -> list[Measurement]:
+    """The training rows as answers to their own questions (the spec hash must be known)."""
+    cols = [FEATURES.index(c) for c in SETTING_COLUMNS]
+    return [
+        Measurement(
+            spec_hash=r["spec_hash"],
+            framework=r["framework"],
+            batch=int(r["batch"]),
+            settings=data.X[i, cols].tolist(),
+            latency_s=float(r["median_s"]),
+            latency_sigma=float(r["iqr_s"] or 0) / float(r["median_s"]) / 1.349,
+            memory_bytes=max(float(r["peak_rss_bytes"]), 2.0**20),  # as the target's floor
+        )
+        for i, r in enumerate(data.rows)
+        if r.get("spec_hash")
+    ]
 
 
 def _interval(model: PerfPredictor, X: Floats) -> LogInterval:

@@ -1,14 +1,16 @@
 """The fitted predictor as plain arrays, evaluated with numpy alone.
 
-``Predictor`` fits scikit-learn models at load: about 4 s and 200 MB of resident
+``Predictor`` fits scikit-learn models at load: about 5 s and 200 MB of resident
 memory for a process that only wants answers, such as a web worker. Everything its
 ``predict`` evaluates is small and simple, though: the cost model's prices (``a``,
-``B``), three quantile ensembles of regression trees per target, a conformal margin
-and the feature ranges. ``recommender/predict_export.py`` (which may import
-scikit-learn) writes them to a JSON ``CompiledModel`` once; ``CompiledPredictor`` reads
-it and answers the same questions, equal to ``Predictor`` to float rounding
-(``tests/test_predict_compiled.py``). This module imports neither scikit-learn nor
-scipy; ``recommender/predict_cache.py`` finds, builds and caches the file.
+``B``), three quantile ensembles of regression trees per target, the conformal margins
+(one per framework), the feature ranges, the torch/TensorFlow error correlations and
+the training rows that answer their own questions. ``recommender/predict_export.py``
+(which may import scikit-learn) writes them to a JSON ``CompiledModel`` once;
+``CompiledPredictor`` reads it and answers the same questions, equal to ``Predictor`` to
+float rounding (``tests/test_predict_compiled.py``). This module imports neither
+scikit-learn nor scipy; ``recommender/predict_cache.py`` finds, builds and caches the
+file.
 """
 
 from __future__ import annotations
@@ -22,10 +24,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from probes.protocol import Framework
 from recommender.perf_cost import CostModel
 from recommender.perf_features import FEATURES
-from recommender.prediction import Floats, LogInterval, OutOfRange, PredictorBase, out_of_range
+from recommender.prediction import (
+    Floats,
+    LogInterval,
+    Measurement,
+    OutOfRange,
+    PredictorBase,
+    index_measurements,
+    out_of_range,
+)
 
 # Bump when the layout or the meaning of a field changes: part of the cache key.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class Trees(BaseModel):
@@ -64,6 +74,14 @@ class Regressor(BaseModel):
         description="lo, median, hi residual quantiles instead of trees (method linear)."
     )
     margin: float = Field(description="Conformal widening of the interval (log10).")
+    margin_column: int | None = Field(
+        default=None, description="Column whose value chooses the margin (None: ``margin``)."
+    )
+    margin_values: list[float] = Field(default_factory=list)
+    margins: list[float] = Field(
+        default_factory=list,
+        description="The margin of each of margin_values; any other value gets ``margin``.",
+    )
     feature_min: list[float]
     feature_max: list[float]
 
@@ -80,6 +98,12 @@ class CompiledModel(BaseModel):
     baselines: dict[Framework, float]
     env_matches: bool
     trained_on: str
+    error_correlation: dict[str, float] = Field(
+        description="Per target: the out-of-fold torch/TensorFlow error correlation."
+    )
+    measurements: list[Measurement] = Field(
+        description="This machine's training rows, which answer their own questions."
+    )
     env_key: str = Field(description="The environment whose rows were chosen.")
     dataset_sha256: str = Field(description="Of the training-set CSV it was fitted on.")
 
@@ -138,6 +162,8 @@ class _Target:
         self.forest = _Forest(r.quantiles) if r.quantiles else None
         self.offsets = np.array(r.offsets) if r.offsets else np.zeros(3)
         self.margin = r.margin
+        self.margin_column = r.margin_column
+        self.margin_by = dict(zip(r.margin_values, r.margins, strict=True))
         self.feature_min, self.feature_max = np.array(r.feature_min), np.array(r.feature_max)
         _read_only([*vars(self).values(), *(vars(self.cost).values() if self.cost else ())])
 
@@ -148,7 +174,10 @@ class _Target:
             base = float(self.cost.predict(X[:, self.terms], X[:, self.modifiers])[0])
         corr = self.forest.predict(X[0]) if self.forest else self.offsets
         lo, med, hi = (base + float(c) for c in corr)
-        return min(lo, med) - self.margin, med, max(hi, med) + self.margin
+        margin = self.margin
+        if self.margin_column is not None:
+            margin = self.margin_by.get(float(X[0, self.margin_column]), self.margin)
+        return min(lo, med) - margin, med, max(hi, med) + margin
 
 
 def _read_only(values: Iterable[object]) -> None:
@@ -171,6 +200,8 @@ class CompiledPredictor(PredictorBase):
         self.env_matches = model.env_matches
         self.baselines = dict(model.baselines)
         self.trained_on = model.trained_on
+        self.error_correlation = dict(model.error_correlation)
+        self.measurements = index_measurements(model.measurements)
         self.latency, self.memory = _Target(model.latency), _Target(model.memory)
 
     @classmethod

@@ -72,6 +72,9 @@ def export_regressor(est: PerfPredictor) -> Regressor:
         quantiles=None if trees is None else tuple(export_trees(t) for t in trees),
         offsets=parts.get("offsets"),
         margin=float(est.margin_),
+        margin_column=est.calibrate_by,
+        margin_values=est.calibration_values_.tolist(),
+        margins=est.calibration_margins_.tolist(),
         feature_min=est.feature_min_.tolist(),
         feature_max=est.feature_max_.tolist(),
     )
@@ -86,6 +89,8 @@ def export(p: Predictor, *, env_key: str, dataset_sha256: str) -> CompiledModel:
         baselines=p.baselines,
         env_matches=p.env_matches,
         trained_on=p.trained_on,
+        error_correlation=p.error_correlation,
+        measurements=[m for found in p.measurements.values() for m in found],
         env_key=env_key,
         dataset_sha256=dataset_sha256,
     )

@@ -3,6 +3,13 @@
 Latency and memory come from the learned predictor (docs/predictor.md) at the
 production batch and default settings, with the prediction interval as the
 uncertainty; deployment from the capability matrix alone; custom ops from the priors.
+
+Each prediction's sigma (from its interval) is split into a part both frameworks share
+and a part of its own, by the correlation of the torch and TensorFlow errors that the
+predictor measured out of fold (``error_correlation``): a shared error moves both
+frameworks together (vetoes), only the own parts move their ratio. A question the
+training set measured on this machine is answered by the measurement, whose noise is
+its own.
 The predictor is the compiled one (numpy only, ``recommender/predict_cache.py``), so a
 process answering in predict mode never imports scikit-learn or scipy.
 """
@@ -12,26 +19,35 @@ from __future__ import annotations
 import math
 
 from probes.config import Settings
-from probes.protocol import FRAMEWORKS
-from probes.settings import default_settings
+from probes.protocol import FRAMEWORKS, Framework
 from probes.spec import ModelSpec, build_graph
+from probes.store import spec_hash
 from recommender.capabilities import load_matrix
 from recommender.evidence import custom_scores, needed_targets, target_evidence
 from recommender.knowledge import load_ecosystem
 from recommender.perf_features import spec_stats
 from recommender.predict_cache import load_compiled
-from recommender.prediction import Estimate, PredictorLike
+from recommender.prediction import Z80, Estimate, Prediction, PredictorLike, shared_fraction
 from recommender.questionnaire import Profile
 from recommender.score import Evidence, FrameworkEvidence, Quantity
 
-Z80 = 1.2816  # the interval is 10%-90%: +-1.28 sigma in log space
 
-
-def _quantity(e: Estimate, source: str) -> Quantity | None:
+def _quantity(e: Estimate, source: str, shared: float = 0.0) -> Quantity | None:
+    """``shared``: the share of the variance common to both frameworks."""
     if e.median <= 0:
         return None
     sigma = math.log(max(e.hi, e.median) / max(min(e.lo, e.median), 1e-12)) / (2 * Z80)
-    return Quantity(value=e.median, sigma=sigma, source=source)
+    return Quantity(
+        value=e.median,
+        sigma=sigma * math.sqrt(1 - shared),
+        shared_sigma=sigma * math.sqrt(shared),
+        source=source,
+    )
+
+
+def _source(pred: Prediction) -> str:
+    what = "measured (predictor training set)" if pred.measured else "predicted"
+    return f"{what}, default settings, batch {pred.batch}"
 
 
 def gather_predicted(
@@ -44,6 +60,13 @@ def gather_predicted(
     ``settings.data_dir`` caches (built on first use, in a child process)."""
     model = predictor or load_compiled(settings)
     stats = spec_stats(build_graph(spec))  # once for both frameworks
+    preds = model.predict_both(stats, p.batch, spec_hash=spec_hash(spec))
+    # A shared error exists only between two predictions: a measured side has none.
+    both = not any(pred.measured for pred in preds.values())
+    shared = {
+        target: shared_fraction(rho) if both else 0.0
+        for target, rho in model.error_correlation.items()
+    }
     matrix, eco = load_matrix(), load_ecosystem()
     targets = needed_targets(p)
     tev = target_evidence(matrix, None, targets)
@@ -52,15 +75,20 @@ def gather_predicted(
         "predict mode: latency and memory are predicted (default settings, inference "
         "only), deployment is the capability matrix without export checks",
     ]
-    frameworks = {}
+    frameworks: dict[Framework, FrameworkEvidence] = {}
     for fw in FRAMEWORKS:
-        pred = model.predict(stats, fw, p.batch, default_settings(fw))
-        src = f"predicted, default settings, batch {p.batch}"
+        pred = preds[fw]
+        src = _source(pred)
         caveats += [f"{fw}: {why}" for why in pred.out_of_range]
+        if pred.measured:
+            caveats.append(
+                f"{fw}: latency and memory are the predictor's training measurement of this "
+                f"model at batch {pred.batch} on this machine, not a prediction"
+            )
         frameworks[fw] = FrameworkEvidence(
             framework=fw,
-            infer=_quantity(pred.latency_s, src),
-            memory=_quantity(pred.memory_bytes, src),
+            infer=_quantity(pred.latency_s, src, shared.get("latency", 0.0)),
+            memory=_quantity(pred.memory_bytes, src, shared.get("memory", 0.0)),
             targets=tev[fw],
             custom_ops=cust[fw][0],
             custom_ops_why=cust[fw][1],

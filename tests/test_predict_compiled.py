@@ -14,6 +14,7 @@ import pytest
 from probes.config import Settings
 from probes.settings import TFSettings, TorchSettings
 from probes.spec import build_graph, resolve_spec
+from recommender.perf_data import DEFAULT_DATASET, load_dataset
 from recommender.perf_features import spec_stats
 from recommender.predict import Predictor
 from recommender.predict_cache import (
@@ -26,7 +27,7 @@ from recommender.predict_compiled import CompiledModel, CompiledPredictor
 from recommender.predict_export import export
 from recommender.prediction import Prediction
 from tests.conftest import ROOT, ZOO, zoo_spec
-from tests.test_predictor import _fixture_rows
+from tests.test_predictor import TRAINING_ENV, _fixture_rows
 
 HEAVY = ("sklearn", "scipy", "torch", "tensorflow")
 
@@ -98,6 +99,25 @@ def test_compiled_keeps_the_not_this_machine_note() -> None:
     for fw, pred in c.predict_both(spec, batch=4).items():
         assert_same(p.predict(spec, fw, 4), pred)
         assert any("not in the training set (Fixture CPU)" in n for n in pred.out_of_range)
+
+
+def test_compiled_keeps_the_measurements_and_the_error_correlation() -> None:
+    p = Predictor(load_dataset(DEFAULT_DATASET), env_key=TRAINING_ENV)  # as measured there
+    c = compile_via_json(p)
+    assert c.error_correlation == p.error_correlation
+    assert c.model.latency.margin_column is not None and len(c.model.latency.margins) == 2
+    spec = zoo_spec("resnet18", None)
+    two: dict[str, TorchSettings | TFSettings] = {
+        "torch": TorchSettings(intra_threads=2),
+        "tensorflow": TFSettings(intra_threads=2),
+    }
+    measured = 0
+    for batch in (1, 4, 8):
+        for fw, got in c.predict_both(spec, batch, two).items():
+            want = p.predict(spec, fw, batch, two[fw])
+            assert_same(want, got)
+            measured += want.measured
+    assert measured == 4  # batches 1 and 8 were measured, batch 4 was not
 
 
 def test_the_cache_key_follows_the_data_and_the_machine(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from sklearn.utils.estimator_checks import (  # type: ignore[import-untyped]
 
 from probes.settings import TFSettings, TorchSettings, default_settings
 from probes.spec import build_graph
+from probes.store import spec_hash
 from recommender.perf_data import (
     DEFAULT_DATASET,
     load_dataset,
@@ -25,20 +26,29 @@ from recommender.perf_data import (
     settings_to_fields,
     to_dataset,
 )
-from recommender.perf_eval import default_factory, evaluate
+from recommender.perf_eval import default_factory, evaluate, matched_pairs
 from recommender.perf_features import FEATURES, STAT_COLUMNS, query_features, spec_stats
 from recommender.perf_model import PerfPredictor
 from recommender.predict import Predictor, faster
+from recommender.predict_mode import gather_predicted
+from recommender.prediction import Z80, shared_fraction
+from recommender.questionnaire import to_profile
 from tests.conftest import ROOT, zoo_spec
+
+TRAINING_ENV = "e282a5b87b010a11"  # the machine that measured the committed CSV
 
 FAST: dict[str, Any] = {"n_trees": 20, "cv": 3}
 
 
 # The default method on the cost base (one term, priced by one modifier: generic data
-# has no physics) with fewer trees and folds, and the ridge base alone. PerfPredictor()
+# has no physics) with fewer trees and folds, the leaf size chosen out of fold and one
+# conformal margin per value of column 0; and the ridge base alone. PerfPredictor()
 # itself passes too, in 10 s.
 @parametrize_with_checks(  # type: ignore[untyped-decorator]
-    [PerfPredictor(terms=(0,), modifiers=(0,), **FAST), PerfPredictor(method="linear")]
+    [
+        PerfPredictor(terms=(0,), modifiers=(0,), leaf_sizes=(2, 5), calibrate_by=0, **FAST),
+        PerfPredictor(method="linear"),
+    ]
 )
 def test_sklearn_estimator_conventions(estimator: Any, check: Callable[[Any], None]) -> None:
     check(estimator)
@@ -98,6 +108,28 @@ def test_train_evaluate_pipeline_on_fixture() -> None:
     assert 0 <= rep.latency_coverage <= 1 and rep.nominal_coverage == pytest.approx(0.8)
     assert len(rep.verdicts) == 6 * 3  # default settings, per (model, batch)
     assert rep.verdict_agreement >= 0.5
+    assert 0 <= rep.ratio_coverage <= 1 and 0.5 <= rep.verdict_confidence <= 1
+    assert set(rep.latency_coverage_by_framework) == {"torch", "tensorflow"}
+    # the same question to both frameworks: default and threads=1, per (model, batch)
+    assert len(matched_pairs(ds)) == 6 * 3 * 2
+
+
+def test_leaf_size_and_margins_are_chosen_out_of_fold() -> None:
+    ds = to_dataset(_fixture_rows())
+    is_tf = FEATURES.index("is_tf")
+    est = default_factory(**FAST).fit(ds.X, ds.log_latency, groups=ds.groups)
+    assert est.min_samples_leaf_ in est.leaf_sizes
+    assert est.calibration_values_.tolist() == [0.0, 1.0]
+    lo, hi = est.predict_interval(ds.X)
+    med = est.predict(ds.X)
+    # each framework's interval is widened by its own margin
+    own = est.calibration_margins_[ds.X[:, is_tf].astype(int)]
+    assert np.all(lo <= med - own + 1e-12) and np.all(hi >= med + own - 1e-12)
+    assert np.isfinite(est.oof_median_).all()
+    single = default_factory(**FAST, calibrate_by=None, leaf_sizes=()).fit(
+        ds.X, ds.log_latency, groups=ds.groups
+    )
+    assert single.calibration_margins_.size == 0 and single.min_samples_leaf_ == 5
 
 
 def test_out_of_range_is_stated() -> None:
@@ -152,3 +184,68 @@ def test_predictor_never_imports_a_framework() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert out.stdout.strip() == "[]"
+
+
+@pytest.fixture(scope="module")
+def on_training_machine() -> Predictor:
+    """The committed training set, as the machine that measured it sees it."""
+    return Predictor(load_dataset(DEFAULT_DATASET), env_key=TRAINING_ENV)
+
+
+def test_a_measured_question_is_answered_by_its_measurement(
+    on_training_machine: Predictor,
+) -> None:
+    p = on_training_machine
+    assert p.env_matches
+    spec = zoo_spec("resnet18", None)
+    row = next(
+        r
+        for r in read_rows(DEFAULT_DATASET)
+        if r["spec_hash"] == spec_hash(spec)
+        and r["framework"] == "torch"
+        and r["batch"] == "8"
+        and r["settings_label"] == "eager t2 fp32"
+    )
+    got = p.predict(spec, "torch", 8, TorchSettings(intra_threads=2))
+    assert got.measured and got.latency_s.median == float(row["median_s"])
+    assert got.memory_bytes.median == float(row["peak_rss_bytes"])
+    assert got.latency_s.lo < got.latency_s.median < got.latency_s.hi
+    # the statistics alone do not say which spec this is: a prediction
+    stats = spec_stats(build_graph(spec))
+    assert not p.predict(stats, "torch", 8, TorchSettings(intra_threads=2)).measured
+    assert p.predict(
+        stats, "torch", 8, TorchSettings(intra_threads=2), spec_hash=spec_hash(spec)
+    ).measured
+    # another batch, other settings, or another machine's rows: predicted
+    assert not p.predict(spec, "torch", 4, TorchSettings(intra_threads=2)).measured
+    assert not p.predict(
+        spec, "torch", 8, TorchSettings(intra_threads=2, precision="bf16")
+    ).measured
+    other = Predictor(load_dataset(DEFAULT_DATASET), env_key="another machine")
+    assert not other.predict(spec, "torch", 8, TorchSettings(intra_threads=2)).measured
+
+
+def test_predict_mode_splits_the_error_both_frameworks_share(
+    on_training_machine: Predictor,
+) -> None:
+    p = Predictor.load()
+    assert set(p.error_correlation) == {"latency", "memory"}
+    assert all(-1 <= v <= 1 for v in p.error_correlation.values())
+    profile = to_profile({"batch_size": 4})  # not a measured batch: both predicted
+    ev = gather_predicted(zoo_spec("resnet18", None), profile, p)
+    c = shared_fraction(p.error_correlation["latency"])
+    for fw, f in ev.frameworks.items():
+        q = f.infer
+        assert q is not None and q.source.startswith("predicted")
+        pred = p.predict(zoo_spec("resnet18", None), fw, 4)
+        total = np.log(pred.latency_s.hi / pred.latency_s.lo) / (2 * Z80)
+        assert q.sigma**2 + q.shared_sigma**2 == pytest.approx(total**2)
+        assert q.shared_sigma == pytest.approx(total * np.sqrt(c))
+    # a measured question (on the machine that measured it): its own noise, nothing shared
+    measured = gather_predicted(
+        zoo_spec("resnet18", None), to_profile({"batch_size": 8}), on_training_machine
+    )
+    for f in measured.frameworks.values():
+        assert f.infer is not None and f.infer.source.startswith("measured")
+        assert f.infer.shared_sigma == 0 and f.infer.sigma < 0.2
+    assert any("training measurement" in c for c in measured.caveats)
