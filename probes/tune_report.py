@@ -109,7 +109,41 @@ def summarize_study(tuner: FrameworkTuner) -> FrameworkTuning:
     )
 
 
-def verdict(a: TrialSummary | None, b: TrialSummary | None, cfg: TuneConfig, label: str) -> Verdict:
+TIE = "tie"
+
+
+def relative_iqr(tuner: FrameworkTuner, t: TrialSummary | None) -> float:
+    """IQR / median of the probe behind trial ``t`` (its own, or its twin's when ``t``
+    answered a duplicate); 0.0 when no timing is stored (then any ratio decides)."""
+    if t is None:
+        return 0.0
+    frozen = tuner.study.get_trials(deepcopy=False)
+    for ft in [frozen[t.number], *(f for f in frozen if f.params == t.params)]:
+        raw = ft.user_attrs.get("result")
+        if raw:
+            m = ProbeResult.model_validate(raw).measurement
+            if m and m.timing and m.timing.median_s > 0:
+                return m.timing.iqr_s / m.timing.median_s
+    return 0.0
+
+
+def noise_threshold(noise_a: float, noise_b: float) -> float:
+    """The smallest ratio that is a win: 1 + (IQR_a/median_a + IQR_b/median_b) / 2.
+    Below it the two ranges median +- IQR/2 (each median's middle half of timed
+    iterations, taken as symmetric) overlap, to first order: the medians differ by less
+    than their combined half-IQRs, so which framework is faster is within the noise."""
+    return 1.0 + (noise_a + noise_b) / 2
+
+
+def verdict(
+    a: TrialSummary | None,
+    b: TrialSummary | None,
+    cfg: TuneConfig,
+    label: str,
+    noise: tuple[float, float] = (0.0, 0.0),
+) -> Verdict:
+    """Who wins, by what ratio; a ``tie`` when the ratio is within the measured noise
+    (``noise``: each side's IQR / median; see ``noise_threshold``)."""
     if (
         a is None
         or b is None
@@ -121,14 +155,29 @@ def verdict(a: TrialSummary | None, b: TrialSummary | None, cfg: TuneConfig, lab
         return Verdict(winner=None, ratio=None, note=f"{label}: no result for both frameworks")
     higher = cfg.objective == "throughput"
     va, vb = a.values[0], b.values[0]
-    winner = FRAMEWORKS[0] if (va > vb if higher else va < vb) else FRAMEWORKS[1]
+    faster = FRAMEWORKS[0] if (va > vb if higher else va < vb) else FRAMEWORKS[1]
     ratio = max(va, vb) / min(va, vb)
     what = "throughput" if higher else "latency"
+    threshold = noise_threshold(*noise)
+    if ratio < threshold:
+        return Verdict(
+            winner=TIE,
+            ratio=ratio,
+            note=f"{label}: tie on {what}: {faster} ahead by only {ratio:.2f}x, within the "
+            f"measured noise (below {threshold:.2f}x) ({a.settings} vs {b.settings})",
+        )
     return Verdict(
-        winner=winner,
+        winner=faster,
         ratio=ratio,
-        note=f"{label}: {winner} wins by {ratio:.2f}x on {what} ({a.settings} vs {b.settings})",
+        note=f"{label}: {faster} wins by {ratio:.2f}x on {what} ({a.settings} vs {b.settings})",
     )
+
+
+def is_flip(naive: Verdict, tuned: Verdict) -> bool:
+    """Tuning flipped the verdict only when one framework won on defaults and the other
+    won tuned; a tie on either side (or no result) is not a flip."""
+    wins = (naive.winner, tuned.winner)
+    return all(w in FRAMEWORKS for w in wins) and wins[0] != wins[1]
 
 
 def tune(
@@ -145,6 +194,7 @@ def tune(
     ``spaces`` optionally narrows a framework's search space (used by benchmarks)."""
     storage = storage_for(storage_url, cfg.heartbeat_s, cfg.grace_s)
     results: list[FrameworkTuning] = []
+    noise: dict[str, tuple[float, float]] = {}  # framework -> (default, best) IQR/median
     for fw in frameworks:  # one after the other: measurements never share the cores
         tuner = FrameworkTuner(
             spec, fw, cfg, prober, storage, device, progress, (spaces or {}).get(fw)
@@ -153,6 +203,7 @@ def tune(
         tuner.run()
         summary = summarize_study(tuner)
         results.append(summary)
+        noise[fw] = (relative_iqr(tuner, summary.default), relative_iqr(tuner, summary.best))
         if prober.store is not None and summary.best is not None:
             prober.store.put_tuned(
                 TunedBest(
@@ -170,9 +221,18 @@ def tune(
             )
     by_fw = {r.framework: r for r in results}
     t, f = by_fw.get("torch"), by_fw.get("tensorflow")
-    naive = verdict(t.default if t else None, f.default if f else None, cfg, "default vs default")
-    tuned = verdict(t.best if t else None, f.best if f else None, cfg, "tuned vs tuned")
-    flipped = bool(naive.winner and tuned.winner and naive.winner != tuned.winner)
+    nt, nf = noise.get("torch", (0.0, 0.0)), noise.get("tensorflow", (0.0, 0.0))
+    naive = verdict(
+        t.default if t else None,
+        f.default if f else None,
+        cfg,
+        "default vs default",
+        (nt[0], nf[0]),
+    )
+    tuned = verdict(
+        t.best if t else None, f.best if f else None, cfg, "tuned vs tuned", (nt[1], nf[1])
+    )
+    flipped = is_flip(naive, tuned)
     return TuneReport(
         model=spec.name,
         objective=cfg.objective,

@@ -6,12 +6,16 @@ profile (which reuses those studies and runs the training and export probes it
 needs), then the union of export checks for the deployment matrix. Everything lands
 in the results store and the Optuna storage, so an interrupted run loses at most the
 probe in flight; a model that finished is written to ``out/models/<name>.json`` and a
-rerun with the same configuration skips it.
+rerun with the same configuration skips it. A model whose evaluation failed is written
+too (the report shows why), but a rerun evaluates it again: the failure may have been
+transient.
 """
 
 from __future__ import annotations
 
+import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,7 +25,7 @@ from probes.config import REPO_DATA, Settings
 from probes.environment import environment
 from probes.errors import AdvisorError, brief
 from probes.exports import check_exports
-from probes.protocol import FRAMEWORKS, ProbeRequest, ProbeResult
+from probes.protocol import FRAMEWORKS, Framework, InferWorkload, ProbeRequest, ProbeResult
 from probes.runner import ProbeRunner, SubprocessRunner
 from probes.spec import ModelSpec, analyze, build_graph
 from probes.tune_models import FrameworkTuning, TrialSummary, TuneConfig, TuneReport
@@ -42,6 +46,7 @@ from recommender.zoo_models import (
 
 Say = Callable[[str], None]
 EXAMPLES = REPO_DATA / "examples"
+STARTS = ("default", "informed", "warm-start")  # trial sources queued before the sampler
 
 
 def profile_answers(name: str) -> dict[str, object]:
@@ -87,6 +92,18 @@ def _memory_mb(r: ProbeResult | None) -> float | None:
     return m.peak_rss_bytes / 2**20 if m and m.peak_rss_bytes > 0 else None
 
 
+def _spent(t: TrialSummary) -> bool:
+    """Did this trial measure its own point? Not a duplicate answered from its twin, not
+    pruned before any process started, not the stale trial of a killed tuner."""
+    if (t.source or "").startswith("duplicate of"):
+        return False
+    if t.state == "COMPLETE":
+        return True
+    if t.state == "FAIL":
+        return t.reason is not None
+    return t.state == "PRUNED" and t.median_s is not None  # stopped early: it ran
+
+
 def _row(
     b1: FrameworkTuning, big: FrameworkTuning, batch: int, flops: int, peak: float | None
 ) -> FrameworkRow:
@@ -97,6 +114,8 @@ def _row(
     eff = flops * sps / 1e9 / peak if sps and peak and flops else None
     default = b1.default.median_s if b1.default and b1.default.median_s else None
     trials = [p for t in b1.history if (p := _point(t))]
+    spent = [t for t in b1.history if _spent(t)]
+    starts = sum(1 for t in spent if t.source in STARTS)
     return FrameworkRow(
         framework=b1.framework,
         default_ms=default * 1e3 if default else None,
@@ -111,17 +130,73 @@ def _row(
         efficiency=eff,
         trials=trials,
         pareto=front(trials),
+        start_trials=starts,
+        explored_trials=len(spent) - starts,
     )
 
 
 def _failures(reports: list[TuneReport]) -> list[str]:
+    """Every failed tuning probe, also when other trials of its study succeeded: one line
+    per framework, batch and distinct reason, with how many of the study's trials it hit.
+    Reasons that differ only in their numbers (an OOM's RSS) count as one, first shown."""
     out = []
     for rep in reports:
         for ft in rep.frameworks:
-            if ft.best is None:
-                why = next((t.reason for t in ft.history if t.reason), "no trial completed")
-                out.append(f"{ft.framework} b{rep.config.batch}: {why}")
+            where = f"{ft.framework} b{rep.config.batch}"
+            spent = [t for t in ft.history if _spent(t)]
+            failed = [t.reason or "" for t in spent if t.state == "FAIL"]
+            first: dict[str, str] = {}
+            counts = Counter(first.setdefault(re.sub(r"\d+", "#", r), r) for r in failed)
+            for why, n in counts.most_common():
+                out.append(f"{where}: {why[:1000]} ({n} of {len(spent)} trials)")
+            if ft.best is None and not failed:
+                last = next((t.reason for t in ft.history if t.reason), None)
+                out.append(f"{where}: no trial completed" + (f" ({last[:1000]})" if last else ""))
     return out
+
+
+def budget_warnings(models: list[ModelOutcome], trials: int) -> list[str]:
+    """Say when the trial budget went entirely to the tuner's starting points (the
+    defaults, then the informed and warm starts of probes/tune_study.py), so that
+    tuning searched nothing and its speed-ups and tuned verdicts mean little."""
+    rows = [
+        (o.model, r)
+        for o in models
+        if o.status == "done"
+        for r in o.frameworks
+        if r.explored_trials is not None
+    ]
+    idle = [(m, r) for m, r in rows if r.explored_trials == 0]
+    if not idle:
+        return []
+    starts = max(r.start_trials or 0 for _, r in idle)
+    extra = starts - 1
+    tried = "only the default settings" + (
+        f" and {'one' if extra == 1 else extra} informed or warm start{'s' * (extra > 1)}"
+        if extra > 0
+        else ""
+    )
+    if len(idle) == len(rows):
+        return [
+            f"--trials {trials}: tuning tried {tried} and never searched beyond them; "
+            f"speed-ups and tuned verdicts are not meaningful (use --trials above {starts})."
+        ]
+    which = ", ".join(f"{m}/{r.framework}" for m, r in idle)
+    return [
+        f"--trials {trials}: for {which}, tuning tried {tried} and never searched beyond "
+        "them; their speed-ups are not meaningful."
+    ]
+
+
+class NoProbes:
+    """The runner of ``--report-only``: it runs nothing, so only stored results answer."""
+
+    def run(self, request: ProbeRequest) -> ProbeResult:
+        return ProbeResult(
+            status="failed",
+            framework=request.framework,
+            reason="--report-only runs no probe and nothing is stored for this one",
+        )
 
 
 class FailOnce:
@@ -150,11 +225,22 @@ class ZooRunner:
     """Evaluates models one after another (never two at once: they would share cores)."""
 
     def __init__(
-        self, cfg: ZooConfig, settings: Settings, out: Path, runner: ProbeRunner | None = None
+        self,
+        cfg: ZooConfig,
+        settings: Settings,
+        out: Path,
+        runner: ProbeRunner | None = None,
+        report_only: bool = False,
     ) -> None:
+        """``report_only``: evaluate nothing and run no probe; report the stored records."""
         self.cfg, self.settings, self.out = cfg, settings, out
+        self.report_only = report_only
         self.answers = {p: profile_answers(p) for p in cfg.profiles}
-        inner = runner or SubprocessRunner(timeout_s=settings.probe_timeout_s)
+        inner = (
+            NoProbes()
+            if report_only
+            else runner or SubprocessRunner(timeout_s=settings.probe_timeout_s)
+        )
         self.gatherer = Gatherer(
             settings, "measure", cfg.trials, runner=FailOnce(inner), storage=cfg.storage
         )
@@ -164,12 +250,39 @@ class ZooRunner:
     def done_path(self, name: str) -> Path:
         return self.out / "models" / f"{name}.json"
 
-    def finished(self, name: str) -> ModelOutcome | None:
+    def stored(self, name: str) -> ModelOutcome | None:
+        """The record of an earlier run with this configuration, done or failed."""
         path = self.done_path(name)
         if not path.exists():
             return None
         got = ModelOutcome.model_validate_json(path.read_text())
         return got if got.fingerprint == self.cfg.fingerprint() else None
+
+    def finished(self, name: str) -> ModelOutcome | None:
+        """A record a rerun can skip: only a model that was done. A failed one is
+        evaluated again (its crash may have been transient)."""
+        got = self.stored(name)
+        return got if got is not None and got.status == "done" else None
+
+    def _frameworks(self, spec: ModelSpec, say: Say) -> tuple[list[Framework], list[str]]:
+        """The frameworks that can run on the configured device, and why the others
+        cannot. On the CPU: both, unasked. On CUDA, one default batch-1 probe per
+        framework asks first (the tuner's default trial reuses it from the store), so a
+        machine or cluster without a GPU gives a per-model answer, not dozens of failed
+        trials."""
+        device = self.cfg.device
+        if device == "cpu":
+            return list(FRAMEWORKS), []
+        ok: list[Framework] = []
+        why: list[str] = []
+        for fw in FRAMEWORKS:
+            r = self.prober.probe(spec, fw, InferWorkload(batch=1), None, device)
+            if r.status == "unsupported":
+                say(f"{spec.name}: {fw} cannot run on {device}: {r.reason}")
+                why.append(f"{fw} on {device}: unsupported: {r.reason}")
+            else:
+                ok.append(fw)
+        return ok, why
 
     def evaluate(self, spec: ModelSpec, say: Say) -> ModelOutcome:
         """One model; a failure becomes a failed outcome with its reason, never a raise."""
@@ -189,8 +302,12 @@ class ZooRunner:
 
     def _evaluate(self, spec: ModelSpec, say: Say) -> ModelOutcome:
         a = analyze(build_graph(spec))
+        device = self.cfg.device
+        frameworks, unsupported = self._frameworks(spec, say)
+        if not frameworks:
+            raise AdvisorError("; ".join(unsupported))
         if self.peak is None:
-            self.peak = self.prober.machine_peak_gflops()
+            self.peak = self.prober.machine_peak_gflops(device)
         profiles = {p: to_profile(ans) for p, ans in self.answers.items()}
         batches = sorted({1, *(pr.batch for pr in profiles.values())})
         reports = {}
@@ -198,7 +315,7 @@ class ZooRunner:
             say(f"{spec.name}: tuning at batch {b}")
             cfg = TuneConfig(objective="latency", batch=b, n_trials=self.cfg.trials)
             reports[b] = tune(
-                spec, cfg, self.prober, self.gatherer.storage_url(), FRAMEWORKS, "cpu", say
+                spec, cfg, self.prober, self.gatherer.storage_url(), tuple(frameworks), device, say
             )
         b1, big = reports[1], reports[batches[-1]]
         rows = [
@@ -227,6 +344,7 @@ class ZooRunner:
                     utilities=dict(rec.utilities),
                     summary=rec.summary,
                     vetoes=[f"{v.framework}: {v.constraint} ({v.reason})" for v in rec.vetoes],
+                    caveats=list(rec.caveats),
                 )
             )
         matrix = load_matrix()
@@ -246,7 +364,8 @@ class ZooRunner:
             flipped=b1.flipped,
             exports=[c.model_copy(update={"detail": None}) for c in exports.checks],
             verdicts=verdicts,
-            failures=_failures(list(reports.values())),
+            failures=unsupported + _failures(list(reports.values())),
+            machine_peak_gflops=self.peak,
         )
 
 
@@ -256,11 +375,19 @@ def run_zoo(
     say: Say,
     max_minutes: float | None = None,
 ) -> ZooRun:
-    """Every model in turn, skipping those already finished; stops starting models
-    once ``max_minutes`` have passed."""
+    """Every model in turn, skipping those already finished (failed ones run again);
+    stops starting models once ``max_minutes`` have passed. With ``runner.report_only``,
+    only the stored records, and no probe at all."""
     start = time.monotonic()
     outcomes, not_run = [], {}
     for i, spec in enumerate(specs, start=1):
+        if runner.report_only:
+            got = runner.stored(spec.name)
+            if got is None:
+                not_run[spec.name] = "no stored result for this configuration (--report-only)"
+            else:
+                outcomes.append(got)
+            continue
         done = runner.finished(spec.name)
         if done is not None:
             say(f"[{i}/{len(specs)}] {spec.name}: finished earlier ({done.status}); skipped")
@@ -276,16 +403,25 @@ def run_zoo(
             say(f"[{i}/{len(specs)}] {msg}")
 
         outcomes.append(runner.evaluate(spec, model_say))
-    if runner.peak is None and outcomes:  # every model came from an earlier run
-        try:
-            runner.peak = runner.prober.machine_peak_gflops()
-        except Exception as e:  # the report says "not measured"; the run stands
+    ok = [o for o in outcomes if o.status == "done"]  # a peak matters only to these
+    if runner.peak is None and ok:  # every model came from an earlier run
+        runner.peak = next((o.machine_peak_gflops for o in ok if o.machine_peak_gflops), None)
+    if runner.peak is None and ok:
+        try:  # report-only: from the results store or not at all (NoProbes runs nothing)
+            runner.peak = runner.prober.machine_peak_gflops(runner.cfg.device)
+        except Exception as e:  # the report says "unknown"; the run stands
             say(f"machine peak not measured: {brief(e)}")
+        if runner.peak is None and runner.report_only:
+            say("machine peak unknown: no stored record or result has it (--report-only)")
+    warnings = budget_warnings(outcomes, runner.cfg.trials)
+    for w in warnings:
+        say(f"warning: {w}")
     return ZooRun(
         config=runner.cfg,
         environment=environment(),
         machine_peak_gflops=runner.peak,
         models=outcomes,
         not_run=not_run,
+        warnings=warnings,
         wall_s=time.monotonic() - start,
     )

@@ -1,4 +1,12 @@
-"""The zoo report's figures (matplotlib, Agg), each returned as PNG bytes.
+"""The zoo report's figures (matplotlib, Agg): each ``FIGURES`` entry draws a Figure,
+``png`` turns it into bytes. Every artist that shows a measured value (a bar of finite
+height, a scatter of trials, a grid cell with a status) carries ``gid="data"``, so
+``data_artists`` tells a figure with data from an all-n/a placeholder.
+
+Error bars: the probes record each timing's median and IQR, not its quartiles
+(``probes/measure.py:Timing``), so a bar's whisker is median +- IQR/2: as long as the
+middle half of the timed iterations, placed symmetrically. The real quartiles are
+usually skewed upwards (slow outliers), which these whiskers do not show.
 
 Imported only by ``fwadvisor zoo``: the web process never loads matplotlib.
 """
@@ -32,11 +40,19 @@ EXPORT_COLORS = {"verified": "#86efac", "failed": "#fca5a5", "unsupported": "#e5
 Figure = Any
 
 
-def _png(fig: Figure) -> bytes:
+DATA = "data"  # gid of the artists that show a measured value
+
+
+def png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
+
+
+def data_artists(fig: Figure) -> int:
+    """How many artists of ``fig`` show a measured value (0: a placeholder)."""
+    return sum(1 for a in fig.findobj() if a.get_gid() == DATA)
 
 
 def _done(run: ZooRun) -> list[Any]:
@@ -51,7 +67,7 @@ def _bars(
     title: str,
     log: bool,
     ref: float | None = None,
-) -> bytes:
+) -> Figure:
     models = _done(run)
     fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(models) + 2), 3.6))
     x = np.arange(len(models))
@@ -63,7 +79,7 @@ def _bars(
             e = err(row) if (row and err) else None
             vals.append(np.nan if v is None else v)
             errs.append(0.0 if e is None else e)
-        ax.bar(
+        bars = ax.bar(
             x + (i - 0.5) * 0.38,
             vals,
             0.38,
@@ -72,6 +88,9 @@ def _bars(
             color=COLORS[fw],
             label=NAMES[fw],
         )
+        for bar, v in zip(bars, vals, strict=True):
+            if not np.isnan(v):
+                bar.set_gid(DATA)
         for xi, v in zip(x, vals, strict=True):
             if np.isnan(v):
                 ax.text(xi + (i - 0.5) * 0.38, 0, "n/a", ha="center", va="bottom", fontsize=7)
@@ -84,32 +103,32 @@ def _bars(
         ax.set_yscale("log")
     ax.legend(frameon=False)
     ax.grid(axis="y", alpha=0.3)
-    return _png(fig)
+    return fig
 
 
-def latency(run: ZooRun) -> bytes:
+def latency(run: ZooRun) -> Figure:
     return _bars(
         run,
         lambda r: r.tuned_ms,
         lambda r: (r.tuned_iqr_ms or 0) / 2,
         "ms (log)",
-        "Tuned latency at batch 1 (median, bars: IQR)",
+        "Tuned latency at batch 1 (median; whiskers ±IQR/2, symmetric)",
         log=True,
     )
 
 
-def throughput(run: ZooRun) -> bytes:
+def throughput(run: ZooRun) -> Figure:
     return _bars(
         run,
         lambda r: r.throughput_sps,
         lambda r: (r.throughput_iqr_sps or 0) / 2,
         "samples/s (log)",
-        "Tuned throughput at the largest profile batch",
+        "Tuned throughput at the largest profile batch (whiskers ±IQR/2, symmetric)",
         log=True,
     )
 
 
-def memory(run: ZooRun) -> bytes:
+def memory(run: ZooRun) -> Figure:
     return _bars(
         run,
         lambda r: r.peak_memory_mb,
@@ -120,7 +139,7 @@ def memory(run: ZooRun) -> bytes:
     )
 
 
-def speedup(run: ZooRun) -> bytes:
+def speedup(run: ZooRun) -> Figure:
     return _bars(
         run,
         lambda r: r.speedup,
@@ -132,7 +151,7 @@ def speedup(run: ZooRun) -> bytes:
     )
 
 
-def efficiency(run: ZooRun) -> bytes:
+def efficiency(run: ZooRun) -> Figure:
     peak = run.machine_peak_gflops
     title = "Achieved FLOP rate / machine matmul peak" + (f" ({peak:.0f} GFLOP/s)" if peak else "")
     return _bars(
@@ -145,7 +164,7 @@ def efficiency(run: ZooRun) -> bytes:
     )
 
 
-def pareto(run: ZooRun) -> bytes:
+def pareto(run: ZooRun) -> Figure:
     models = _done(run)
     cols = 4
     rows = max(1, -(-len(models) // cols))
@@ -154,7 +173,10 @@ def pareto(run: ZooRun) -> bytes:
         for r in o.frameworks:
             pts = [(p.latency_ms, p.memory_mb) for p in r.trials if p.memory_mb is not None]
             if pts:
-                ax.scatter(*zip(*pts, strict=True), s=12, alpha=0.5, color=COLORS[r.framework])
+                dots = ax.scatter(
+                    *zip(*pts, strict=True), s=12, alpha=0.5, color=COLORS[r.framework]
+                )
+                dots.set_gid(DATA)
             front = [(p.latency_ms, p.memory_mb) for p in r.pareto if p.memory_mb is not None]
             if front:
                 ax.plot(
@@ -173,7 +195,7 @@ def pareto(run: ZooRun) -> bytes:
         ax.axis("off")
     fig.suptitle("Latency/memory trade-off of every batch-1 trial; lines: Pareto fronts")
     fig.tight_layout()
-    return _png(fig)
+    return fig
 
 
 def _grid(
@@ -183,13 +205,15 @@ def _grid(
     colors: dict[str, str],
     title: str,
     notes: list[list[str]] | None = None,
-) -> bytes:
+) -> Figure:
     fig, ax = plt.subplots(figsize=(1.3 * len(cols) + 2.5, 0.34 * len(rows) + 1.2))
     for i, row in enumerate(cells):
         for j, c in enumerate(row):
             ax.add_patch(Rectangle((j, i), 1, 1, color=colors.get(c, "#ffffff"), ec="white"))
             label = c if not notes else f"{c}\n{notes[i][j]}" if notes[i][j] else c
-            ax.text(j + 0.5, i + 0.5, label, ha="center", va="center", fontsize=7)
+            text = ax.text(j + 0.5, i + 0.5, label, ha="center", va="center", fontsize=7)
+            if c != "-":
+                text.set_gid(DATA)
     ax.set_xlim(0, len(cols))
     ax.set_ylim(len(rows), 0)
     ax.set_xticks(np.arange(len(cols)) + 0.5, cols, fontsize=8)
@@ -198,10 +222,10 @@ def _grid(
     for s in ax.spines.values():
         s.set_visible(False)
     ax.set_title(title)
-    return _png(fig)
+    return fig
 
 
-def deployment(run: ZooRun) -> bytes:
+def deployment(run: ZooRun) -> Figure:
     targets: list[str] = sorted({c.target for o in run.models for c in o.exports})
     rows, cells = [], []
     for o in run.models:
@@ -221,7 +245,7 @@ def deployment(run: ZooRun) -> bytes:
     )
 
 
-def verdicts(run: ZooRun) -> bytes:
+def verdicts(run: ZooRun) -> Figure:
     profiles = run.config.profiles
     rows, cells, notes = [], [], []
     for o in run.models:
@@ -238,7 +262,7 @@ def verdicts(run: ZooRun) -> bytes:
     )
 
 
-FIGURES: dict[str, tuple[str, Callable[[ZooRun], bytes]]] = {
+FIGURES: dict[str, tuple[str, Callable[[ZooRun], Figure]]] = {
     "latency": ("Tuned latency", latency),
     "throughput": ("Tuned throughput", throughput),
     "memory": ("Peak memory", memory),

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from probes.environment import Environment
 from probes.exports import ExportCheck
+from probes.settings import Device
 from probes.tune_models import Verdict
 
 PROFILES = ("mobile", "server-gpu", "research", "browser")
@@ -22,10 +23,17 @@ class ZooConfig(BaseModel):
     storage: str | None = Field(default=None, description="Optuna storage URL.")
     executor: Literal["local", "ray"] = "local"
     ray_address: str | None = None
+    device: Device = Field(
+        default="cpu", description="Where the tuning probes run (cuda: one GPU per Ray task)."
+    )
 
     def fingerprint(self) -> str:
-        """What makes a finished model's result reusable by a rerun."""
-        body = json.dumps([self.trials, sorted(self.profiles), self.size])
+        """What makes a finished model's result reusable by a rerun. The device joins the
+        key only when it is not the CPU, so records written before it existed stay valid."""
+        key: list[object] = [self.trials, sorted(self.profiles), self.size]
+        if self.device != "cpu":
+            key.append(self.device)
+        body = json.dumps(key)
         return hashlib.sha256(body.encode()).hexdigest()[:12]
 
 
@@ -49,6 +57,16 @@ class FrameworkRow(BaseModel):
     efficiency: float | None = Field(description="Achieved GFLOP/s / machine peak, largest batch.")
     trials: list[Point] = Field(default_factory=list, description="Every batch-1 trial.")
     pareto: list[Point] = Field(default_factory=list, description="Latency/memory front, b1.")
+    start_trials: int | None = Field(
+        default=None,
+        description="Batch-1 trials that measured a starting point (the default settings, "
+        "informed and warm starts); None in records written before it was counted.",
+    )
+    explored_trials: int | None = Field(
+        default=None,
+        description="Batch-1 trials that measured a point the sampler chose (0: tuning "
+        "never searched beyond its starting points).",
+    )
 
 
 class ProfileVerdict(BaseModel):
@@ -60,6 +78,9 @@ class ProfileVerdict(BaseModel):
     utilities: dict[str, float]
     summary: str
     vetoes: list[str] = Field(default_factory=list)
+    caveats: list[str] = Field(
+        default_factory=list, description="The recommendation's caveats, e.g. GPU not measured."
+    )
 
 
 class ModelOutcome(BaseModel):
@@ -75,7 +96,14 @@ class ModelOutcome(BaseModel):
     flipped: bool = False
     exports: list[ExportCheck] = Field(default_factory=list)
     verdicts: list[ProfileVerdict] = Field(default_factory=list)
-    failures: list[str] = Field(default_factory=list, description="Probes that failed, why.")
+    failures: list[str] = Field(
+        default_factory=list,
+        description="Every failed tuning probe: '<framework> b<batch>: <reason> (<n> of <m> "
+        "trials)', one line per distinct reason, even when other trials succeeded.",
+    )
+    machine_peak_gflops: float | None = Field(
+        default=None, description="The machine peak this record's efficiencies used."
+    )
     wall_s: float = 0.0
 
 
@@ -85,4 +113,7 @@ class ZooRun(BaseModel):
     machine_peak_gflops: float | None
     models: list[ModelOutcome]
     not_run: dict[str, str] = Field(default_factory=dict, description="Model -> why not.")
+    warnings: list[str] = Field(
+        default_factory=list, description="Run-level caveats, e.g. a trial budget too small."
+    )
     wall_s: float

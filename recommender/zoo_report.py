@@ -8,7 +8,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from recommender.zoo_figures import FIGURES, NAMES
+from recommender.zoo_figures import FIGURES, NAMES, png
 from recommender.zoo_models import ZooRun
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -18,7 +18,7 @@ def figures(run: ZooRun) -> dict[str, tuple[str, str]]:
     """name -> (title, data URI)."""
     out = {}
     for name, (title, draw) in FIGURES.items():
-        data = base64.b64encode(draw(run)).decode()
+        data = base64.b64encode(png(draw(run))).decode()
         out[name] = (title, f"data:image/png;base64,{data}")
     return out
 

@@ -68,6 +68,11 @@ def render(rep: TuneReport) -> str:
             f"TUNING FLIPPED THE VERDICT: {rep.naive.winner} wins on defaults, "
             f"{rep.tuned.winner} wins tuned."
         )
+    elif rep.naive.winner == rep.tuned.winner == "tie":
+        lines.append("Within the measured noise both on defaults and tuned: no winner.")
+    elif "tie" in (rep.naive.winner, rep.tuned.winner):
+        before, after = rep.naive.winner, rep.tuned.winner
+        lines.append(f"Tuning moved the verdict from {before} to {after} (not a flip).")
     elif rep.naive.winner and rep.tuned.winner:
         lines.append("Tuning did not change the winner.")
     return "\n".join(lines)

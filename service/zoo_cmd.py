@@ -42,7 +42,8 @@ def _runner(args: argparse.Namespace, settings: Settings) -> ProbeRunner:
             from probes.ray_runner import RayRunner
         except ImportError:
             raise AdvisorError("--executor ray needs: pip install framework-advisor[ray]") from None
-        return RayRunner(args.address, timeout_s=settings.probe_timeout_s)
+        gpus = 1 if args.device == "cuda" else 0  # one GPU per probe task
+        return RayRunner(args.address, timeout_s=settings.probe_timeout_s, num_gpus=gpus)
     return SubprocessRunner(timeout_s=settings.probe_timeout_s)
 
 
@@ -86,6 +87,7 @@ def cmd_zoo(args: argparse.Namespace, settings: Settings) -> int:
         storage=args.storage,
         executor=args.executor,
         ray_address=args.address,
+        device=args.device,
     )
     specs = _specs(args, settings)
     out = Path(args.out)
@@ -95,11 +97,13 @@ def cmd_zoo(args: argparse.Namespace, settings: Settings) -> int:
         if not args.json:
             print(f"{(time.monotonic() - start) / 60:5.1f} min {msg}", file=sys.stderr, flush=True)
 
-    runner = ZooRunner(cfg, settings, out, None if args.report_only else _runner(args, settings))
-    if args.report_only:
-        missing = [s.name for s in specs if runner.finished(s.name) is None]
+    if args.report_only:  # stored records only: no probe runs, not even the machine peak
+        runner = ZooRunner(cfg, settings, out, report_only=True)
+        missing = [s.name for s in specs if runner.stored(s.name) is None]
         if missing:
             raise AdvisorError(f"--report-only: no finished result for {', '.join(missing)}")
+    else:
+        runner = ZooRunner(cfg, settings, out, _runner(args, settings))
     run = run_zoo(specs, runner, say, args.max_minutes)
     written = write_tables(run, out)
     from recommender.zoo_report import write_report  # matplotlib only here
@@ -110,6 +114,8 @@ def cmd_zoo(args: argparse.Namespace, settings: Settings) -> int:
     else:
         heads = ["model", "status", "tuned b1 (latency)", *profiles]
         print(table(heads, summary_rows(run)))
+        for w in run.warnings:
+            print(f"warning: {w}")
         print("wrote " + ", ".join(str(p) for p in written))
     return 0 if all(o.status == "done" for o in run.models) and not run.not_run else 1
 
@@ -128,5 +134,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--storage", default=None, help="Optuna storage URL, e.g. postgresql://...")
     p.add_argument("--executor", choices=["local", "ray"], default="local")
     p.add_argument("--address", default=None, help="Ray cluster address (default: local Ray)")
+    p.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default="cpu",
+        help="where tuning probes run; cuda asks Ray for one GPU per probe (num_gpus=1)",
+    )
     p.add_argument("--report-only", action="store_true", help="rebuild outputs from finished runs")
     return p

@@ -17,10 +17,11 @@ import pytest
 
 from probes.measure import MeasureConfig
 from probes.probe import Prober
+from probes.protocol import ProbeRequest, ProbeResult
 from probes.runner import SubprocessRunner
 from probes.store import ResultStore
-from probes.tune_models import TuneConfig
-from probes.tune_report import pareto_front, tune
+from probes.tune_models import TrialSummary, TuneConfig, Verdict
+from probes.tune_report import TIE, is_flip, noise_threshold, pareto_front, tune, verdict
 from probes.tune_study import informed_starts
 from tests.conftest import zoo_spec
 from tests.tuning_fakes import FakeRunner
@@ -75,6 +76,78 @@ def test_flip_is_reported(tmp_path: Path) -> None:
     rep = run(tmp_path, FakeRunner(bias={"torch": 1.0, "tensorflow": 1.5}), n_trials=30, name="mlp")
     assert rep.naive.winner == "torch"  # type: ignore[attr-defined]
     assert rep.tuned.winner == "tensorflow" and rep.flipped  # type: ignore[attr-defined]
+
+
+class NoisyRunner(FakeRunner):
+    """FakeRunner whose timings have an IQR of ``rel`` x the median."""
+
+    def __init__(self, rel: float, **kw: object) -> None:
+        super().__init__(**kw)  # type: ignore[arg-type]
+        self.rel = rel
+
+    def run(self, request: ProbeRequest) -> ProbeResult:
+        r = super().run(request)
+        t = r.measurement.timing if r.measurement else None
+        if t is not None:
+            t.iqr_s = self.rel * t.median_s
+        return r
+
+
+def test_a_win_within_the_noise_is_a_tie_and_a_tie_never_flips(tmp_path: Path) -> None:
+    # TF's default is 4% slower than torch's; XLA then makes TF ~1.5x faster tuned
+    bias = {"torch": 1.0, "tensorflow": 1.04}
+    (tmp_path / "quiet").mkdir()
+    quiet = run(tmp_path / "quiet", FakeRunner(bias=bias), n_trials=30, name="mlp")
+    assert quiet.naive.winner == "torch" and quiet.flipped  # type: ignore[attr-defined]
+    (tmp_path / "noisy").mkdir()
+    noisy = run(tmp_path / "noisy", NoisyRunner(0.10, bias=bias), n_trials=30, name="mlp")
+    naive, tuned = noisy.naive, noisy.tuned  # type: ignore[attr-defined]
+    assert naive.winner == TIE and "within the measured noise (below 1.10x)" in naive.note
+    assert naive.ratio == pytest.approx(1.04)
+    assert tuned.winner == "tensorflow"  # 1.5x is well beyond 10% noise
+    assert not noisy.flipped  # type: ignore[attr-defined]  # tie -> winner is not a flip
+
+
+def summary(value: float, settings: str) -> TrialSummary:
+    return TrialSummary(
+        number=0,
+        state="COMPLETE",
+        params={},
+        values=[value],
+        source=None,
+        reason=None,
+        settings=settings,
+        batch=1,
+        median_s=value,
+        throughput_sps=None,
+        peak_rss_bytes=None,
+        feasible=True,
+    )
+
+
+def test_verdict_ties_below_the_noise_threshold() -> None:
+    cfg = TuneConfig()
+    torch, tf = summary(1.00, "eager"), summary(1.01, "function")  # text_lstm's 1.01x
+    assert verdict(torch, tf, cfg, "tuned vs tuned").winner == "torch"  # no noise known
+    tie = verdict(torch, tf, cfg, "tuned vs tuned", (0.09, 0.09))  # ~9% IQR each
+    assert tie.winner == TIE and tie.ratio == pytest.approx(1.01)
+    assert noise_threshold(0.09, 0.09) == pytest.approx(1.09)
+    assert verdict(torch, summary(1.10, "xla"), cfg, "t", (0.09, 0.09)).winner == "torch"
+    faster = verdict(summary(1.2, "a"), summary(1.0, "b"), cfg, "t", (0.1, 0.35))
+    assert faster.winner == TIE  # 1.2x < 1 + (0.1 + 0.35) / 2
+    thr = TuneConfig(objective="throughput")  # higher is better; the same noise rule
+    assert verdict(summary(100, "a"), summary(95, "b"), thr, "t", (0.1, 0.1)).winner == TIE
+    assert verdict(summary(100, "a"), summary(80, "b"), thr, "t", (0.1, 0.1)).winner == "torch"
+
+
+def test_only_winner_to_other_winner_is_a_flip() -> None:
+    def v(winner: str | None) -> Verdict:
+        return Verdict(winner=winner, ratio=None, note="")
+
+    assert is_flip(v("torch"), v("tensorflow")) and is_flip(v("tensorflow"), v("torch"))
+    assert not is_flip(v("torch"), v("torch"))
+    for a, b in ((TIE, "torch"), ("torch", TIE), (TIE, TIE), (None, "torch"), ("torch", None)):
+        assert not is_flip(v(a), v(b)), (a, b)
 
 
 def test_pareto_front_is_non_dominated(tmp_path: Path) -> None:
@@ -213,7 +286,8 @@ def test_real_tuning_tiny_model(tmp_path: Path) -> None:
         assert fw.best is not None and fw.best_result is not None
         assert fw.best_result.measurement and fw.best_result.measurement.timing
         assert fw.speedup is not None and fw.speedup >= 1.0
-    assert rep.naive.winner in ("torch", "tensorflow") and rep.tuned.winner
+    # real timings: either side may be within the noise, a tie
+    assert rep.naive.winner in ("torch", "tensorflow", "tie") and rep.tuned.winner
 
 
 def test_informed_starts_follow_the_default() -> None:
