@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# Two pytest workers, whole modules each, so a module's fixtures (the export matrix, a
+# live server) are built once. Most tests wait on probe processes; two keep both cores busy.
+XDIST ?= -n 2 --dist loadscope
 
 .PHONY: install demo serve test test-slow lint bench clean
 
@@ -26,9 +29,18 @@ serve: $(STAMP)
 	$(BIN)/fwadvisor serve
 
 test: lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
+# The PostgreSQL test starts a server from Debian's binaries: install them if missing
+# (as .ci/run does for chromium); without them that one test is skipped, with a warning.
 test-slow: $(STAMP)
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v apt-get >/dev/null; then \
+		SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO="sudo -n"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		$$SUDO apt-get install -y -q postgresql </dev/null \
+			|| { $$SUDO apt-get update -q </dev/null && $$SUDO apt-get install -y -q postgresql </dev/null; } \
+			|| echo "warning: could not install postgresql; the PostgreSQL test will be skipped" >&2; \
+	fi
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -46,7 +46,10 @@ def test_unsupported_multi_output() -> None:
         make_dataset(build_graph(spec))
 
 
-@pytest.mark.parametrize("name", ["mlp", "gru_seq"])
+@pytest.mark.parametrize(
+    "name",
+    ["mlp", pytest.param("gru_seq", marks=pytest.mark.slow)],  # 25 s; LSTM/GRU train
+)  # parity (test_parity) covers the recurrent gradients in the default run
 def test_curves_agree_between_frameworks(name: str, runner: SubprocessRunner) -> None:
     rep = check_convergence(zoo_spec(name), runner, ConvergenceWorkload(epochs=2, batch=64))
     assert [c.status for c in rep.curves] == ["ok", "ok"], [c.reason for c in rep.curves]
