@@ -1,13 +1,13 @@
 """Load benchmark: predict-mode POST /v1/recommendations against ``fwadvisor serve``.
 
-Starts the real server (gunicorn, no job worker) on loopback with a fresh data
-directory, warms it up (the compiled predictor is built once), then drives it with wrk
-from Debian at several connection counts. The requests rotate over zoo models x the
-example answer files, so no single cached answer is measured. Reported per level:
-requests/s, p50/p90/p99 latency, errors (non-2xx and socket); then the RSS of each web
-process. Targets on 2 cores: >= 200 req/s at p99 <= 50 ms, zero errors, RSS <= 150 MB
-per web process. wrk shares the machine's cores with the server, as a real client
-on the same host would.
+Starts the real server (gunicorn plus its idle job worker, as `fwadvisor serve` runs)
+on loopback with a fresh data directory, warms it up (the compiled predictor is built
+once), then drives it with wrk from Debian at several connection counts. The requests
+rotate over zoo models x the example answer files, so no single cached answer is
+measured. Reported per level: requests/s, p50/p90/p99 latency, errors (non-2xx and
+socket); then the RSS of each process, now and at its peak (VmHWM). Targets on 2 cores:
+>= 200 req/s at p99 <= 50 ms, zero errors, RSS <= 150 MB per web process. wrk shares
+the machine's cores with the server, as a real client on the same host would.
 
 Run: .venv/bin/python benchmarks/api_load.py [--duration 10] [--connections 1,4,8]
 """
@@ -65,11 +65,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory now (VmRSS) or its peak over the process's life (VmHWM)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def rss(pid: int) -> str:
+    return f"{rss_mb(pid):.0f} (peak {rss_mb(pid, 'VmHWM'):.0f})"
 
 
 def children(pid: int) -> list[int]:
@@ -84,7 +89,6 @@ def start(port: int, data: Path, workers: int, threads: int, kind: str) -> subpr
         "-m",
         "service.cli",
         "serve",
-        "--no-worker",
         "--port",
         str(port),
         "--workers",
@@ -177,11 +181,15 @@ def main() -> None:
                     f"{c:>5} {r['rps']:>8.0f} {r['p50_ms']:>7.1f} {r['p90_ms']:>7.1f} "
                     f"{r['p99_ms']:>7.1f} {r['errors']:>6.0f}"
                 )
-            (master,) = children(proc.pid)  # serve --no-worker: the gunicorn master only
-            web = ", ".join(f"{rss_mb(p):.0f}" for p in children(master))
+            # serve's children: the gunicorn master (whose children are the web
+            # workers) and the idle job worker, as `fwadvisor serve` runs by default
+            kids = {p: children(p) for p in children(proc.pid)}
+            master = next(p for p, c in kids.items() if c)
+            job = [p for p, c in kids.items() if not c]
+            web = ", ".join(rss(p) for p in kids[master])
             print(
-                f"RSS MB: serve supervisor {rss_mb(proc.pid):.0f}; gunicorn master "
-                f"{rss_mb(master):.0f}; web workers {web}"
+                f"RSS MB: serve supervisor {rss(proc.pid)}; gunicorn master {rss(master)}; "
+                f"web workers {web}; job worker {', '.join(rss(p) for p in job)}"
             )
         finally:
             proc.terminate()
