@@ -82,7 +82,9 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in out.split()]
 
 
-def start(port: int, data: Path, workers: int, threads: int, kind: str) -> subprocess.Popen[bytes]:
+def start(
+    port: int, data: Path, workers: int, threads: int, kind: str, job_worker: bool
+) -> subprocess.Popen[bytes]:
     env = {**os.environ, "FWADVISOR_DATA_DIR": str(data), "FWADVISOR_RATE_LIMIT_PER_MINUTE": "0"}
     cmd = [
         sys.executable,
@@ -97,6 +99,7 @@ def start(port: int, data: Path, workers: int, threads: int, kind: str) -> subpr
         str(threads),
         "--worker-class",
         kind,
+        *([] if job_worker else ["--no-worker"]),
     ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
     deadline = time.monotonic() + 60
@@ -156,6 +159,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--worker-class", choices=["gthread", "sync"], default="gthread")
+    ap.add_argument("--no-worker", action="store_true", help="serve without its job worker")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("needs wrk: apt-get install wrk")
@@ -164,7 +168,14 @@ def main() -> None:
         script = Path(tmp) / "bench.lua"
         script.write_text(LUA % ", ".join(json.dumps(b) for b in all_bodies))
         port = free_port()
-        proc = start(port, Path(tmp) / "var", args.workers, args.threads, args.worker_class)
+        proc = start(
+            port,
+            Path(tmp) / "var",
+            args.workers,
+            args.threads,
+            args.worker_class,
+            not args.no_worker,
+        )
         try:
             warm(port, all_bodies, rounds=2 * args.workers)
             print(

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from probes.protocol import ProbeResult
 from probes.spec import ModelSpec
+from probes.spec.memo import spec_hash
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -61,12 +62,6 @@ class TunedBest(BaseModel):
     features: dict[str, float]
     params: dict[str, object]
     value: float | None
-
-
-def spec_hash(spec: ModelSpec) -> str:
-    """Hash of what computes: inputs, nodes, outputs (not name, description or sizes)."""
-    body = spec.model_dump(mode="json", include={"inputs", "nodes", "outputs"})
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def result_key(*parts: BaseModel | str | None) -> str:

@@ -13,8 +13,8 @@ from probes.features import distance, spec_features
 from probes.probe import Prober
 from probes.protocol import FRAMEWORKS, Framework, ProbeResult
 from probes.settings import Device
-from probes.spec import ModelSpec, build_graph
-from probes.store import ResultStore, TunedBest, spec_hash
+from probes.spec import ModelSpec, build_graph, spec_hash
+from probes.store import ResultStore, TunedBest
 from probes.tune import FrameworkTuner
 from probes.tune_models import FrameworkTuning, TrialSummary, TuneConfig, TuneReport, Verdict
 from probes.tune_space import space_size

@@ -14,8 +14,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from probes.protocol import Framework
 from probes.settings import Device
-from probes.spec import ModelSpec
-from probes.store import spec_hash
+from probes.spec import ModelSpec, spec_hash
 from probes.tune_models import TrialSummary, TuneConfig
 from probes.tune_space import Objective
 

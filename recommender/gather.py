@@ -18,8 +18,7 @@ from probes.protocol import (
     TrainWorkload,
 )
 from probes.settings import FrameworkSettings, default_settings, settings_label
-from probes.spec import ModelSpec, build_graph
-from probes.store import spec_hash
+from probes.spec import ModelSpec, build_graph, spec_hash
 from probes.tune_models import TuneConfig
 from probes.tune_report import redact, tune
 from probes.tune_space import to_settings

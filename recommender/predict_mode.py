@@ -20,8 +20,7 @@ import math
 
 from probes.config import Settings
 from probes.protocol import FRAMEWORKS, Framework
-from probes.spec import ModelSpec, build_graph
-from probes.store import spec_hash
+from probes.spec import ModelSpec, SpecMemo, analyzed, spec_hash
 from recommender.capabilities import load_matrix
 from recommender.evidence import custom_scores, needed_targets, target_evidence
 from recommender.knowledge import load_ecosystem
@@ -30,6 +29,9 @@ from recommender.predict_cache import load_compiled
 from recommender.prediction import Z80, Estimate, Prediction, PredictorLike, shared_fraction
 from recommender.questionnaire import Profile
 from recommender.score import Evidence, FrameworkEvidence, Quantity
+
+#: A spec's predictor statistics, computed once per spec (shared, read-only).
+STATS: SpecMemo[dict[str, float]] = SpecMemo(lambda spec: spec_stats(analyzed(spec)[0]))
 
 
 def _quantity(e: Estimate, source: str, shared: float = 0.0) -> Quantity | None:
@@ -59,8 +61,9 @@ def gather_predicted(
     """Predict-mode evidence. ``predictor`` defaults to the compiled one that
     ``settings.data_dir`` caches (built on first use, in a child process)."""
     model = predictor or load_compiled(settings)
-    stats = spec_stats(build_graph(spec))  # once for both frameworks
-    preds = model.predict_both(stats, p.batch, spec_hash=spec_hash(spec))
+    key = spec_hash(spec)
+    stats = STATS(spec, key)  # once for both frameworks, and once per spec per process
+    preds = model.predict_both(stats, p.batch, spec_hash=key)
     # A shared error exists only between two predictions: a measured side has none.
     both = not any(pred.measured for pred in preds.values())
     shared = {

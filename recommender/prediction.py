@@ -22,7 +22,7 @@ from probes.environment import environment
 from probes.protocol import FRAMEWORKS, Framework
 from probes.settings import default_settings, settings_label
 from probes.spec import ModelSpec, SpecGraph, build_graph
-from probes.store import spec_hash as hash_of_spec
+from probes.spec import spec_hash as hash_of_spec
 from recommender.perf_features import (
     FEATURES,
     RANGE_COLUMNS,

@@ -28,8 +28,8 @@ from probes.probe import Prober
 from probes.protocol import Framework, InferWorkload, ProbeLimits
 from probes.runner import SubprocessRunner
 from probes.settings import FrameworkSettings, TFSettings, TorchSettings, default_settings
-from probes.spec import ModelSpec, analyze, build_graph, resolve_spec, zoo_names
-from probes.store import ResultStore, StoredResult, result_key, spec_hash
+from probes.spec import ModelSpec, analyze, build_graph, resolve_spec, spec_hash, zoo_names
+from probes.store import ResultStore, StoredResult, result_key
 from recommender.perf_data import DEFAULT_DATASET, settings_to_fields, write_rows
 from recommender.perf_features import spec_stats
 

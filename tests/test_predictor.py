@@ -16,8 +16,7 @@ from sklearn.utils.estimator_checks import (  # type: ignore[import-untyped]
 )
 
 from probes.settings import TFSettings, TorchSettings, default_settings
-from probes.spec import build_graph
-from probes.store import spec_hash
+from probes.spec import build_graph, spec_hash
 from recommender.perf_data import (
     DEFAULT_DATASET,
     load_dataset,

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from probes.measure import MeasureConfig
 from probes.probe import Prober
 from probes.protocol import InferWorkload, ProbeRequest, ProbeResult
 from probes.settings import TorchSettings
-from probes.store import ResultStore, spec_hash
+from probes.spec import memo, spec_hash
+from probes.store import ResultStore
 from tests.conftest import zoo_spec
 
 
@@ -74,3 +77,18 @@ def test_query_by_kind(tmp_path: Path) -> None:
     p.probe(zoo_spec("mlp"), "torch", InferWorkload())
     rows = p.store.query(framework="torch", kind="infer")  # type: ignore[union-attr]
     assert len(rows) == 1 and rows[0].model == "mlp" and rows[0].workload["kind"] == "infer"
+
+
+def test_spec_memo_builds_once_per_spec_and_evicts_the_oldest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(memo, "SIZE", 2)
+    calls: list[str] = []
+    m = memo.SpecMemo(lambda s: calls.append(s.name) or len(calls))
+    small, default = zoo_spec("resnet18", "small"), zoo_spec("resnet18", None)
+    assert m(small) == m(small.model_copy(update={"name": "renamed"})) == 1  # what computes
+    assert m(default) == 2 and calls == ["resnet18", "resnet18"]
+    m(zoo_spec("mlp"))  # a third spec evicts the least recent (small)
+    assert m(default) == 2 and m(small) == 4
+    graph, analysis = memo.analyzed(small)
+    assert memo.analyzed(small)[0] is graph and analysis.params > 0

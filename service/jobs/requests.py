@@ -18,7 +18,7 @@ from probes.config import Settings
 from probes.errors import AdvisorError, SpecError
 from probes.exports import parse_targets
 from probes.protocol import ExportTarget
-from probes.spec import ModelSpec, analyze, build_graph, check_limits, load_spec_file, zoo_names
+from probes.spec import ModelSpec, analyzed, check_limits, load_spec_file, zoo_names
 from recommender.questionnaire import to_profile
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")]
@@ -89,7 +89,7 @@ class ModelRef(BaseModel):
             spec = spec.resized(self.size)
         except SpecError as e:
             raise BadField(e.message, path="size") from None
-        check_limits(analyze(build_graph(spec)), batch, settings.limits)
+        check_limits(analyzed(spec)[1], batch, settings.limits)  # analysed once per spec
         return spec
 
     def preflight(self, settings: Settings) -> None:
