@@ -8,7 +8,7 @@ import pytest
 
 from probes.config import Settings
 from recommender.questionnaire import load_answers
-from recommender.recommend import recommend
+from recommender.recommend import NAMES, recommend
 from tests.conftest import ROOT, ZOO, zoo_spec
 
 EXAMPLES = ROOT / "data" / "examples"
@@ -24,6 +24,24 @@ def test_predict_mode_answers_every_example_profile(profile: str, settings: Sett
         ev = rec.evidence.frameworks[fw]
         assert ev.infer is not None and ev.infer.value > 0 and ev.memory is not None
     assert type(rec).model_validate_json(rec.model_dump_json()) == rec
+
+
+def test_the_example_profiles_lean_where_their_answers_point(settings: Settings) -> None:
+    """The issue's four example profiles on resnet18 give different, explained answers.
+    Speed and memory are predictions that depend on the machine, so only what the
+    answers themselves decide is pinned: a PyTorch research team leans PyTorch, a
+    Keras team shipping to the browser leans TensorFlow."""
+    recs = {
+        p: recommend(zoo_spec("resnet18", None), load_answers(EXAMPLES / f"{p}.yaml"), "predict",
+                     settings=settings)
+        for p in ("mobile", "server-gpu", "research", "browser")
+    }  # fmt: skip
+    assert recs["research"].leaning == "torch"
+    assert recs["browser"].leaning == "tensorflow"
+    assert len({(r.choice, r.leaning) for r in recs.values()}) >= 3
+    for r in recs.values():  # every answer says why, and what would change it
+        assert r.leaning is None or NAMES[r.leaning] in r.summary
+        assert r.sensitivity or r.vetoes
 
 
 @pytest.mark.slow
