@@ -37,6 +37,12 @@ def tidy_rows(run: ZooRun) -> list[dict[str, Any]]:
             continue
         add(o.model, o.status, "", "", "params", o.params, "count")
         add(o.model, o.status, "", "", "flops_per_sample", o.flops, "FLOP")
+        add(o.model, o.status, "", "", "machine_peak", o.machine_peak_gflops, "GFLOP/s")
+        for name, tv in (("verdict_default_b1", o.naive), ("verdict_tuned_b1", o.tuned)):
+            if tv is not None:  # the winner (or "tie"); the ratio and settings in detail
+                ratio = f"{tv.ratio:.3f}x; " if tv.ratio else ""
+                add(o.model, o.status, "", "", name, tv.winner or "none", "", ratio + tv.note)
+        add(o.model, o.status, "", "", "tuning_flipped", "yes" if o.flipped else "no", "")
         for r in o.frameworks:
             for metric, value, unit, detail in (
                 ("latency_default_b1", r.default_ms, "ms", "default settings"),
@@ -46,6 +52,8 @@ def tidy_rows(run: ZooRun) -> list[dict[str, Any]]:
                 ("throughput_tuned", r.throughput_sps, "samples/s", f"batch {r.throughput_batch}"),
                 ("peak_memory_tuned_b1", r.peak_memory_mb, "MB", "above baseline"),
                 ("efficiency", r.efficiency, "fraction of peak", f"batch {r.throughput_batch}"),
+                ("trials_at_starts_b1", r.start_trials, "count", "default, informed, warm"),
+                ("trials_searched_b1", r.explored_trials, "count", "chosen by the sampler"),
             ):
                 add(o.model, o.status, r.framework, "", metric, value, unit, detail)
         for c in o.exports:
@@ -70,6 +78,8 @@ def tidy_rows(run: ZooRun) -> list[dict[str, Any]]:
                 "",
                 f"confidence {v.confidence:.2f}, margin {v.margin:.3f}",
             )
+            for caveat in v.caveats:
+                add(o.model, o.status, "", v.profile, "caveat", caveat, "")
         for f in o.failures:
             add(o.model, o.status, "", "", "probe_failure", None, "", f)
     for m, why in run.not_run.items():

@@ -130,9 +130,19 @@ def test_tiny_zoo_resumes_after_an_interruption(settings: Settings, tmp_path: Pa
         plt.close(fig)
     assert run.environment.cpu_model in html and run.environment.key() in html
     rows = tidy_rows(run)
-    assert {"latency_tuned_b1", "throughput_tuned", "verdict", "export_native"} <= {
-        r["metric"] for r in rows
-    }
+    assert {
+        "latency_tuned_b1",
+        "throughput_tuned",
+        "verdict",
+        "export_native",
+        "verdict_default_b1",
+        "verdict_tuned_b1",
+        "tuning_flipped",
+        "trials_searched_b1",
+        "machine_peak",
+    } <= {r["metric"] for r in rows}
+    flips = [r for r in rows if r["metric"] == "tuning_flipped"]
+    assert len(flips) == 2 and {r["text"] for r in flips} <= {"yes", "no"}
     import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
     assert pq.read_table(out / "results.parquet").num_rows == len(rows)
