@@ -27,6 +27,7 @@ from probes.protocol import (
     ProbeLimits,
     ProbeRequest,
     ProbeResult,
+    Status,
 )
 from probes.runner import ProbeRunner, SubprocessRunner
 from probes.store import ResultStore
@@ -39,15 +40,17 @@ Mode = Literal["measure", "cached", "predict"]
 MEASURE = MeasureConfig(min_time_s=0.5)
 
 
+@dataclass(frozen=True)
 class StoreOnlyRunner:
-    """Cached mode: never runs anything; a question not in the store stays unanswered."""
+    """A runner that runs nothing, so only the results store answers. Cached mode: a
+    question not in the store stays unanswered; the zoo's ``--report-only`` makes it a
+    failure with its own reason."""
+
+    status: Status = "unsupported"
+    reason: str = "not in the results store; run `fwadvisor recommend --mode measure` once"
 
     def run(self, request: ProbeRequest) -> ProbeResult:
-        return ProbeResult(
-            status="unsupported",
-            framework=request.framework,
-            reason="not in the results store; run `fwadvisor recommend --mode measure` once",
-        )
+        return ProbeResult(status=self.status, framework=request.framework, reason=self.reason)
 
 
 @dataclass

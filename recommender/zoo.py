@@ -31,7 +31,7 @@ from probes.spec import ModelSpec, analyze, build_graph
 from probes.tune_models import FrameworkTuning, TrialSummary, TuneConfig, TuneReport
 from probes.tune_report import tune
 from recommender.capabilities import load_matrix
-from recommender.evidence import Gatherer, export_targets, needed_targets
+from recommender.evidence import Gatherer, StoreOnlyRunner, export_targets, needed_targets
 from recommender.gather import EXPORT_MEASURE
 from recommender.questionnaire import load_questionnaire, to_profile
 from recommender.recommend import recommend
@@ -188,15 +188,10 @@ def budget_warnings(models: list[ModelOutcome], trials: int) -> list[str]:
     ]
 
 
-class NoProbes:
-    """The runner of ``--report-only``: it runs nothing, so only stored results answer."""
-
-    def run(self, request: ProbeRequest) -> ProbeResult:
-        return ProbeResult(
-            status="failed",
-            framework=request.framework,
-            reason="--report-only runs no probe and nothing is stored for this one",
-        )
+#: The runner of ``--report-only``: it runs nothing, so only stored results answer.
+REPORT_ONLY = StoreOnlyRunner(
+    "failed", "--report-only runs no probe and nothing is stored for this one"
+)
 
 
 class FailOnce:
@@ -237,7 +232,7 @@ class ZooRunner:
         self.report_only = report_only
         self.answers = {p: profile_answers(p) for p in cfg.profiles}
         inner = (
-            NoProbes()
+            REPORT_ONLY
             if report_only
             else runner or SubprocessRunner(timeout_s=settings.probe_timeout_s)
         )
@@ -407,7 +402,7 @@ def run_zoo(
     if runner.peak is None and ok:  # every model came from an earlier run
         runner.peak = next((o.machine_peak_gflops for o in ok if o.machine_peak_gflops), None)
     if runner.peak is None and ok:
-        try:  # report-only: from the results store or not at all (NoProbes runs nothing)
+        try:  # report-only: from the results store or not at all (REPORT_ONLY runs nothing)
             runner.peak = runner.prober.machine_peak_gflops(runner.cfg.device)
         except Exception as e:  # the report says "unknown"; the run stands
             say(f"machine peak not measured: {brief(e)}")

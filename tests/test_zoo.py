@@ -16,7 +16,8 @@ import pytest
 from probes.config import Settings
 from probes.protocol import ProbeRequest, ProbeResult
 from probes.ray_runner import RESOURCE, RayRunner
-from recommender.zoo import NoProbes, ZooRunner, run_zoo
+from recommender.evidence import StoreOnlyRunner
+from recommender.zoo import ZooRunner, run_zoo
 from recommender.zoo_figures import FIGURES, data_artists
 from recommender.zoo_models import ZooConfig, ZooRun
 from recommender.zoo_report import write_report
@@ -401,9 +402,9 @@ def test_the_zoo_cli(
     def no_probe(*_a: object) -> None:
         raise AssertionError("--report-only ran a probe")
 
-    stored_only = NoProbes.run
+    stored_only = StoreOnlyRunner.run
     monkeypatch.setattr("service.zoo_cmd._runner", no_probe)
-    monkeypatch.setattr("recommender.zoo.NoProbes.run", no_probe)
+    monkeypatch.setattr(StoreOnlyRunner, "run", no_probe)
     code = main([*base, "--models", "mlp", "--report-only"])
     text = capsys.readouterr().out
     assert code == 0 and "mlp" in text and "warning: --trials 1" in text and "wrote " in text
@@ -416,7 +417,7 @@ def test_the_zoo_cli(
     del body["machine_peak_gflops"]
     record.write_text(json.dumps(body))
     monkeypatch.setenv("FWADVISOR_DATA_DIR", str(tmp_path / "empty"))
-    monkeypatch.setattr("recommender.zoo.NoProbes.run", stored_only)  # answers "not stored"
+    monkeypatch.setattr(StoreOnlyRunner, "run", stored_only)  # answers "not stored"
     assert main([*base, "--models", "mlp", "--report-only", "--json"]) == 0
     assert ZooRun.model_validate_json(capsys.readouterr().out).machine_peak_gflops is None
     assert "unknown" in (Path(out) / "report.html").read_text()
