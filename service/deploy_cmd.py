@@ -66,9 +66,10 @@ def render(report: DeployReport) -> str:
     ]
     notes = []
     for c in ex.checks:
-        if c.status == "failed" or (c.status == "verified" and c.notes):
-            why = c.reason if c.status == "failed" else "; ".join(c.notes)
-            notes.append(f"  {c.framework} {c.target}: {why}")
+        if c.status != "verified" and c.reason:
+            notes.append(f"  {c.framework} {c.target} ({c.status}): {c.reason}")
+        elif c.notes:
+            notes.append(f"  {c.framework} {c.target}: {'; '.join(c.notes)}")
     if notes:
         out += ["notes:", *notes, ""]
     targets = sorted(

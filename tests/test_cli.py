@@ -139,6 +139,9 @@ def test_deploy_json_and_text(
     # The same run again is answered from the store; the text names the verified route.
     code, out, err = run(capsys, "deploy", "mlp", "--targets", "onnx,tfjs", "--min-time", "0.05")
     assert code == 0 and "verified: onnx" in out and "from the store" in err
+    # An unsupported cell says why in the text too, not only in --json.
+    why = cells["torch", "tfjs"]["reason"]
+    assert why and f"torch tfjs (unsupported): {why}" in out
 
 
 def test_deploy_rejects_unknown_target(capsys: pytest.CaptureFixture[str]) -> None:
