@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from probes.environment import environment
 from probes.errors import InvalidSettingsError
-from probes.measure import MeasureConfig
+from probes.measure.environment import environment
+from probes.measure.timing import MeasureConfig
 from probes.protocol import (
     FRAMEWORKS,
     Framework,
@@ -16,7 +16,7 @@ from probes.protocol import (
     ProbeResult,
     Workload,
 )
-from probes.runner import ProbeRunner
+from probes.runners.local import ProbeRunner
 from probes.settings import Device, FrameworkSettings, default_settings, invalid_reasons
 from probes.spec import Limits, ModelSpec, analyze, build_graph, check_limits
 from probes.store import ResultStore, result_key

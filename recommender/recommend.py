@@ -13,12 +13,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from probes.config import Settings
-from probes.environment import environment
+from probes.frameworks.facts import FACTS
+from probes.frameworks.facts import other as other_fw
+from probes.measure.environment import environment
 from probes.protocol import FRAMEWORKS, Framework
 from probes.spec import ModelSpec
-from recommender.evidence import Gatherer, Mode
-from recommender.gather import gather_measured
-from recommender.predict_mode import gather_predicted
+from recommender.evidence.gatherer import Gatherer, Mode
+from recommender.evidence.pipelines import gather_measured
+from recommender.evidence.predicted import gather_predicted
 from recommender.questionnaire import CRITERIA, Profile, to_profile
 from recommender.resample import confidence
 from recommender.score import (
@@ -36,7 +38,7 @@ from recommender.score import (
 )
 
 Choice = Literal["torch", "tensorflow", "either", "neither"]
-NAMES = {"torch": "PyTorch", "tensorflow": "TensorFlow"}
+NAMES: dict[str, str] = {f.name: f.label for f in FACTS.values()}
 
 
 class Recommendation(BaseModel):
@@ -87,7 +89,7 @@ def _rows(ev: Evidence, p: Profile) -> list[CriterionRow]:
 
 def constraint_flips(ev: Evidence, p: Profile, choice: Framework) -> list[Flip]:
     """Constraints the user did not set that would veto the current choice alone."""
-    other: Framework = "tensorflow" if choice == "torch" else "torch"
+    other = other_fw(choice)
     a, b = ev.frameworks[choice], ev.frameworks[other]
     flips = []
     if a.memory and b.memory and a.memory.value > b.memory.value:
@@ -126,7 +128,7 @@ def veto_flips(u: dict[Framework, float], vs: list[Veto], choice: str) -> list[F
             Flip(
                 kind="constraint",
                 text=f"{lifts} would lift {NAMES[fw]}'s veto and choose it "
-                f"(utility {u[fw]:.3f} vs {u['tensorflow' if fw == 'torch' else 'torch']:.3f})",
+                f"(utility {u[fw]:.3f} vs {u[other_fw(fw)]:.3f})",
             )
         )
     return out
@@ -149,7 +151,7 @@ def decide_profile(ev: Evidence, p: Profile, samples: int = 2000) -> Recommendat
     conf = confidence(ev, p, nominal, samples)
     leaning: Framework | None = nominal if nominal in FRAMEWORKS else None
     if leaning is not None:  # negative when a veto, not the utility, decided
-        margin = u[leaning] - u["tensorflow" if leaning == "torch" else "torch"]
+        margin = u[leaning] - u[other_fw(leaning)]
     else:
         margin = abs(u["torch"] - u["tensorflow"])
     choice: Choice = nominal  # type: ignore[assignment]
@@ -157,7 +159,7 @@ def decide_profile(ev: Evidence, p: Profile, samples: int = 2000) -> Recommendat
         choice = "either"
     sensitivity: list[Flip] = veto_flips(u, vs, nominal)
     if leaning is not None and not vetoed:
-        loser: Framework = "tensorflow" if leaning == "torch" else "torch"
+        loser = other_fw(leaning)
         sensitivity = weight_flips(s, p.weights, leaning, loser)[:3]
         sensitivity += constraint_flips(ev, p, leaning)
     caveats = list(ev.caveats) + _machine_caveats(ev, p)
@@ -210,7 +212,7 @@ def summarize(r: Recommendation) -> str:
             f"{NAMES[v.framework]} fails '{v.constraint}' ({v.reason})" for v in r.vetoes
         )
     lead_fw = r.leaning or "torch"
-    other: Framework = "tensorflow" if lead_fw == "torch" else "torch"
+    other = other_fw(lead_fw)
 
     def edge(c: CriterionRow) -> float:  # what the criterion gives the leader over the other
         return c.contributions.get(lead_fw, 0) - c.contributions.get(other, 0)

@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from recommender.capabilities import load_matrix
-from recommender.knowledge import load_ecosystem
-from recommender.predict import Predictor
-from recommender.predict_mode import gather_predicted
+from recommender.evidence.predicted import gather_predicted
+from recommender.knowledge.capabilities import load_matrix
+from recommender.knowledge.ecosystem import load_ecosystem
+from recommender.predictor.instant import Predictor
 from recommender.questionnaire import (
     CRITERIA,
     QUESTIONS_PATH,
