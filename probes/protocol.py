@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from probes.measure.contention import Contention
 from probes.measure.timing import MeasureConfig, Timing
 from probes.settings import Device, FrameworkSettings, default_settings
 from probes.spec import ModelSpec
@@ -200,6 +201,9 @@ class Measurement(BaseModel):
     phases: Phases
     memory: MemoryStats | None = None
     runtime: dict[str, str] = Field(default_factory=dict, description="Framework build facts.")
+    contention: Contention | None = Field(
+        default=None, description="Did the timed part get the machine? (None: not timed.)"
+    )
 
 
 class ProbeResult(BaseModel):

@@ -18,7 +18,9 @@ from probes.frameworks.facts import other as other_fw
 from probes.measure.environment import environment
 from probes.protocol import FRAMEWORKS, Framework
 from probes.spec import ModelSpec
+from recommender.evidence.configs import assume_configs, usable, with_option
 from recommender.evidence.gatherer import Gatherer, Mode
+from recommender.evidence.model import Evidence
 from recommender.evidence.pipelines import gather_measured
 from recommender.evidence.predicted import gather_predicted
 from recommender.questionnaire import CRITERIA, Profile, to_profile
@@ -26,7 +28,6 @@ from recommender.resample import confidence
 from recommender.score import (
     EITHER_BELOW,
     CriterionRow,
-    Evidence,
     Flip,
     Veto,
     decide,
@@ -46,7 +47,11 @@ class Recommendation(BaseModel):
     mode: Mode
     choice: Choice
     leaning: Framework | None = Field(description="The higher utility, even when 'either'.")
-    confidence: float = Field(description="P(same decision) under measurement noise.")
+    confidence: float = Field(
+        description="P(same decision) when the measurements are redrawn from their noise, "
+        "the configuration choice is redone in each draw, and the search's possible misses "
+        "are included (docs/recommender.md)."
+    )
     utilities: dict[Framework, float]
     margin: float
     criteria: list[CriterionRow]
@@ -140,8 +145,42 @@ def apply_flip(p: Profile, flip: Flip) -> Profile:
     return p.model_copy(update={"weights": with_weight(p.weights, flip.criterion, flip.weight_to)})
 
 
+PRIORS_ONLY_CONFIDENCE = 0.5  # nothing measured or predicted: never more than "either"
+
+
+def _measured(ev: Evidence) -> bool:
+    """Did anything about this model come from a measurement or the predictor?"""
+    return any(
+        f.infer or f.train or f.memory or any(t.verdict != "static" for t in f.targets.values())
+        for f in ev.frameworks.values()
+    )
+
+
+def config_flips(ev: Evidence, p: Profile, nominal: str) -> list[Flip]:
+    """Measured configurations the profile did not pick that would change the answer."""
+    out = []
+    for fw, f in ev.frameworks.items():
+        for o in usable(f.options):
+            if o.label == f.config:
+                continue
+            alt = ev.model_copy(update={"frameworks": {**ev.frameworks, fw: with_option(f, o)}})
+            u = utilities(scores(alt, p), p.weights)
+            other = decide(u, {v.framework for v in vetoes(alt, p)})
+            if other != nominal:
+                out.append(
+                    Flip(
+                        kind="config",
+                        text=f"with {NAMES[fw]} on {o.label} ({o.origin}) instead of "
+                        f"{f.config}, the answer would be {NAMES.get(other, other)}",
+                    )
+                )
+    return out
+
+
 def decide_profile(ev: Evidence, p: Profile, samples: int = 2000) -> Recommendation:
-    """Score ``ev`` under ``p``: the decision, confidence, contributions and flips."""
+    """Score ``ev`` under ``p``: the configuration each framework is assumed to run, the
+    decision, its confidence, the contributions and what would flip it."""
+    ev = assume_configs(ev, p)
     s = scores(ev, p)
     u = utilities(s, p.weights)
     vs = vetoes(ev, p)
@@ -149,6 +188,13 @@ def decide_profile(ev: Evidence, p: Profile, samples: int = 2000) -> Recommendat
     nominal = decide(u, vetoed)
     # "neither" is resampled too: a limit near a measured value vetoes in some draws only
     conf = confidence(ev, p, nominal, samples)
+    caveats = list(ev.caveats) + _machine_caveats(ev, p)
+    if not _measured(ev):
+        conf = min(conf, PRIORS_ONLY_CONFIDENCE)
+        caveats.append(
+            "nothing about this model was measured or predicted: the answer rests on priors "
+            "(ecosystem, team) only; run measure mode (--mode measure) for a real answer"
+        )
     leaning: Framework | None = nominal if nominal in FRAMEWORKS else None
     if leaning is not None:  # negative when a veto, not the utility, decided
         margin = u[leaning] - u[other_fw(leaning)]
@@ -162,7 +208,7 @@ def decide_profile(ev: Evidence, p: Profile, samples: int = 2000) -> Recommendat
         loser = other_fw(leaning)
         sensitivity = weight_flips(s, p.weights, leaning, loser)[:3]
         sensitivity += constraint_flips(ev, p, leaning)
-    caveats = list(ev.caveats) + _machine_caveats(ev, p)
+    sensitivity += config_flips(ev, p, nominal)
     rec = Recommendation(
         model=ev.model,
         mode=ev.mode,

@@ -11,10 +11,18 @@ from optuna.trial import TrialState
 from probes.features import distance, spec_features
 from probes.measure.environment import environment
 from probes.probe import Prober
-from probes.protocol import FRAMEWORKS, Framework, ProbeResult
+from probes.protocol import (
+    FRAMEWORKS,
+    Framework,
+    InferWorkload,
+    ProbeResult,
+    TrainWorkload,
+    Workload,
+)
 from probes.settings import Device
 from probes.spec import ModelSpec, build_graph, spec_hash
 from probes.store import ResultStore, TunedBest
+from probes.tune.confirm import Confirmation, candidates_of, confirm
 from probes.tune.models import FrameworkTuning, TrialSummary, TuneConfig, TuneReport, Verdict
 from probes.tune.search import FrameworkTuner
 from probes.tune.space import space_size
@@ -173,6 +181,38 @@ def verdict(
     )
 
 
+def _workload(cfg: TuneConfig) -> Workload:
+    if cfg.workload == "train":
+        return TrainWorkload(batch=cfg.batch)
+    return InferWorkload(batch=cfg.batch)
+
+
+def paired_verdict(conf: Confirmation, origin: str, label: str) -> Verdict | None:
+    """The verdict of the paired rounds between each framework's ``origin`` candidate
+    (the search's fastest falls back to the default when they are the same)."""
+    picks = {}
+    for fw in FRAMEWORKS:
+        rows = conf.of(fw)
+        row = next((c for c in rows if c.candidate.origin == origin), None)
+        row = row or next((c for c in rows if c.candidate.origin == "default"), None)
+        if row is None:
+            return None
+        picks[fw] = row.candidate
+    pair = conf.pair(picks["torch"], picks["tensorflow"])
+    if pair is None:
+        return None
+    win = pair.faster
+    return Verdict(
+        winner=TIE if win == "tie" else win,
+        ratio=max(pair.ratio, 1 / pair.ratio),
+        note=f"{label}: {pair.note()} ({pair.torch} vs {pair.tensorflow})",
+        paired=True,
+        lo=pair.lo,
+        hi=pair.hi,
+        contended_rounds=pair.flagged_rounds,
+    )
+
+
 def is_flip(naive: Verdict, tuned: Verdict) -> bool:
     """Tuning flipped the verdict only when one framework won on defaults and the other
     won tuned; a tie on either side (or no result) is not a flip."""
@@ -232,6 +272,18 @@ def tune(
     tuned = verdict(
         t.best if t else None, f.best if f else None, cfg, "tuned vs tuned", (nt[1], nf[1])
     )
+    confirmation = None
+    if t and f and cfg.confirm_rounds > 0 and cfg.objective != "throughput":
+        confirmation = confirm(
+            spec,
+            prober,
+            [*candidates_of(t, near=1.0), *candidates_of(f, near=1.0)],
+            _workload(cfg),
+            cfg.confirm_rounds,
+            say=progress,
+        )
+        naive = paired_verdict(confirmation, "default", "default vs default") or naive
+        tuned = paired_verdict(confirmation, "fastest in search", "tuned vs tuned") or tuned
     flipped = is_flip(naive, tuned)
     return TuneReport(
         model=spec.name,
@@ -243,4 +295,5 @@ def tune(
         naive=naive,
         tuned=tuned,
         flipped=flipped,
+        confirmation=confirmation,
     )

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from probes.protocol import ProbeResult
+from probes.tune.confirm import Confirmation
 from probes.tune.space import Objective
 
 
@@ -31,6 +32,12 @@ class TuneConfig(BaseModel):
         default=True,
         description="Right after the defaults, try the largest batch (throughput) and bf16 "
         "(when the CPU has native bf16).",
+    )
+    confirm_rounds: int = Field(
+        default=3,
+        ge=0,
+        description="Paired rounds (torch, TF, torch, TF …) over each framework's default "
+        "and best that decide the verdicts; 0: compare the searches' own figures.",
     )
     heartbeat_s: int = Field(default=10, gt=0)
     grace_s: int = Field(default=60, gt=0, description="A RUNNING trial older is stale.")
@@ -67,8 +74,14 @@ class FrameworkTuning(BaseModel):
 
 class Verdict(BaseModel):
     winner: str | None
-    ratio: float | None
+    ratio: float | None = Field(description="Slower over faster (>= 1).")
     note: str
+    paired: bool = Field(
+        default=False, description="Decided from interleaved paired rounds, not two searches."
+    )
+    lo: float | None = Field(default=None, description="90% interval of torch/TF time, low.")
+    hi: float | None = Field(default=None, description="90% interval of torch/TF time, high.")
+    contended_rounds: int = Field(default=0, description="Paired rounds with a contended probe.")
 
 
 class TuneReport(BaseModel):
@@ -81,3 +94,6 @@ class TuneReport(BaseModel):
     naive: Verdict = Field(description="Default settings against default settings.")
     tuned: Verdict = Field(description="Each framework at its best.")
     flipped: bool = Field(description="Tuning changed the winner.")
+    confirmation: Confirmation | None = Field(
+        default=None, description="The paired rounds behind the verdicts."
+    )

@@ -18,6 +18,7 @@ import numpy as np
 from probes.errors import AdvisorError, UnsupportedError
 from probes.frameworks import Backend
 from probes.frameworks.facts import facts
+from probes.measure.contention import ContentionMeter
 from probes.measure.memory import PeakSampler, maxrss_bytes, rss_bytes
 from probes.measure.timing import first_call, measure
 from probes.protocol import (
@@ -138,7 +139,11 @@ def _measure(req: ProbeRequest, main_start: float) -> ProbeResult:
         first_s = first_call(step)
         if req.workload.kind != "cold":
             step(), step()
-    timing = measure(step, req.measure, first_s) if req.workload.kind != "cold" else None
+    timing, contention = None, None
+    if req.workload.kind != "cold":
+        with ContentionMeter() as meter:
+            timing = measure(step, req.measure, first_s)
+        contention = meter.result
     batch = getattr(req.workload, "batch", None)
     total = (t2_wall + first_s - req.spawn_time) if req.spawn_time else None
     phases = Phases(
@@ -164,6 +169,7 @@ def _measure(req: ProbeRequest, main_start: float) -> ProbeResult:
         phases=phases,
         memory=memory,
         runtime=runtime,
+        contention=contention,
     )
     if req.workload.kind == "peak" and timing:
         m.gflops_per_s = 2 * req.workload.n**3 / timing.median_s / 1e9

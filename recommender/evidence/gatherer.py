@@ -31,10 +31,10 @@ from probes.protocol import (
 )
 from probes.runners.local import ProbeRunner, SubprocessRunner
 from probes.store import ResultStore
+from recommender.evidence.model import Quantity, TargetEvidence
 from recommender.knowledge.capabilities import DEAD, CapabilityMatrix, Cell, merge
 from recommender.knowledge.ecosystem import Ecosystem
 from recommender.questionnaire import Profile
-from recommender.score import Quantity, TargetEvidence
 
 Mode = Literal["measure", "cached", "predict"]
 MEASURE = MeasureConfig(min_time_s=0.5)
@@ -58,6 +58,7 @@ class Gatherer:
     settings: Settings
     mode: Mode
     trials: int = 6
+    rounds: int = 3  # paired confirmation rounds (measure mode)
     runner: ProbeRunner | None = None
     storage: str | None = None  # Optuna storage URL; default: SQLite in data_dir
 

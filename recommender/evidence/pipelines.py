@@ -20,8 +20,10 @@ from probes.protocol import (
 from probes.settings import FrameworkSettings, default_settings, settings_label
 from probes.spec import ModelSpec, build_graph, spec_hash
 from probes.tune.compare import redact, tune
-from probes.tune.models import TuneConfig
+from probes.tune.confirm import candidates_of, confirm
+from probes.tune.models import TuneConfig, TuneReport
 from probes.tune.space import to_settings
+from recommender.evidence.configs import options_from_rounds, search_sigma, usable
 from recommender.evidence.gatherer import (
     Gatherer,
     custom_scores,
@@ -31,12 +33,16 @@ from recommender.evidence.gatherer import (
     quantity,
     target_evidence,
 )
+from recommender.evidence.model import ConfigOption, Evidence, FrameworkEvidence
 from recommender.knowledge.capabilities import load_matrix
 from recommender.knowledge.ecosystem import Ecosystem, load_ecosystem
 from recommender.questionnaire import Profile
-from recommender.score import Evidence, FrameworkEvidence
 
 Say = Callable[[str], None]
+CACHED_NOTE = (
+    "cached: each framework's stored figures were measured at different times, not in "
+    "paired rounds; a busy machine at either time biases the comparison"
+)
 EXPORT_MEASURE = MeasureConfig(min_time_s=0.2, max_warmup_s=2.0)
 
 
@@ -49,46 +55,69 @@ def _timing(r: ProbeResult | None) -> ProbeResult | None:
     return r if ok else None
 
 
-def _best_infer(
+def _search(spec: ModelSpec, p: Profile, g: Gatherer, prober: Prober, say: Say) -> TuneReport:
+    """Each framework's own search for latency (no paired rounds yet: those come next,
+    over the candidates of both frameworks at once)."""
+    limit = next((c.limit for c in p.constraints if c.kind == "memory_mb"), None)
+    slo = next((c.limit for c in p.constraints if c.kind == "latency_ms"), None)
+    cfg = TuneConfig(
+        objective="latency",
+        batch=p.batch,
+        n_trials=g.trials,
+        memory_budget_mb=limit,
+        latency_slo_ms=slo,
+        confirm_rounds=0,
+    )
+    return tune(spec, cfg, prober, g.storage_url(), FRAMEWORKS, "cpu", say)
+
+
+def _measured_options(
     spec: ModelSpec, p: Profile, g: Gatherer, prober: Prober, say: Say
-) -> dict[Framework, tuple[ProbeResult | None, str]]:
-    """Measure: tune each framework for latency. Cached: the stored default and the
-    stored tuned best, whichever is faster."""
-    out: dict[Framework, tuple[ProbeResult | None, str]] = {}
-    if g.mode == "measure":
-        limit = next((c.limit for c in p.constraints if c.kind == "memory_mb"), None)
-        slo = next((c.limit for c in p.constraints if c.kind == "latency_ms"), None)
-        cfg = TuneConfig(
-            objective="latency",
-            batch=p.batch,
-            n_trials=g.trials,
-            memory_budget_mb=limit,
-            latency_slo_ms=slo,
-        )
-        rep = tune(spec, cfg, prober, g.storage_url(), FRAMEWORKS, "cpu", say)
-        say(f"tuning: {rep.tuned.note}")
-        for ft in rep.frameworks:
-            best = ft.best.settings if ft.best else "none"
-            out[ft.framework] = (ft.best_result, f"tuned, {g.trials} trials: {best}")  # type: ignore[index]
-        return out
+) -> tuple[dict[Framework, list[ConfigOption]], list[str]]:
+    """Measure mode: search, then paired rounds over each framework's candidates."""
+    rep = _search(spec, p, g, prober, say)
+    by_fw = {ft.framework: ft for ft in rep.frameworks}
+    cands = [c for ft in rep.frameworks for c in candidates_of(ft)]
+    conf = confirm(spec, prober, cands, InferWorkload(batch=p.batch), g.rounds, say=say)
+    searched = {fw: search_sigma(by_fw.get(fw)) for fw in FRAMEWORKS}
+    notes = [f"search: {g.trials} trials per framework; then {g.rounds} paired rounds"]
+    for fw, s in searched.items():
+        if s > 0.02:
+            notes.append(
+                f"{fw}: the {g.trials}-trial search covered part of its space; a better "
+                f"configuration may exist (counted in the confidence as {s:.0%} on latency; "
+                "more --trials narrows it)"
+            )
+    return options_from_rounds(conf, searched), notes
+
+
+def _cached_options(
+    spec: ModelSpec, p: Profile, prober: Prober
+) -> dict[Framework, list[ConfigOption]]:
+    """Cached mode: the stored default and stored tuned bests (not paired)."""
+    out: dict[Framework, list[ConfigOption]] = {}
     key = spec_hash(spec)
     for fw in FRAMEWORKS:
-        candidates: list[FrameworkSettings] = [default_settings(fw)]
-        for tb in prober.store.tuned(  # type: ignore[union-attr]
+        candidates: list[tuple[FrameworkSettings, str]] = [(default_settings(fw), "default")]
+        assert prober.store is not None
+        for tb in prober.store.tuned(
             framework=fw, workload="infer", objective="latency", env_key=environment().key()
         ):
             if tb.spec_hash == key:
-                candidates.append(to_settings(fw, tb.params))
-        found = [
-            (r, s)
-            for s in candidates
-            if (r := _timing(prober.probe(spec, fw, InferWorkload(batch=p.batch), s)))
-        ]
-        if not found:
-            out[fw] = (None, "not in the store")
-            continue
-        r, s = min(found, key=lambda rs: rs[0].measurement.timing.median_s)  # type: ignore[union-attr]
-        out[fw] = (r, f"cached: {settings_label(s)}")
+                candidates.append((to_settings(fw, tb.params), "tuned best (stored)"))
+        for s, origin in candidates:
+            r = _timing(prober.probe(spec, fw, InferWorkload(batch=p.batch), s))
+            if r is None or r.measurement is None:
+                continue
+            source = f"cached: {settings_label(s)}"
+            out.setdefault(fw, []).append(
+                ConfigOption(
+                    label=settings_label(s),
+                    origin=origin,
+                    infer=quantity(r.measurement.timing, source),
+                    memory=memory_of(r, source),
+                )
+            )
     return out
 
 
@@ -96,7 +125,11 @@ def gather_measured(spec: ModelSpec, p: Profile, g: Gatherer, say: Say) -> Evide
     prober = g.prober()
     matrix, eco = load_matrix(), load_ecosystem()
     caveats: list[str] = []
-    best = _best_infer(spec, p, g, prober, say)
+    if g.mode == "measure":
+        options, notes = _measured_options(spec, p, g, prober, say)
+    else:
+        options, notes = _cached_options(spec, p, prober), [CACHED_NOTE]
+    caveats += notes
     train: dict[Framework, ProbeResult | None] = {}
     if p.infer_share < 1:
         for fw in FRAMEWORKS:
@@ -119,22 +152,20 @@ def gather_measured(spec: ModelSpec, p: Profile, g: Gatherer, say: Say) -> Evide
     cust = custom_scores(eco, custom)
     frameworks = {}
     for fw in FRAMEWORKS:
-        r, source = best.get(fw, (None, "missing"))
-        t = _timing(r)
+        opts = options.get(fw, [])
         tr = train.get(fw)
-        fails = [] if t else [f"inference latency: {r.reason if r else source}"]
+        fails = [] if usable(opts) else ["inference latency: no configuration measured"]
         frameworks[fw] = FrameworkEvidence(
             framework=fw,
-            infer=quantity(t.measurement.timing, source) if t and t.measurement else None,
             train=quantity(tr.measurement.timing, "default settings")
             if tr and tr.measurement
             else None,
-            memory=memory_of(t, source),
             targets=tev[fw],
             custom_ops=cust[fw][0],
             custom_ops_why=cust[fw][1],
             ecosystem=_ecosystem(eco, fw),
             failures=fails,
+            options=opts,
         )
         caveats += [f"{fw}: {f}" for f in fails]
     return Evidence(

@@ -22,13 +22,13 @@ from probes.config import Settings
 from probes.protocol import FRAMEWORKS, Framework
 from probes.spec import ModelSpec, SpecMemo, analyzed, spec_hash
 from recommender.evidence.gatherer import custom_scores, needed_targets, target_evidence
+from recommender.evidence.model import Evidence, FrameworkEvidence, Quantity
 from recommender.knowledge.capabilities import load_matrix
 from recommender.knowledge.ecosystem import load_ecosystem
 from recommender.predictor.answers import Z80, Estimate, Prediction, PredictorLike, shared_fraction
 from recommender.predictor.cache import load_compiled
 from recommender.predictor.features import spec_stats
 from recommender.questionnaire import Profile
-from recommender.score import Evidence, FrameworkEvidence, Quantity
 
 #: A spec's predictor statistics, computed once per spec (shared, read-only).
 STATS: SpecMemo[dict[str, float]] = SpecMemo(lambda spec: spec_stats(analyzed(spec)[0]))
