@@ -135,5 +135,6 @@ def summarize_trial(t: FrozenTrial) -> TrialSummary:
         median_s=t.user_attrs.get("median_s"),
         throughput_sps=t.user_attrs.get("throughput_sps"),
         peak_rss_bytes=t.user_attrs.get("peak_rss_bytes"),
+        contended=bool(t.user_attrs.get("contended")),
         feasible=all(c <= 0 for c in constraints_of(t)),
     )

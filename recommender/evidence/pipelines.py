@@ -88,6 +88,13 @@ def _measured_options(
                 f"configuration may exist (counted in the confidence as {s:.0%} on latency; "
                 "more --trials narrows it)"
             )
+    busy = sum(sum(c.flagged) for c in conf.candidates)
+    if busy:
+        notes.append(
+            f"{busy} of the paired probes ran while the machine was busy (contention "
+            "guard); their rounds are left out where two clean ones remain. Ask again on a "
+            "quiet machine to remove this caveat"
+        )
     return options_from_rounds(conf, searched), notes
 
 
