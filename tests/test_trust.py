@@ -329,3 +329,20 @@ def test_search_variance_is_zero_for_a_covered_space_and_positive_otherwise() ->
 
     assert search_sigma(tuning(4)) == 0.0
     assert 0.05 < search_sigma(tuning(48)) <= 0.15
+
+
+def test_progress_counts_probes_and_estimates_the_time_left() -> None:
+    from recommender.evidence.progress import ClockedRunner, WorkClock, stepped
+
+    clock = WorkClock(planned=4)
+    assert clock.eta_s() is None  # nothing done: no estimate yet
+    runner = ClockedRunner(DriftingRunner(), clock)
+    runner.run(_req("torch"))
+    runner.run(_req("tensorflow"))
+    assert clock.done == 2
+    eta = clock.eta_s()
+    assert eta is not None and eta == pytest.approx(clock.spent_s, rel=1e-9)  # 2 left x mean
+    lines: list[str] = []
+    stepped(lines.append, clock, "paired rounds")("round 1")
+    assert lines[0].startswith("[paired rounds] round 1 (2/4 probes, 0:00 elapsed")
+    assert "left" in lines[0]
