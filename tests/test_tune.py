@@ -324,6 +324,22 @@ def test_informed_starts_follow_the_default() -> None:
     assert informed_starts({"precision": "fp32"}, {"precision": ["fp32", "bf16"]}, True) == [
         {"precision": "bf16"}
     ]
+    modes = ({"mode": "compile"},)
+    space_m = {"mode": ["eager", "compile"], "precision": ["fp32", "bf16"]}
+    default_m = {"mode": "eager", "precision": "fp32"}
+    assert informed_starts(default_m, space_m, False, modes) == [
+        {"mode": "compile", "precision": "fp32"}
+    ]
+    # a mode the space does not hold is not invented
+    assert informed_starts(default_m, {"precision": ["fp32"]}, False, modes) == []
+
+
+def test_a_small_budget_always_measures_the_graph_compiler(tmp_path: Path) -> None:
+    rep = run(tmp_path, FakeRunner(), n_trials=3, confirm_rounds=0)
+    for fw, mode in (("torch", "compile"), ("tensorflow", "xla")):
+        ft = next(f for f in rep.frameworks if f.framework == fw)  # type: ignore[attr-defined]
+        informed = [t for t in ft.history if t.source == "informed"]
+        assert any(t.params.get("mode") == mode for t in informed), fw
 
 
 def test_informed_start_tries_largest_batch_second(tmp_path: Path) -> None:

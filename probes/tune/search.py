@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from probes.errors import AdvisorError
 from probes.features import spec_features
+from probes.frameworks.facts import facts
 from probes.measure.environment import environment
 from probes.probe import Prober
 from probes.protocol import Framework, InferWorkload, ProbeResult, TrainWorkload
@@ -104,7 +105,8 @@ class FrameworkTuner:
             self.study.enqueue_trial(default, user_attrs={"source": "default"})
         queued = [default]
         if self.cfg.informed_starts and default is not None:
-            for params in informed_starts(default, self.space, environment().native_bf16):
+            modes = facts(self.fw).informed
+            for params in informed_starts(default, self.space, environment().native_bf16, modes):
                 if params not in queued:
                     self.study.enqueue_trial(params, user_attrs={"source": "informed"})
                     queued.append(params)
