@@ -382,3 +382,13 @@ def test_web_page_and_zoo_report_show_the_assumed_configurations_and_interval(
         latency_ratio=[rec.latency_ratio.ratio, rec.latency_ratio.lo, rec.latency_ratio.hi],
     )
     assert v.assumed["torch"] == "eager t2"
+
+
+def test_an_unknown_model_name_gets_a_did_you_mean() -> None:
+    from probes.errors import UnknownModelError
+
+    with pytest.raises(UnknownModelError, match="did you mean 'resnet18'"):
+        resolve_spec("resnet81", ROOT / "data" / "zoo")
+    with pytest.raises(UnknownModelError) as e:
+        resolve_spec("qqqqqq", ROOT / "data" / "zoo")
+    assert "did you mean" not in str(e.value)
