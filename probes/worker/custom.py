@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from probes.checks.custom_ops import CompileCheck, CustomOpData, ModeCost
 from probes.errors import AdvisorError, brief
 from probes.frameworks import Backend
 from probes.frameworks.facts import facts
 from probes.measure.timing import measure
+from probes.payloads import CompileCheck, CustomOpData, ModeCost
 from probes.protocol import CustomOpWorkload, ProbeRequest, ProbeResult, TrainWorkload
 from probes.settings import FrameworkSettings
 from probes.spec import SpecGraph, build_graph
@@ -69,4 +69,4 @@ def run_custom_op(req: ProbeRequest, backend: Backend, graph: SpecGraph) -> Prob
     costs = [_mode_cost(req, backend, m, eager) for m in modes]
     grads = check_graph_grads(graph, backend.custom_grads, req.framework, seed=req.seed)
     data = CustomOpData(nodes=list(programs), batch=w.batch, modes=costs, grads=grads)
-    return ProbeResult(status="ok", framework=req.framework, data=data.model_dump())
+    return ProbeResult(status="ok", framework=req.framework, data=data)

@@ -21,6 +21,7 @@ from probes.frameworks.facts import facts
 from probes.measure.contention import ContentionMeter
 from probes.measure.memory import PeakSampler, maxrss_bytes, rss_bytes
 from probes.measure.timing import first_call, measure
+from probes.payloads import ConvergenceData, EpochStats, ForwardData, TrainStepData
 from probes.protocol import (
     ColdStartWorkload,
     InferWorkload,
@@ -63,7 +64,7 @@ def import_backend(req: ProbeRequest) -> Backend:
     return cast(Backend, module)
 
 
-def _parity(req: ProbeRequest, backend: Backend, graph: SpecGraph) -> dict[str, object]:
+def _parity(req: ProbeRequest, backend: Backend, graph: SpecGraph) -> ForwardData | TrainStepData:
     weights = init_weights(graph, req.seed)
     assert req.spec is not None and req.io_dir is not None
     io = Path(req.io_dir)
@@ -73,13 +74,13 @@ def _parity(req: ProbeRequest, backend: Backend, graph: SpecGraph) -> dict[str, 
         outputs = backend.forward(graph, weights, inputs)
         named = dict(zip(req.spec.outputs, outputs, strict=True))
         save_npz(io / f"outputs_{req.framework}.npz", named)
-        return {"outputs_file": f"outputs_{req.framework}.npz"}
+        return ForwardData(outputs_file=f"outputs_{req.framework}.npz")
     targets = [arrays[f"target__{o}"] for o in req.spec.outputs]
     loss, updated = backend.train_step(
         graph, weights, inputs, targets, req.workload, trainable_names(graph)
     )
     save_npz(io / f"weights_{req.framework}.npz", flatten_weights(updated))
-    return {"loss": loss, "weights_file": f"weights_{req.framework}.npz"}
+    return TrainStepData(loss=loss, weights_file=f"weights_{req.framework}.npz")
 
 
 def _step(req: ProbeRequest, backend: Backend, graph: SpecGraph | None) -> Any:
@@ -118,7 +119,8 @@ def _measure(req: ProbeRequest, main_start: float) -> ProbeResult:
             req.device,
             graph.spec.task,
         )
-        return ProbeResult(status="ok", framework=req.framework, data={"epochs": curve})
+        conv = ConvergenceData(epochs=[EpochStats.model_validate(e) for e in curve])
+        return ProbeResult(status="ok", framework=req.framework, data=conv)
     if req.workload.kind == "custom_op":
         assert graph is not None
         return run_custom_op(req, backend, graph)
@@ -126,7 +128,8 @@ def _measure(req: ProbeRequest, main_start: float) -> ProbeResult:
         assert graph is not None
         return run_export(req, graph)
     if req.workload.kind in ("forward", "train_step"):
-        return ProbeResult(status="ok", framework=req.framework, data=_parity(req, backend, graph))  # type: ignore[arg-type]
+        assert graph is not None
+        return ProbeResult(status="ok", framework=req.framework, data=_parity(req, backend, graph))
     baseline = rss_bytes()
     backend.reset_device_peak(req.device)
     # Memory pass: sample RSS through build, first call and two steady calls, then stop
