@@ -14,7 +14,7 @@ from probes.errors import AdvisorError, brief
 from probes.frameworks import Backend
 from probes.frameworks.facts import facts
 from probes.measure.timing import measure
-from probes.payloads import CompileCheck, CustomOpData, ModeCost
+from probes.payloads import CustomOpData, ModeCost
 from probes.protocol import CustomOpWorkload, ProbeRequest, ProbeResult, TrainWorkload
 from probes.settings import FrameworkSettings
 from probes.spec import SpecGraph, build_graph
@@ -50,8 +50,7 @@ def _mode_cost(
         cost.train = measure(step, req.measure)
     except Exception as e:
         cost.train_reason = brief(e)
-    checks = backend.compile_check(g, weights, arrays, w.compile)
-    cost.compile = [CompileCheck.model_validate(c) for c in checks]
+    cost.compile = backend.compile_check(g, weights, arrays, w.compile)
     return cost
 
 

@@ -11,7 +11,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from probes.frameworks.facts import facts
 from probes.measure.contention import ContentionMeter
 from probes.measure.memory import PeakSampler, maxrss_bytes, rss_bytes
 from probes.measure.timing import first_call, measure
-from probes.payloads import ConvergenceData, EpochStats, ForwardData, TrainStepData
+from probes.payloads import ConvergenceData, ForwardData, TrainStepData
 from probes.protocol import (
     ColdStartWorkload,
     InferWorkload,
@@ -31,6 +31,7 @@ from probes.protocol import (
     ProbeRequest,
     ProbeResult,
     Status,
+    TrainStepWorkload,
     TrainWorkload,
 )
 from probes.runners.lifeline import die_with_parent
@@ -60,8 +61,8 @@ def import_backend(req: ProbeRequest) -> Backend:
     s = req.effective_settings()
     if isinstance(s, TFSettings):
         os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1" if s.onednn else "0"
-    module: Any = importlib.import_module(facts(req.framework).backend_module)
-    return cast(Backend, module)
+    backend: Backend = importlib.import_module(facts(req.framework).backend_module).BACKEND
+    return backend
 
 
 def _parity(req: ProbeRequest, backend: Backend, graph: SpecGraph) -> ForwardData | TrainStepData:
@@ -75,6 +76,7 @@ def _parity(req: ProbeRequest, backend: Backend, graph: SpecGraph) -> ForwardDat
         named = dict(zip(req.spec.outputs, outputs, strict=True))
         save_npz(io / f"outputs_{req.framework}.npz", named)
         return ForwardData(outputs_file=f"outputs_{req.framework}.npz")
+    assert isinstance(req.workload, TrainStepWorkload)
     targets = [arrays[f"target__{o}"] for o in req.spec.outputs]
     loss, updated = backend.train_step(
         graph, weights, inputs, targets, req.workload, trainable_names(graph)
@@ -119,7 +121,7 @@ def _measure(req: ProbeRequest, main_start: float) -> ProbeResult:
             req.device,
             graph.spec.task,
         )
-        conv = ConvergenceData(epochs=[EpochStats.model_validate(e) for e in curve])
+        conv = ConvergenceData(epochs=curve)
         return ProbeResult(status="ok", framework=req.framework, data=conv)
     if req.workload.kind == "custom_op":
         assert graph is not None

@@ -18,18 +18,27 @@ import numpy as np
 import tensorflow as tf
 
 from probes.errors import UnsupportedError, brief
+from probes.frameworks import Backend, Optimized, Step
 from probes.frameworks.tf import build as build_tf
 from probes.frameworks.tf import weights as tf_weights
 from probes.frameworks.tf.layers import custom_grads as custom_grads
-from probes.settings import TFSettings, cpu_budget
+from probes.payloads import CompileCheck, EpochStats
+from probes.protocol import ConvergenceWorkload, TrainStepWorkload, TrainWorkload
+from probes.settings import FrameworkSettings, TFSettings, cpu_budget
 from probes.spec import SpecGraph
 from probes.weights import NeutralWeights
 
-Step = Callable[[], object]
+
+def _own(settings: FrameworkSettings | None) -> TFSettings:
+    if settings is None:
+        return TFSettings()
+    if not isinstance(settings, TFSettings):
+        raise TypeError(f"TensorFlow backend given {settings.framework} settings")
+    return settings
 
 
-def configure(settings: TFSettings | None, device: str = "cpu") -> dict[str, str]:
-    s = settings or TFSettings()
+def configure(settings: FrameworkSettings | None, device: str = "cpu") -> dict[str, str]:
+    s = _own(settings)
     tf.config.threading.set_intra_op_parallelism_threads(s.intra_threads or cpu_budget())
     if s.inter_threads:
         tf.config.threading.set_inter_op_parallelism_threads(s.inter_threads)
@@ -84,7 +93,7 @@ def _materialise(out: Any) -> None:
         o.numpy()  # blocks until computed; zero-copy for CPU tensors
 
 
-def _optimizer(workload: Any, first_step_parity: bool = False) -> keras.optimizers.Optimizer:
+def _optimizer(workload: Optimized, first_step_parity: bool = False) -> keras.optimizers.Optimizer:
     """SGD (with the workload's momentum, if any) or Adam with PyTorch's epsilon.
 
     Keras adds epsilon to sqrt(v) before bias correction, PyTorch after it. For a single
@@ -100,8 +109,13 @@ def _optimizer(workload: Any, first_step_parity: bool = False) -> keras.optimize
 
 
 def infer_step(
-    graph: SpecGraph, weights: NeutralWeights, arrays: list[np.ndarray], s: TFSettings, device: str
+    graph: SpecGraph,
+    weights: NeutralWeights,
+    arrays: list[np.ndarray],
+    s: FrameworkSettings,
+    device: str,
 ) -> Step:
+    s = _own(s)
     with tf.device(_device(device)):
         built = build_tf.build(graph, weights)
         fed = [tf.constant(x) for x in _feed(built, graph, arrays)]
@@ -119,10 +133,11 @@ def train_step_fn(
     weights: NeutralWeights,
     arrays: list[np.ndarray],
     targets: list[np.ndarray],
-    workload: Any,
-    s: TFSettings,
+    workload: TrainWorkload,
+    s: FrameworkSettings,
     device: str,
 ) -> Step:
+    s = _own(s)
     with tf.device(_device(device)):
         built = build_tf.build(graph, weights)
         fed = [tf.constant(x) for x in _feed(built, graph, arrays)]
@@ -187,7 +202,7 @@ def train_step(
     weights: NeutralWeights,
     inputs: list[np.ndarray],
     targets: list[np.ndarray],
-    workload: Any,
+    workload: TrainStepWorkload,
     names: dict[str, list[str]],
 ) -> tuple[float, NeutralWeights]:
     """One parity step; returns the loss and the updated trainable neutral weights."""
@@ -212,16 +227,16 @@ def fit(
     graph: SpecGraph,
     weights: NeutralWeights,
     data: dict[str, np.ndarray],
-    w: Any,
-    s: TFSettings,
+    w: ConvergenceWorkload,
+    s: FrameworkSettings,
     device: str,
     task: str,
-) -> list[dict[str, float]]:
+) -> list[EpochStats]:
     """Train epoch by epoch in the given batch order; evaluate after each epoch.
 
     Keras SGD momentum (m = mu*m - lr*g; p += m) equals PyTorch's at constant lr.
     """
-    import time
+    s = _own(s)
 
     with tf.device(_device(device)):
         built = build_tf.build(graph, weights)
@@ -273,26 +288,26 @@ def fit(
         else:
             metric = float(np.mean((pred.numpy() - targets["y_val"]) ** 2))
         stats.append(
-            {
-                "epoch": epoch,
-                "train_loss": float(np.mean(losses)),
-                "val_metric": metric,
-                "train_time_s": elapsed,
-            }
+            EpochStats(
+                epoch=epoch,
+                train_loss=float(np.mean(losses)),
+                val_metric=metric,
+                train_time_s=elapsed,
+            )
         )
     return stats
 
 
 def compile_check(
     graph: SpecGraph, weights: NeutralWeights, arrays: list[np.ndarray], full: bool
-) -> list[dict[str, Any]]:
+) -> list[CompileCheck]:
     """Does the eval model run as a tf.function graph, and under XLA (jit_compile), with
     the eager outputs? (``full`` is accepted for symmetry: both are real compiles.)"""
     built = build_tf.build(graph, weights)
     fed = [tf.constant(x) for x in _feed(built, graph, arrays)]
     model, x = built.model, fed if len(fed) > 1 else fed[0]
     ref = _listed(model(x, training=False))
-    checks: list[dict[str, Any]] = []
+    checks: list[CompileCheck] = []
     for name, jit in (
         ("tf.function (graph)", False),
         ("tf.function(jit_compile=True) (XLA)", True),
@@ -306,8 +321,27 @@ def compile_check(
             )
             detail = "outputs match eager" if same else "outputs differ from eager"
             checks.append(
-                {"name": name, "ok": same, "detail": detail, "time_s": time.perf_counter() - t0}
+                CompileCheck(name=name, ok=same, detail=detail, time_s=time.perf_counter() - t0)
             )
         except Exception as e:
-            checks.append({"name": name, "ok": False, "detail": brief(e)})
+            checks.append(CompileCheck(name=name, ok=False, detail=brief(e)))
     return checks
+
+
+class TFBackend:
+    """This module as a `Backend`: mypy checks every function against the protocol here."""
+
+    configure = staticmethod(configure)
+    infer_step = staticmethod(infer_step)
+    train_step_fn = staticmethod(train_step_fn)
+    peak_step = staticmethod(peak_step)
+    reset_device_peak = staticmethod(reset_device_peak)
+    device_peak_bytes = staticmethod(device_peak_bytes)
+    forward = staticmethod(forward)
+    train_step = staticmethod(train_step)
+    compile_check = staticmethod(compile_check)
+    custom_grads = staticmethod(custom_grads)
+    fit = staticmethod(fit)
+
+
+BACKEND: Backend = TFBackend()

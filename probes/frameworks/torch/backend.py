@@ -4,24 +4,32 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
 from probes.errors import UnsupportedError, brief
+from probes.frameworks import Backend, Optimized, Step
 from probes.frameworks.torch import build as build_torch
 from probes.frameworks.torch.custom import custom_grads as custom_grads
-from probes.settings import TorchSettings, cpu_budget
+from probes.payloads import CompileCheck, EpochStats
+from probes.protocol import ConvergenceWorkload, TrainStepWorkload, TrainWorkload
+from probes.settings import FrameworkSettings, TorchSettings, cpu_budget
 from probes.spec import SpecGraph
 from probes.weights import NeutralWeights
 
-Step = Callable[[], object]
+
+def _own(settings: FrameworkSettings | None) -> TorchSettings:
+    if settings is None:
+        return TorchSettings()
+    if not isinstance(settings, TorchSettings):
+        raise TypeError(f"PyTorch backend given {settings.framework} settings")
+    return settings
 
 
-def configure(settings: TorchSettings | None, device: str = "cpu") -> dict[str, str]:
-    s = settings or TorchSettings()
+def configure(settings: FrameworkSettings | None, device: str = "cpu") -> dict[str, str]:
+    s = _own(settings)
     torch.set_num_threads(s.intra_threads or cpu_budget())
     if s.inter_threads:
         torch.set_num_interop_threads(s.inter_threads)
@@ -79,9 +87,10 @@ def infer_step(
     graph: SpecGraph,
     weights: NeutralWeights,
     arrays: list[np.ndarray],
-    s: TorchSettings,
+    s: FrameworkSettings,
     device: str,
 ) -> Step:
+    s = _own(s)
     model, fn, xs, dev = _prepare(graph, weights, arrays, s, device)
     model.eval()
     grad_off = torch.inference_mode if s.inference_mode else torch.no_grad
@@ -108,10 +117,11 @@ def train_step_fn(
     weights: NeutralWeights,
     arrays: list[np.ndarray],
     targets: list[np.ndarray],
-    workload: Any,
-    s: TorchSettings,
+    workload: TrainWorkload,
+    s: FrameworkSettings,
     device: str,
 ) -> Step:
+    s = _own(s)
     model, fn, xs, dev = _prepare(graph, weights, arrays, s, device)
     model.train()
     ys = [torch.from_numpy(t).to(dev) for t in targets]
@@ -162,7 +172,7 @@ def train_step(
     weights: NeutralWeights,
     inputs: list[np.ndarray],
     targets: list[np.ndarray],
-    workload: Any,
+    workload: TrainStepWorkload,
     names: dict[str, list[str]],
 ) -> tuple[float, NeutralWeights]:
     """One parity step; returns the loss and the updated trainable neutral weights."""
@@ -178,7 +188,7 @@ def train_step(
     return float(loss), build_torch.dump_weights(model, names)
 
 
-def _optimizer(params: list[torch.Tensor], w: Any) -> torch.optim.Optimizer:
+def _optimizer(params: list[torch.Tensor], w: Optimized) -> torch.optim.Optimizer:
     if w.optimizer == "sgd":
         return torch.optim.SGD(params, lr=w.lr, momentum=getattr(w, "momentum", 0.0))
     return torch.optim.Adam(params, lr=w.lr)
@@ -188,13 +198,13 @@ def fit(
     graph: SpecGraph,
     weights: NeutralWeights,
     data: dict[str, np.ndarray],
-    w: Any,
-    s: TorchSettings,
+    w: ConvergenceWorkload,
+    s: FrameworkSettings,
     device: str,
     task: str,
-) -> list[dict[str, float]]:
+) -> list[EpochStats]:
     """Train epoch by epoch in the given batch order; evaluate after each epoch."""
-    import time
+    s = _own(s)
 
     model, fn, _, dev = _prepare(graph, weights, [data["x_train"][:1]], s, device)
     opt = _optimizer([p for p in model.parameters() if p.requires_grad], w)
@@ -224,19 +234,19 @@ def fit(
             else torch.mean((pred - yv) ** 2)
         )
         stats.append(
-            {
-                "epoch": epoch,
-                "train_loss": float(np.mean(losses)),
-                "val_metric": float(metric),
-                "train_time_s": elapsed,
-            }
+            EpochStats(
+                epoch=epoch,
+                train_loss=float(np.mean(losses)),
+                val_metric=float(metric),
+                train_time_s=elapsed,
+            )
         )
     return stats
 
 
 def compile_check(
     graph: SpecGraph, weights: NeutralWeights, arrays: list[np.ndarray], full: bool
-) -> list[dict[str, Any]]:
+) -> list[CompileCheck]:
     """Does the eval model trace (torch._dynamo.explain: graphs, breaks) and, if ``full``,
     compile with inductor and reproduce the eager outputs?"""
     import torch._dynamo as dynamo
@@ -245,7 +255,7 @@ def compile_check(
     xs = [torch.from_numpy(a) for a in arrays]
     with torch.no_grad():
         ref = _as_tuple(model(*xs))
-    checks: list[dict[str, Any]] = []
+    checks: list[CompileCheck] = []
     dynamo.reset()
     t0 = time.perf_counter()
     try:
@@ -253,17 +263,17 @@ def compile_check(
             ex = dynamo.explain(model)(*xs)
         reasons = sorted({str(r.reason).splitlines()[0][:200] for r in ex.break_reasons})
         checks.append(
-            {
-                "name": "torch.compile trace (dynamo)",
-                "ok": ex.graph_break_count == 0,
-                "graphs": ex.graph_count,
-                "graph_breaks": ex.graph_break_count,
-                "detail": "; ".join(reasons[:3]) or "one graph, no breaks",
-                "time_s": time.perf_counter() - t0,
-            }
+            CompileCheck(
+                name="torch.compile trace (dynamo)",
+                ok=ex.graph_break_count == 0,
+                graphs=ex.graph_count,
+                graph_breaks=ex.graph_break_count,
+                detail="; ".join(reasons[:3]) or "one graph, no breaks",
+                time_s=time.perf_counter() - t0,
+            )
         )
     except Exception as e:
-        checks.append({"name": "torch.compile trace (dynamo)", "ok": False, "detail": brief(e)})
+        checks.append(CompileCheck(name="torch.compile trace (dynamo)", ok=False, detail=brief(e)))
     if full:
         dynamo.reset()
         t0 = time.perf_counter()
@@ -273,17 +283,35 @@ def compile_check(
             same = all(
                 torch.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(ref, got, strict=True)
             )
+            detail = "compiled; outputs match eager" if same else "outputs differ from eager"
             checks.append(
-                {
-                    "name": "torch.compile (inductor)",
-                    "ok": same,
-                    "detail": "compiled; outputs match eager"
-                    if same
-                    else "outputs differ from eager",
-                    "time_s": time.perf_counter() - t0,
-                }
+                CompileCheck(
+                    name="torch.compile (inductor)",
+                    ok=same,
+                    detail=detail,
+                    time_s=time.perf_counter() - t0,
+                )
             )
         except Exception as e:
-            checks.append({"name": "torch.compile (inductor)", "ok": False, "detail": brief(e)})
+            checks.append(CompileCheck(name="torch.compile (inductor)", ok=False, detail=brief(e)))
         dynamo.reset()
     return checks
+
+
+class TorchBackend:
+    """This module as a `Backend`: mypy checks every function against the protocol here."""
+
+    configure = staticmethod(configure)
+    infer_step = staticmethod(infer_step)
+    train_step_fn = staticmethod(train_step_fn)
+    peak_step = staticmethod(peak_step)
+    reset_device_peak = staticmethod(reset_device_peak)
+    device_peak_bytes = staticmethod(device_peak_bytes)
+    forward = staticmethod(forward)
+    train_step = staticmethod(train_step)
+    compile_check = staticmethod(compile_check)
+    custom_grads = staticmethod(custom_grads)
+    fit = staticmethod(fit)
+
+
+BACKEND: Backend = TorchBackend()
