@@ -25,7 +25,7 @@ from probes.protocol import (
 )
 from probes.runners.local import ProbeRunner
 from probes.spec import ModelSpec, build_graph
-from probes.weights import load_npz, make_inputs, save_npz, unflatten_weights
+from probes.weights import load_npz, make_inputs, make_targets, save_npz, unflatten_weights
 
 RTOL = 1e-4
 
@@ -128,10 +128,8 @@ def check_parity(
     graph = build_graph(spec)
     arrays = make_inputs(graph, batch, seed)
     if mode == "train_step":
-        rng = np.random.default_rng([seed, 0x7A6])
-        for out in spec.outputs:
-            shape = (batch, *graph.tensors[out].shape)
-            arrays[f"target__{out}"] = rng.standard_normal(shape).astype(np.float32)
+        targets = make_targets(graph, batch, seed)
+        arrays.update({f"target__{out}": t for out, t in targets.items()})
     with tempfile.TemporaryDirectory(prefix="fwadvisor-parity-") as tmp:
         save_npz(Path(tmp) / "inputs.npz", arrays)
         workload = (

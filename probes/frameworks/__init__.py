@@ -9,11 +9,13 @@ signature against the protocol. The worker loads the module with importlib and t
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from probes.payloads import CompileCheck, EpochStats
+from probes.payloads import CompileCheck
 from probes.protocol import ConvergenceWorkload, TrainStepWorkload, TrainWorkload
 from probes.settings import Device, FrameworkSettings
 from probes.spec import SpecGraph
@@ -23,6 +25,23 @@ from probes.weights import NeutralWeights
 Step = Callable[[], object]
 #: A workload that names an optimizer (and its learning rate; momentum where it has one).
 Optimized = TrainWorkload | TrainStepWorkload | ConvergenceWorkload
+#: Validation predictions are computed in chunks of this many rows.
+EVAL_BATCH = 256
+
+
+@dataclass(frozen=True)
+class Trainer:
+    """A backend's half of the convergence run; `probes.worker.training.fit` owns the loop.
+
+    Built by `Backend.trainer` from the model, the data (``data.npz``) and the workload.
+    """
+
+    #: One optimizer step on the training rows ``idx`` (a full batch); returns its loss.
+    step: Callable[[np.ndarray], float]
+    #: Predictions for all validation rows: float32, neutral layout.
+    predict: Callable[[], np.ndarray]
+    #: Entered around each epoch's steps, before the clock starts (train mode, device).
+    epoch: Callable[[], AbstractContextManager[object]] = nullcontext
 
 
 class Backend(Protocol):
@@ -78,7 +97,7 @@ class Backend(Protocol):
         self, prog: CustomProgram, arrays: Sequence[np.ndarray], upstream: np.ndarray, mode: str
     ) -> list[np.ndarray]: ...
 
-    def fit(
+    def trainer(
         self,
         graph: SpecGraph,
         weights: NeutralWeights,
@@ -86,5 +105,4 @@ class Backend(Protocol):
         w: ConvergenceWorkload,
         s: FrameworkSettings,
         device: Device,
-        task: str,
-    ) -> list[EpochStats]: ...
+    ) -> Trainer: ...

@@ -8,8 +8,6 @@ frameworks: that is where a kernel the framework cannot see costs the most direc
 
 from __future__ import annotations
 
-import numpy as np
-
 from probes.errors import AdvisorError, brief
 from probes.frameworks import Backend
 from probes.frameworks.facts import facts
@@ -20,7 +18,7 @@ from probes.settings import FrameworkSettings
 from probes.spec import SpecGraph, build_graph
 from probes.spec.custom_grad import check_graph_grads, custom_programs
 from probes.spec.ops_custom import CustomMode, with_custom_mode
-from probes.weights import init_weights, make_inputs
+from probes.weights import init_weights, make_inputs, make_targets
 
 
 def _mode_cost(
@@ -39,11 +37,7 @@ def _mode_cost(
         cost.infer = measure(backend.infer_step(g, weights, arrays, eager, req.device), req.measure)
     except Exception as e:
         cost.infer_reason = brief(e)
-    rng = np.random.default_rng([req.seed, 0x7A6])
-    targets = [
-        rng.standard_normal((w.batch, *g.tensors[o].shape)).astype(np.float32)
-        for o in g.spec.outputs
-    ]
+    targets = list(make_targets(g, w.batch, req.seed).values())
     train = TrainWorkload(batch=w.batch)
     try:
         step = backend.train_step_fn(g, weights, arrays, targets, train, eager, req.device)

@@ -13,8 +13,6 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from probes.errors import AdvisorError, UnsupportedError
 from probes.frameworks import Backend
 from probes.frameworks.facts import facts
@@ -42,11 +40,13 @@ from probes.weights import (
     init_weights,
     load_npz,
     make_inputs,
+    make_targets,
     save_npz,
     trainable_names,
 )
 from probes.worker.custom import run_custom_op
 from probes.worker.export import run_export
+from probes.worker.training import fit
 
 OOM_MARKERS = (
     "can't allocate memory",
@@ -94,11 +94,7 @@ def _step(req: ProbeRequest, backend: Backend, graph: SpecGraph | None) -> Any:
     weights = init_weights(graph, req.seed)
     arrays = list(make_inputs(graph, w.batch, req.seed).values())
     if w.kind == "train":
-        rng = np.random.default_rng([req.seed, 0x7A6])
-        targets = [
-            rng.standard_normal((w.batch, *graph.tensors[o].shape)).astype(np.float32)
-            for o in graph.spec.outputs
-        ]
+        targets = list(make_targets(graph, w.batch, req.seed).values())
         return backend.train_step_fn(graph, weights, arrays, targets, w, s, dev)
     return backend.infer_step(graph, weights, arrays, s, dev)
 
@@ -112,15 +108,10 @@ def _measure(req: ProbeRequest, main_start: float) -> ProbeResult:
     if req.workload.kind == "convergence":
         assert graph is not None and req.io_dir is not None
         data = load_npz(Path(req.io_dir) / "data.npz")
-        curve = backend.fit(
-            graph,
-            init_weights(graph, req.seed),
-            data,
-            req.workload,
-            req.effective_settings(),
-            req.device,
-            graph.spec.task,
-        )
+        weights = init_weights(graph, req.seed)
+        s, dev = req.effective_settings(), req.device
+        trainer = backend.trainer(graph, weights, data, req.workload, s, dev)
+        curve = fit(trainer, data, req.workload.batch, graph.spec.task)
         conv = ConvergenceData(epochs=curve)
         return ProbeResult(status="ok", framework=req.framework, data=conv)
     if req.workload.kind == "custom_op":

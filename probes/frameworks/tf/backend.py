@@ -18,11 +18,11 @@ import numpy as np
 import tensorflow as tf
 
 from probes.errors import UnsupportedError, brief
-from probes.frameworks import Backend, Optimized, Step
+from probes.frameworks import EVAL_BATCH, Backend, Optimized, Step, Trainer
 from probes.frameworks.tf import build as build_tf
 from probes.frameworks.tf import weights as tf_weights
 from probes.frameworks.tf.layers import custom_grads as custom_grads
-from probes.payloads import CompileCheck, EpochStats
+from probes.payloads import CompileCheck
 from probes.protocol import ConvergenceWorkload, TrainStepWorkload, TrainWorkload
 from probes.settings import FrameworkSettings, TFSettings, cpu_budget
 from probes.spec import SpecGraph
@@ -223,40 +223,32 @@ def train_step(
     return float(loss), tf_weights.dump_weights(built.cores, graph, names)
 
 
-def fit(
+def trainer(
     graph: SpecGraph,
     weights: NeutralWeights,
     data: dict[str, np.ndarray],
     w: ConvergenceWorkload,
     s: FrameworkSettings,
     device: str,
-    task: str,
-) -> list[EpochStats]:
-    """Train epoch by epoch in the given batch order; evaluate after each epoch.
+) -> Trainer:
+    """The convergence run's steps: in ``data``'s batch order, evaluated after each epoch.
 
     Keras SGD momentum (m = mu*m - lr*g; p += m) equals PyTorch's at constant lr.
     """
     s = _own(s)
-
+    classify = graph.spec.task == "classification"
     with tf.device(_device(device)):
         built = build_tf.build(graph, weights)
         model = built.model
-        feed = (
-            build_tf.to_cl
-            if built.input_layouts[graph.spec.inputs[0].name] == build_tf.CL
-            else (lambda a: a)
-        )
+        cl_in = built.input_layouts[graph.spec.inputs[0].name] == build_tf.CL
+        feed = build_tf.to_cl if cl_in else (lambda a: a)
         x, xv = tf.constant(feed(data["x_train"])), tf.constant(feed(data["x_val"]))
-        out_cl = built.output_layouts[0] == build_tf.CL
-        targets = {
-            k: build_tf.to_cl(data[k]) if out_cl and task != "classification" else data[k]
-            for k in ("y_train", "y_val")
-        }
-        y = tf.constant(targets["y_train"])
+        cl_out = built.output_layouts[0] == build_tf.CL and not classify
+        y = tf.constant(build_tf.to_cl(data["y_train"]) if cl_out else data["y_train"])
         opt = _optimizer(w)
         loss_fn = (
             keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-            if task == "classification"
+            if classify
             else keras.losses.MeanSquaredError()
         )
 
@@ -268,34 +260,21 @@ def fit(
         opt.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
         return loss
 
-    step = _compiled(train, s)
-    stats, elapsed = [], 0.0
-    for epoch, order in enumerate(data["orders"], start=1):
-        losses, t0 = [], time.perf_counter()
-        with tf.device(_device(device)):
-            for i in range(0, len(order) - w.batch + 1, w.batch):
-                losses.append(float(step(tf.constant(order[i : i + w.batch])).numpy()))
-        elapsed += time.perf_counter() - t0
-        pred = tf.concat(
-            [
-                tf.cast(model(xv[i : i + 256], training=False), tf.float32)
-                for i in range(0, int(xv.shape[0]), 256)
-            ],
-            axis=0,
-        )
-        if task == "classification":
-            metric = float(np.mean(np.argmax(pred.numpy(), axis=1) == targets["y_val"]))
-        else:
-            metric = float(np.mean((pred.numpy() - targets["y_val"]) ** 2))
-        stats.append(
-            EpochStats(
-                epoch=epoch,
-                train_loss=float(np.mean(losses)),
-                val_metric=metric,
-                train_time_s=elapsed,
-            )
-        )
-    return stats
+    compiled = _compiled(train, s)
+
+    def step(rows: np.ndarray) -> float:
+        return float(compiled(tf.constant(rows)).numpy())
+
+    def predict() -> np.ndarray:
+        n = int(xv.shape[0])
+        chunks = [
+            tf.cast(model(xv[i : i + EVAL_BATCH], training=False), tf.float32)
+            for i in range(0, n, EVAL_BATCH)
+        ]
+        pred = tf.concat(chunks, axis=0).numpy()
+        return build_tf.to_neutral(pred) if cl_out else pred
+
+    return Trainer(step=step, predict=predict, epoch=lambda: tf.device(_device(device)))
 
 
 def compile_check(
@@ -341,7 +320,7 @@ class TFBackend:
     train_step = staticmethod(train_step)
     compile_check = staticmethod(compile_check)
     custom_grads = staticmethod(custom_grads)
-    fit = staticmethod(fit)
+    trainer = staticmethod(trainer)
 
 
 BACKEND: Backend = TFBackend()

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
 
 from probes.errors import UnsupportedError, brief
-from probes.frameworks import Backend, Optimized, Step
+from probes.frameworks import EVAL_BATCH, Backend, Optimized, Step, Trainer
 from probes.frameworks.torch import build as build_torch
 from probes.frameworks.torch.custom import custom_grads as custom_grads
-from probes.payloads import CompileCheck, EpochStats
+from probes.payloads import CompileCheck
 from probes.protocol import ConvergenceWorkload, TrainStepWorkload, TrainWorkload
 from probes.settings import FrameworkSettings, TorchSettings, cpu_budget
 from probes.spec import SpecGraph
@@ -194,54 +195,45 @@ def _optimizer(params: list[torch.Tensor], w: Optimized) -> torch.optim.Optimize
     return torch.optim.Adam(params, lr=w.lr)
 
 
-def fit(
+def trainer(
     graph: SpecGraph,
     weights: NeutralWeights,
     data: dict[str, np.ndarray],
     w: ConvergenceWorkload,
     s: FrameworkSettings,
     device: str,
-    task: str,
-) -> list[EpochStats]:
-    """Train epoch by epoch in the given batch order; evaluate after each epoch."""
+) -> Trainer:
+    """The convergence run's steps: in ``data``'s batch order, evaluated after each epoch."""
     s = _own(s)
-
     model, fn, _, dev = _prepare(graph, weights, [data["x_train"][:1]], s, device)
     opt = _optimizer([p for p in model.parameters() if p.requires_grad], w)
     x, y = torch.from_numpy(data["x_train"]).to(dev), torch.from_numpy(data["y_train"]).to(dev)
-    xv, yv = torch.from_numpy(data["x_val"]).to(dev), torch.from_numpy(data["y_val"]).to(dev)
-    loss_fn: Any = torch.nn.CrossEntropyLoss() if task == "classification" else torch.nn.MSELoss()
-    stats, elapsed = [], 0.0
-    for epoch, order in enumerate(data["orders"], start=1):
-        model.train()
-        losses, t0 = [], time.perf_counter()
-        for i in range(0, len(order) - w.batch + 1, w.batch):
-            idx = torch.from_numpy(order[i : i + w.batch]).to(dev)
-            opt.zero_grad(set_to_none=True)
-            with _autocast(s, dev):
-                out = fn(x[idx])
-            loss = loss_fn(out.float(), y[idx])
-            loss.backward()
-            opt.step()
-            losses.append(float(loss))
-        elapsed += time.perf_counter() - t0
+    xv = torch.from_numpy(data["x_val"]).to(dev)
+    classify = graph.spec.task == "classification"
+    loss_fn: Any = torch.nn.CrossEntropyLoss() if classify else torch.nn.MSELoss()
+
+    def step(rows: np.ndarray) -> float:
+        idx = torch.from_numpy(rows).to(dev)
+        opt.zero_grad(set_to_none=True)
+        with _autocast(s, dev):
+            out = fn(x[idx])
+        loss = loss_fn(out.float(), y[idx])
+        loss.backward()
+        opt.step()
+        return float(loss)
+
+    def predict() -> np.ndarray:
         model.eval()
         with torch.no_grad(), _autocast(s, dev):
-            pred = torch.cat([model(xv[i : i + 256]).float() for i in range(0, len(xv), 256)])
-        metric = (
-            (pred.argmax(1) == yv).float().mean()
-            if task == "classification"
-            else torch.mean((pred - yv) ** 2)
-        )
-        stats.append(
-            EpochStats(
-                epoch=epoch,
-                train_loss=float(np.mean(losses)),
-                val_metric=float(metric),
-                train_time_s=elapsed,
-            )
-        )
-    return stats
+            chunks = [model(xv[i : i + EVAL_BATCH]).float() for i in range(0, len(xv), EVAL_BATCH)]
+        return torch.cat(chunks).cpu().numpy()
+
+    @contextlib.contextmanager
+    def epoch() -> Iterator[None]:
+        model.train()
+        yield
+
+    return Trainer(step=step, predict=predict, epoch=epoch)
 
 
 def compile_check(
@@ -311,7 +303,7 @@ class TorchBackend:
     train_step = staticmethod(train_step)
     compile_check = staticmethod(compile_check)
     custom_grads = staticmethod(custom_grads)
-    fit = staticmethod(fit)
+    trainer = staticmethod(trainer)
 
 
 BACKEND: Backend = TorchBackend()
