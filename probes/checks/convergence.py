@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from probes.checks.datasets import make_dataset
 from probes.payloads import ConvergenceData, EpochStats
 from probes.protocol import FRAMEWORKS, ConvergenceWorkload, ProbeRequest
-from probes.runners.local import ProbeRunner
+from probes.runners.base import ProbeRunner
 from probes.settings import FrameworkSettings, default_settings, settings_label
 from probes.spec import ModelSpec, build_graph
 from probes.weights import save_npz

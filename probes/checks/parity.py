@@ -23,7 +23,7 @@ from probes.protocol import (
     ProbeResult,
     TrainStepWorkload,
 )
-from probes.runners.local import ProbeRunner
+from probes.runners.base import ProbeRunner
 from probes.spec import ModelSpec, build_graph
 from probes.weights import load_npz, make_inputs, make_targets, save_npz, unflatten_weights
 

@@ -26,11 +26,13 @@ from probes.errors import AdvisorError, brief
 from probes.export.checks import check_exports
 from probes.measure.environment import environment
 from probes.protocol import FRAMEWORKS, Framework, InferWorkload, ProbeRequest, ProbeResult
-from probes.runners.local import ProbeRunner, SubprocessRunner
+from probes.runners.base import ProbeRunner
+from probes.runners.local import SubprocessRunner
+from probes.runners.store_only import StoreOnlyRunner
 from probes.spec import ModelSpec, analyze, build_graph
 from probes.tune.compare import tune
 from probes.tune.models import FrameworkTuning, TrialSummary, TuneConfig, TuneReport
-from recommender.evidence.gatherer import Gatherer, StoreOnlyRunner, export_targets, needed_targets
+from recommender.evidence.gatherer import Gatherer, export_targets, needed_targets
 from recommender.evidence.pipelines import EXPORT_MEASURE
 from recommender.knowledge.capabilities import load_matrix
 from recommender.questionnaire import load_questionnaire, to_profile
