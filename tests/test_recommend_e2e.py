@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from probes.config import Settings
+from probes.protocol import FRAMEWORKS
 from recommender.questionnaire import load_answers
 from recommender.recommend import NAMES, recommend
 from tests.conftest import ROOT, ZOO, zoo_spec
@@ -56,8 +57,9 @@ def test_measure_then_cached(tmp_path: Path) -> None:
         assert ev.infer.source.startswith("tuned")
         assert ev.targets["browser"].verdict == "verified"  # the ONNX export ran
     cached = recommend(spec, answers, "cached", settings=settings)
-    for fw in ("torch", "tensorflow"):
+    for fw in FRAMEWORKS:
         m, c = measured.evidence.frameworks[fw], cached.evidence.frameworks[fw]
-        assert c.infer is not None and c.infer.value <= m.infer.value * 1.0001  # type: ignore[union-attr]
+        assert m.infer is not None and c.infer is not None
+        assert c.infer.value <= m.infer.value * 1.0001
         assert c.targets["browser"].verdict == "verified"
     assert cached.leaning == measured.leaning

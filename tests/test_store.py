@@ -12,7 +12,7 @@ from probes.payloads import ForwardData, TrainStepData
 from probes.probe import Prober
 from probes.protocol import InferWorkload, ProbeRequest, ProbeResult, Status
 from probes.settings import TorchSettings
-from probes.spec import memo, spec_hash
+from probes.spec import ModelSpec, memo, spec_hash
 from probes.store import ResultStore
 from tests.conftest import zoo_spec
 
@@ -85,7 +85,12 @@ def test_spec_memo_builds_once_per_spec_and_evicts_the_oldest(
 ) -> None:
     monkeypatch.setattr(memo, "SIZE", 2)
     calls: list[str] = []
-    m = memo.SpecMemo(lambda s: calls.append(s.name) or len(calls))
+
+    def compute(s: ModelSpec) -> int:
+        calls.append(s.name)
+        return len(calls)
+
+    m = memo.SpecMemo(compute)
     small, default = zoo_spec("resnet18", "small"), zoo_spec("resnet18", None)
     assert m(small) == m(small.model_copy(update={"name": "renamed"})) == 1  # what computes
     assert m(default) == 2 and calls == ["resnet18", "resnet18"]

@@ -59,9 +59,9 @@ def _result(fw: str, median_s: float, peak: int = 10 * 2**20, **m: object) -> Pr
         memory=MemoryStats(
             baseline_rss_bytes=0, peak_rss_bytes=peak, maxrss_bytes=peak, weight_bytes=0
         ),
-        **m,  # type: ignore[arg-type]
+        **m,
     )
-    return ProbeResult(status="ok", framework=fw, measurement=meas)  # type: ignore[arg-type]
+    return ProbeResult(status="ok", framework=fw, measurement=meas)
 
 
 @dataclass
@@ -105,7 +105,7 @@ def test_paired_verdict_survives_a_machine_that_slows_halfway() -> None:
 
 
 def _req(fw: str) -> ProbeRequest:
-    return ProbeRequest(spec=LENET, framework=fw, workload=InferWorkload(batch=1))  # type: ignore[arg-type]
+    return ProbeRequest(spec=LENET, framework=fw, workload=InferWorkload(batch=1))
 
 
 def test_paired_interval_straddles_one_when_rounds_disagree() -> None:
