@@ -11,10 +11,9 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
 
 from probes.errors import AdvisorError, UnsupportedError
-from probes.frameworks import Backend
+from probes.frameworks import Backend, Step
 from probes.frameworks.facts import facts
 from probes.measure.contention import ContentionMeter
 from probes.measure.memory import PeakSampler, maxrss_bytes, rss_bytes
@@ -85,7 +84,7 @@ def _parity(req: ProbeRequest, backend: Backend, graph: SpecGraph) -> ForwardDat
     return TrainStepData(loss=loss, weights_file=f"weights_{req.framework}.npz")
 
 
-def _step(req: ProbeRequest, backend: Backend, graph: SpecGraph | None) -> Any:
+def _step(req: ProbeRequest, backend: Backend, graph: SpecGraph | None) -> Step:
     """Build the model and return the timed step (materialises its result)."""
     w, s, dev = req.workload, req.effective_settings(), req.device
     if w.kind == "peak":
