@@ -262,3 +262,70 @@ def test_a_stale_stored_peak_is_measured_again(tmp_path: Path) -> None:
     stale = PeakRunner(peaks=[100.0] * 4)
     Prober(stale, store).machine_peak_gflops()
     assert stale.calls.count("peak") >= 2
+
+
+@pytest.mark.parametrize(
+    ("shares", "kept", "loops"),
+    [([0.4, 0.6, 0.99], 0.99, 3), ([0.4, 0.6, 0.5, 0.99], 0.6, 3), ([0.95], 0.95, 1)],
+)
+def test_a_contended_timed_loop_is_run_again_in_process(
+    monkeypatch: pytest.MonkeyPatch, shares: list[float], kept: float, loops: int
+) -> None:
+    from probes.measure.contention import Contention
+    from probes.measure.timing import MeasureConfig
+    from probes.worker import probe as worker
+
+    readings = iter(shares)
+    used: list[float] = []
+
+    class FakeMeter:
+        def __enter__(self) -> FakeMeter:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            used.append(share := next(readings))
+            self.result = Contention(cpu_share=share, flagged=share < 0.85)
+
+    monkeypatch.setattr(worker, "ContentionMeter", FakeMeter)
+    _, c = worker._timed(lambda: None, MeasureConfig(min_time_s=0, min_iters=2), 0.0)
+    assert c is not None and c.cpu_share == kept and len(used) == loops
+
+
+def test_search_variance_is_zero_for_a_covered_space_and_positive_otherwise() -> None:
+    from probes.tune.models import FrameworkTuning, TrialSummary
+    from recommender.evidence.configs import search_sigma
+
+    def trial(n: int, v: float) -> TrialSummary:
+        return TrialSummary(
+            number=n,
+            state="COMPLETE",
+            params={"k": n},
+            values=[v],
+            source=None,
+            reason=None,
+            settings=None,
+            batch=1,
+            median_s=v,
+            throughput_sps=None,
+            peak_rss_bytes=None,
+            feasible=True,
+        )
+
+    def tuning(size: int) -> FrameworkTuning:
+        hist = [trial(0, 1.0), trial(1, 1.1), trial(2, 1.5), trial(3, 2.0)]
+        return FrameworkTuning(
+            framework="torch",
+            study_name="s",
+            search_space={},
+            space_size=size,
+            counts={},
+            default=hist[0],
+            best=hist[0],
+            best_result=None,
+            speedup=None,
+            pareto=[],
+            history=hist,
+        )
+
+    assert search_sigma(tuning(4)) == 0.0
+    assert 0.05 < search_sigma(tuning(48)) <= 0.15

@@ -342,6 +342,14 @@ class ZooRunner:
                     summary=rec.summary,
                     vetoes=[f"{v.framework}: {v.constraint} ({v.reason})" for v in rec.vetoes],
                     caveats=list(rec.caveats),
+                    assumed=dict(rec.assumed),
+                    latency_ratio=[
+                        rec.latency_ratio.ratio,
+                        rec.latency_ratio.lo,
+                        rec.latency_ratio.hi,
+                    ]
+                    if rec.latency_ratio
+                    else None,
                 )
             )
         matrix = load_matrix()
