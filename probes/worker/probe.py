@@ -21,6 +21,7 @@ from probes.measure.timing import MeasureConfig, Timing, first_call, measure
 from probes.payloads import ConvergenceData, ForwardData, TrainStepData
 from probes.protocol import (
     ColdStartWorkload,
+    ConvergenceWorkload,
     InferWorkload,
     Measurement,
     MemoryStats,
@@ -48,6 +49,8 @@ from probes.worker.export import run_export
 from probes.worker.training import fit
 
 CONTENTION_RETRIES = 2  # a contended timed loop is run again in-process, at most this often
+#: Workloads that report a payload (`probes.payloads`) instead of a measurement.
+CHECKS = ("convergence", "custom_op", "export", "forward", "train_step")
 OOM_MARKERS = (
     "can't allocate memory",
     "out of memory",
@@ -99,30 +102,36 @@ def _step(req: ProbeRequest, backend: Backend, graph: SpecGraph | None) -> Step:
     return backend.infer_step(graph, weights, arrays, s, dev)
 
 
+def _convergence(req: ProbeRequest, backend: Backend, graph: SpecGraph) -> ConvergenceData:
+    assert isinstance(req.workload, ConvergenceWorkload) and req.io_dir is not None
+    data = load_npz(Path(req.io_dir) / "data.npz")
+    weights = init_weights(graph, req.seed)
+    s, dev = req.effective_settings(), req.device
+    trainer = backend.trainer(graph, weights, data, req.workload, s, dev)
+    return ConvergenceData(epochs=fit(trainer, data, req.workload.batch, graph.spec.task))
+
+
+def _check(req: ProbeRequest, backend: Backend, graph: SpecGraph) -> ProbeResult:
+    """A workload whose result is a payload, not a timing."""
+    kind = req.workload.kind
+    if kind == "custom_op":
+        return run_custom_op(req, backend, graph)
+    if kind == "export":
+        return run_export(req, graph)
+    data = (
+        _convergence(req, backend, graph) if kind == "convergence" else _parity(req, backend, graph)
+    )
+    return ProbeResult(status="ok", framework=req.framework, data=data)
+
+
 def _measure(req: ProbeRequest, main_start: float) -> ProbeResult:
     t0 = time.perf_counter()
     backend = import_backend(req)
     runtime = backend.configure(req.effective_settings(), req.device)
     import_s = time.perf_counter() - t0
     graph = build_graph(req.spec) if req.spec is not None else None
-    if req.workload.kind == "convergence":
-        assert graph is not None and req.io_dir is not None
-        data = load_npz(Path(req.io_dir) / "data.npz")
-        weights = init_weights(graph, req.seed)
-        s, dev = req.effective_settings(), req.device
-        trainer = backend.trainer(graph, weights, data, req.workload, s, dev)
-        curve = fit(trainer, data, req.workload.batch, graph.spec.task)
-        conv = ConvergenceData(epochs=curve)
-        return ProbeResult(status="ok", framework=req.framework, data=conv)
-    if req.workload.kind == "custom_op":
-        assert graph is not None
-        return run_custom_op(req, backend, graph)
-    if req.workload.kind == "export":
-        assert graph is not None
-        return run_export(req, graph)
-    if req.workload.kind in ("forward", "train_step"):
-        assert graph is not None
-        return ProbeResult(status="ok", framework=req.framework, data=_parity(req, backend, graph))
+    if graph is not None and req.workload.kind in CHECKS:
+        return _check(req, backend, graph)
     baseline = rss_bytes()
     backend.reset_device_peak(req.device)
     # Memory pass: sample RSS through build, first call and two steady calls, then stop
