@@ -403,7 +403,7 @@ def test_probe_comparisons_are_paired_over_rounds_and_count_contended_ones() -> 
         r = _result(fw, ms / 1e3)
         assert r.measurement is not None
         r.measurement.contention = Contention(cpu_share=0.5 if busy else 1.0, flagged=busy)
-        return ProbeRow(framework=fw, workload="infer", batch=1, settings="x", result=r, round=rnd)  # type: ignore[arg-type]
+        return ProbeRow(framework=fw, workload="infer", batch=1, settings="x", result=r, round=rnd)
 
     # the machine doubles its times in round 2 for both: the pairing still sees 0.8
     rows = [row("torch", 1, 0.8), row("tensorflow", 1, 1.0), row("tensorflow", 2, 2.0)]
