@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from probes.protocol import ProbeResult
 from probes.spec import ModelSpec
@@ -84,6 +84,15 @@ class StoredResult(BaseModel):
     result: ProbeResult
 
 
+def _parsed(text: str) -> ProbeResult | None:
+    """A stored result, or None if it no longer parses (stored by an older version whose
+    result format changed): the store is a cache, so that row counts as missing."""
+    try:
+        return ProbeResult.model_validate_json(text)
+    except ValidationError:
+        return None
+
+
 class ResultStore:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -106,7 +115,7 @@ class ResultStore:
             row = db.execute("SELECT result, created FROM results WHERE key = ?", (key,)).fetchone()
         if row is None or (max_age_s is not None and time.time() - row[1] > max_age_s):
             return None
-        return ProbeResult.model_validate_json(row[0])
+        return _parsed(row[0])
 
     def put(
         self,
@@ -157,9 +166,10 @@ class ResultStore:
                 settings=json.loads(r[5]),
                 env_key=r[6],
                 created=r[7],
-                result=ProbeResult.model_validate_json(r[8]),
+                result=result,
             )
             for r in rows
+            if (result := _parsed(r[8])) is not None
         ]
 
     def put_tuned(self, best: TunedBest) -> None:

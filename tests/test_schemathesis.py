@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.schemas import APIOperation
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from service.app import create_app
@@ -42,7 +44,7 @@ schema = _app_schema()
     suppress_health_check=list(HealthCheck),
     derandomize=True,
 )
-def test_api_conforms(case: schemathesis.Case) -> None:
+def test_api_conforms(case: schemathesis.Case[APIOperation[Any, Any, Any, Any]]) -> None:
     # Every built-in check but "schema-valid data is accepted": the API validates more
     # than JSON Schema can say (a spec's shapes must infer, a zoo name must exist), and
     # answers those with a documented 422 naming the field.

@@ -10,13 +10,9 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from probes.checks.datasets import make_dataset
-from probes.protocol import (
-    FRAMEWORKS,
-    ConvergenceWorkload,
-    EpochStats,
-    ProbeRequest,
-)
-from probes.runners.local import ProbeRunner
+from probes.payloads import ConvergenceData, EpochStats
+from probes.protocol import FRAMEWORKS, ConvergenceWorkload, ProbeRequest
+from probes.runners.base import ProbeRunner
 from probes.settings import FrameworkSettings, default_settings, settings_label
 from probes.spec import ModelSpec, build_graph
 from probes.weights import save_npz
@@ -81,7 +77,8 @@ def check_convergence(
                     spec=spec, framework=fw, workload=workload, settings=s, seed=seed, io_dir=tmp
                 )
             )
-            epochs = [EpochStats.model_validate(e) for e in r.data.get("epochs", [])]
+            got = r.payload(ConvergenceData)
+            epochs = got.epochs if got else []
             tta, ett = _reach(epochs, target, higher)
             curves.append(
                 ConvergenceCurve(

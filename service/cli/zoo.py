@@ -11,7 +11,8 @@ from typing import Any
 
 from probes.config import Settings
 from probes.errors import AdvisorError
-from probes.runners.local import ProbeRunner, SubprocessRunner
+from probes.runners.base import ProbeRunner
+from probes.runners.local import SubprocessRunner
 from probes.spec import ModelSpec, load_spec_file, resolve_spec, zoo_names
 from recommender.zoo.models import PROFILES, ZooConfig, ZooRun
 from recommender.zoo.run import ZooRunner, profile_answers, run_zoo

@@ -46,29 +46,33 @@ class Lambda(nn.Module):
 
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
         k, kw = self.kind, self.kw
-        if k == "add":
-            out = xs[0]
-            for x in xs[1:]:
-                out = out + x
-            return out
-        if k == "multiply":
-            out = xs[0]
-            for x in xs[1:]:
-                out = out * x
-            return out
+        if k in ("add", "multiply"):
+            return _fold(xs, add=k == "add")
         if k == "concat":
             return torch.cat(xs, dim=kw["dim"])
-        if k == "flatten":
-            return torch.flatten(xs[0], 1)
-        if k == "reshape":
-            return xs[0].reshape(xs[0].shape[0], *kw["shape"])
-        if k == "permute":
-            return xs[0].permute(0, *[d + 1 for d in kw["dims"]])
-        if k == "mean":
-            return xs[0].mean(dim=kw["dim"], keepdim=kw["keepdims"])
-        if k == "global_avg_pool":
-            return xs[0].mean(dim=tuple(range(2, xs[0].dim())))
-        raise ValueError(k)
+        return _unary(k, xs[0], kw)
+
+
+def _fold(xs: tuple[torch.Tensor, ...], add: bool) -> torch.Tensor:
+    """x0 + x1 + ... (or x0 * x1 * ...), left to right."""
+    out = xs[0]
+    for x in xs[1:]:
+        out = out + x if add else out * x
+    return out
+
+
+def _unary(k: str, x: torch.Tensor, kw: dict[str, Any]) -> torch.Tensor:
+    if k == "flatten":
+        return torch.flatten(x, 1)
+    if k == "reshape":
+        return x.reshape(x.shape[0], *kw["shape"])
+    if k == "permute":
+        return x.permute(0, *[d + 1 for d in kw["dims"]])
+    if k == "mean":
+        return x.mean(dim=kw["dim"], keepdim=kw["keepdims"])
+    if k == "global_avg_pool":
+        return x.mean(dim=tuple(range(2, x.dim())))
+    raise ValueError(k)
 
 
 class Padded(nn.Module):
@@ -174,31 +178,32 @@ def _module(node: GraphNode, ins: list[Any]) -> nn.Module:
         "multiply": lambda: Lambda("multiply"),
         "flatten": lambda: Lambda("flatten"),
         "global_avg_pool": lambda: Lambda("global_avg_pool"),
+        "concat": lambda: Lambda("concat", dim=_dim(p.axis)),
+        "reshape": lambda: Lambda("reshape", shape=tuple(node.out.shape)),
+        "permute": lambda: Lambda("permute", dims=list(p.dims)),
+        "mean": lambda: Lambda("mean", dim=_dim(p.axis), keepdims=p.keepdims),
+        "batch_norm": lambda: (nn.BatchNorm2d if x.rank == 3 else nn.BatchNorm1d)(
+            x.shape[0], eps=p.eps, momentum=p.momentum
+        ),
     }
     if op in simple:
         return simple[op]()
     if op in ("conv1d", "conv2d"):
         return _conv(node, ins)
-    if op == "batch_norm":
-        bn = nn.BatchNorm2d if x.rank == 3 else nn.BatchNorm1d
-        return bn(x.shape[0], eps=p.eps, momentum=p.momentum)
     if op in ("max_pool2d", "avg_pool2d"):
-        pad = 0 if p.padding == "valid" else p.padding
-        stride = p.stride if p.stride is not None else p.kernel
-        if op == "max_pool2d":
-            return nn.MaxPool2d(p.kernel, stride, padding=pad)
-        return nn.AvgPool2d(p.kernel, stride, padding=pad, count_include_pad=True)
-    if op == "concat":
-        return Lambda("concat", dim=_dim(p.axis))
-    if op == "reshape":
-        return Lambda("reshape", shape=tuple(node.out.shape))
-    if op == "permute":
-        return Lambda("permute", dims=list(p.dims))
-    if op == "mean":
-        return Lambda("mean", dim=_dim(p.axis), keepdims=p.keepdims)
+        return _pool(node)
     if op == "custom":
         return CustomExpr(compile_custom(p, ins, node.id))
     raise NotImplementedError(f"torch builder has no op '{op}'")
+
+
+def _pool(node: GraphNode) -> nn.Module:
+    p = node.params
+    pad = 0 if p.padding == "valid" else p.padding
+    stride = p.stride if p.stride is not None else p.kernel
+    if node.op == "max_pool2d":
+        return nn.MaxPool2d(p.kernel, stride, padding=pad)
+    return nn.AvgPool2d(p.kernel, stride, padding=pad, count_include_pad=True)
 
 
 def _key(node_id: str) -> str:
