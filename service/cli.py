@@ -244,7 +244,10 @@ def _service_parsers(sub: Any) -> list[argparse.ArgumentParser]:
     serve.add_argument("--workers", type=int, default=2, help="web processes (gunicorn)")
     serve.add_argument("--threads", type=int, default=4, help="threads per web process")
     serve.add_argument(
-        "--worker-class", choices=["gthread", "sync"], default="gthread", help="gunicorn's"
+        "--worker-class",
+        choices=["gevent", "gthread", "sync"],
+        default="gevent",
+        help="gunicorn's; gevent (default) is not starved by slow clients",
     )
     serve.add_argument("--no-worker", action="store_true", help="do not start a job worker")
     serve.set_defaults(func=cmd_serve)

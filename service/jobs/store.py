@@ -86,7 +86,14 @@ class Attempt:
     number: int
 
 
+def _lenient_text(raw: bytes) -> str:
+    return raw.decode("utf-8", "backslashreplace")
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # SQLite stores whatever bytes it is given as TEXT; reading bytes that are not
+    # UTF-8 must not fail the whole query (every job list would 500)
+    dbapi_conn.text_factory = _lenient_text
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
     cur.execute("PRAGMA busy_timeout=10000")
