@@ -42,7 +42,7 @@ def start_server(
     port: int, data: Path, worker_class: str, workers: int = 2
 ) -> subprocess.Popen[bytes]:
     env = {**os.environ, "FWADVISOR_DATA_DIR": str(data), "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--no-worker"]
+    cmd = [sys.executable, "-m", "service.cli.main", "serve", "--port", str(port), "--no-worker"]
     cmd += ["--workers", str(workers), "--worker-class", worker_class]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 90

@@ -17,9 +17,9 @@ from optuna.trial import TrialState
 
 from probes.probe import Prober
 from probes.protocol import ProbeRequest, ProbeResult
-from probes.tune_models import TuneConfig
-from probes.tune_owner import owner_scope
-from probes.tune_report import tune
+from probes.tune.compare import tune
+from probes.tune.models import TuneConfig
+from probes.tune.owner import owner_scope
 from tests.conftest import zoo_spec
 from tests.tuning_fakes import FakeRunner
 
@@ -51,8 +51,8 @@ def test_a_killed_tuner_rerun_at_once_fails_its_trial_with_a_reason(tmp_path: Pa
         import sys
         sys.path.insert(0, {str(ROOT)!r})
         from probes.probe import Prober
-        from probes.tune_models import TuneConfig
-        from probes.tune_report import tune
+        from probes.tune.models import TuneConfig
+        from probes.tune.compare import tune
         from tests.conftest import zoo_spec
         from tests.tuning_fakes import FakeRunner
         tune(zoo_spec("mlp"), TuneConfig(n_trials=4, seed=3), Prober(FakeRunner(sleep_s=60)),

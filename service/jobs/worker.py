@@ -25,8 +25,8 @@ from pathlib import Path
 from types import FrameType
 
 from probes.errors import AdvisorError, brief
-from probes.runner import LIVE
-from probes.tune_owner import owner_scope
+from probes.runners.local import LIVE
+from probes.tune.owner import owner_scope
 from service.jobs.execute import execute
 from service.jobs.lease import WorkerStore
 from service.jobs.requests import JobCreate
