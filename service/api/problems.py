@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from probes.errors import AdvisorError, SpecError
@@ -181,6 +182,13 @@ def install(app: Flask) -> None:
         allowed = getattr(e, "valid_methods", None)
         headers = {"Allow": ", ".join(allowed)} if allowed else {}
         return problem_response(ApiProblem(code, detail, headers=headers))
+
+    @app.errorhandler(SQLAlchemyError)
+    def _database(e: SQLAlchemyError) -> Response:
+        log.error("job store error on %s %s: %s", request.method, request.path, e)
+        return problem_response(
+            ApiProblem("unavailable", "the job store is unavailable; see GET /v1/ready")
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(e: Exception) -> Response:

@@ -9,7 +9,10 @@ retry's result.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,6 +22,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+
+from probes.errors import AdvisorError
+from probes.store import is_damaged
+
+log = logging.getLogger("fwadvisor.jobs")
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 MAX_EVENTS = 200  # per job; older progress lines are dropped
@@ -101,6 +109,24 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+class JobStoreDamaged(AdvisorError):
+    """The job store's file is not a database (any more). Unlike the results store it
+    is not a cache (it holds the jobs and their results), so it is never replaced."""
+
+    code = "job_store_damaged"
+
+
+def _damaged(e: sa.exc.DBAPIError, url: str) -> JobStoreDamaged | None:
+    orig = e.orig
+    if not isinstance(orig, sqlite3.DatabaseError) or not is_damaged(orig):
+        return None
+    where = sa.engine.make_url(url).database or url
+    return JobStoreDamaged(
+        f"the job store {where} is damaged ({orig}); it holds the job history, so it is "
+        "not replaced: restore it from a backup, or move it aside to start an empty one"
+    )
+
+
 def make_engine(url: str) -> Engine:
     engine = sa.create_engine(url, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
@@ -109,7 +135,10 @@ def make_engine(url: str) -> Engine:
         try:
             meta.create_all(engine)
             break
-        except sa.exc.DBAPIError:  # another process created a table between check and create
+        except sa.exc.DBAPIError as e:  # another process created a table meanwhile
+            damage = _damaged(e, url)
+            if damage is not None:
+                raise damage from None
             if attempt == 4:
                 raise
             time.sleep(0.1 * (attempt + 1))
@@ -117,8 +146,18 @@ def make_engine(url: str) -> Engine:
 
 
 class JobStore:
-    def __init__(self, url: str) -> None:
-        self.engine = make_engine(url)
+    def __init__(self, url: str, *, tolerate_damage: bool = False) -> None:
+        """``tolerate_damage`` (the web app): open it anyway, so /v1/ready can say what
+        is wrong (503) instead of the server failing to start."""
+        self.damage: str | None = None
+        try:
+            self.engine = make_engine(url)
+        except JobStoreDamaged as e:
+            if not tolerate_damage:
+                raise
+            log.error("%s", e.message)
+            self.damage = e.message
+            self.engine = sa.create_engine(url, pool_pre_ping=True)
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
@@ -126,8 +165,21 @@ class JobStore:
             yield conn
 
     def ping(self) -> None:
-        with self.engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
+        """Raises unless the jobs table can be read on a new connection. (``SELECT 1``
+        reads no page, and a pooled SQLite connection answers from its cache, so both
+        succeeded on a file that had become garbage.)"""
+        path = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
+        if path and path != ":memory:":  # WAL readers may never look at the main file
+            with contextlib.suppress(FileNotFoundError), open(path, "rb") as f:
+                head = f.read(16)
+                if head and head != b"SQLite format 3\x00":
+                    raise JobStoreDamaged(f"the job store {path} is damaged (not a database)")
+        fresh = sa.create_engine(self.engine.url, poolclass=sa.pool.NullPool)
+        try:
+            with fresh.connect() as conn:
+                conn.execute(sa.select(jobs.c.id).limit(1))
+        finally:
+            fresh.dispose()
 
     # -- creation and reads ------------------------------------------------------------
     def replay(self, owner: str, key: str, request_hash: str) -> dict[str, Any] | None:
