@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel
 
+from probes.checks.parity_rules import adam_excused, without_dropout
 from probes.protocol import (
     FRAMEWORKS,
     ForwardWorkload,
@@ -24,7 +25,14 @@ from probes.protocol import (
 )
 from probes.runners.local import ProbeRunner
 from probes.spec import ModelSpec, build_graph
-from probes.weights import load_npz, make_inputs, save_npz, unflatten_weights
+from probes.weights import (
+    flatten_weights,
+    init_weights,
+    load_npz,
+    make_inputs,
+    save_npz,
+    unflatten_weights,
+)
 
 RTOL = 1e-4
 
@@ -48,6 +56,7 @@ class ParityReport(BaseModel):
     compared: list[ArrayDiff]
     loss: dict[str, float] = {}
     failures: dict[str, str] = {}
+    notes: list[str] = []
     wall_s: float
 
 
@@ -74,6 +83,35 @@ def compare(name: str, a: np.ndarray, b: np.ndarray, rtol: float = RTOL) -> Arra
     )
 
 
+def _compare_adam(
+    ref: dict[str, np.ndarray],
+    other: dict[str, np.ndarray],
+    before: dict[str, np.ndarray],
+    lr: float,
+    rtol: float,
+    notes: list[str],
+) -> list[ArrayDiff]:
+    """Updated weights after one Adam step, ill-conditioned elements excused
+    (``parity_rules``)."""
+    out, excused_total = [], 0
+    for k in sorted(ref):
+        b = other.get(k, np.array([np.nan]))
+        mask = adam_excused(ref[k], b, before.get(k, np.array([np.nan])), lr)
+        excused_total += int(mask.sum())
+        if mask.any():
+            a, b = ref[k].copy(), b.copy()
+            a[mask] = b[mask] = 0.0
+        else:
+            a = ref[k]
+        out.append(compare(k, a, b, rtol))
+    if excused_total:
+        notes.append(
+            f"adam: {excused_total} weight element(s) with a gradient near eps were not "
+            "compared (their first update is ill-conditioned: any value in [-lr, lr] fits)"
+        )
+    return out
+
+
 def _run_both(runner: ProbeRunner, requests: list[ProbeRequest]) -> dict[str, ProbeResult]:
     with ThreadPoolExecutor(max_workers=len(requests)) as pool:
         results = list(pool.map(runner.run, requests))
@@ -98,6 +136,14 @@ def check_parity(
     check to the same tolerance.
     """
     start = time.perf_counter()
+    notes: list[str] = []
+    if mode == "train_step":
+        spec, dropouts = without_dropout(spec)
+        if dropouts:
+            notes.append(
+                f"dropout disabled (rate 0) in {dropouts} node(s) for the comparison: "
+                "each framework draws its own random masks"
+            )
     graph = build_graph(spec)
     arrays = make_inputs(graph, batch, seed)
     if mode == "train_step":
@@ -124,7 +170,13 @@ def check_parity(
             key = "outputs_file" if mode == "forward" else "weights_file"
             got = {fw: load_npz(Path(tmp) / str(results[fw].data[key])) for fw in FRAMEWORKS}
             ref, other = got["torch"], got["tensorflow"]
-            compared = [compare(k, ref[k], other.get(k, np.array([np.nan]))) for k in sorted(ref)]
+            if mode == "train_step" and optimizer == "adam":
+                before = flatten_weights(init_weights(graph, seed))
+                compared = _compare_adam(ref, other, before, lr, rtol, notes)
+            else:
+                compared = [
+                    compare(k, ref[k], other.get(k, np.array([np.nan]))) for k in sorted(ref)
+                ]
             if mode == "train_step":
                 loss = {fw: float(results[fw].data["loss"]) for fw in FRAMEWORKS}
                 lt, lf = loss["torch"], loss["tensorflow"]
@@ -145,5 +197,6 @@ def check_parity(
         compared=compared,
         loss=loss,
         failures=failures,
+        notes=notes,
         wall_s=time.perf_counter() - start,
     )

@@ -15,7 +15,6 @@ from probes.frameworks.facts import expand
 from probes.measure.timing import MeasureConfig
 from probes.probe import Prober
 from probes.protocol import (
-    FRAMEWORKS,
     ConvergenceWorkload,
     ProbeLimits,
 )
@@ -82,15 +81,16 @@ def cmd_convergence(args: argparse.Namespace, settings: Settings, spec: ModelSpe
         target=args.target,
     )
     prober = Prober(SubprocessRunner(timeout_s=args.timeout), spec_limits=settings.limits)
-    for fw in FRAMEWORKS:
+    fws = expand(args.framework)  # --framework torch trains torch only
+    for fw in fws:
         prober.check(spec, fw, workload, chosen[fw], args.device)
     if not args.json:
         print(
-            f"training {spec.name} for {args.epochs} epochs in each framework ...",
+            f"training {spec.name} for {args.epochs} epochs in {' and '.join(fws)} ...",
             file=sys.stderr,
             flush=True,
         )
-    rep = check_convergence(spec, prober.runner, workload, dict(chosen))
+    rep = check_convergence(spec, prober.runner, workload, dict(chosen), frameworks=tuple(fws))
     print(rep.model_dump_json(indent=2) if args.json else probe_render.render_convergence(rep))
     return 0 if all(c.status == "ok" for c in rep.curves) else 1
 
