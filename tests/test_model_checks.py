@@ -129,3 +129,28 @@ def test_adams_ill_conditioned_elements_are_excused_and_real_differences_are_not
     assert "1 weight element(s) with a gradient near eps" in notes[0]
     broken = {"w/weight": np.array([-lr, lr, -0.8 * lr, 0.0], np.float32)}
     assert not _compare_adam(ref, broken, before, lr, 1e-4, [])[0].passed
+
+
+GELU: dict[str, Any] = {
+    "name": "gelu_mlp",
+    "inputs": [{"name": "v", "shape": [8]}],
+    "nodes": [
+        {"id": "h", "op": "dense", "inputs": ["v"], "params": {"units": 16}},
+        {"id": "g", "op": "gelu", "inputs": ["h"]},
+        {"id": "out", "op": "dense", "inputs": ["g"], "params": {"units": 3}},
+    ],
+    "outputs": ["out"],
+}
+
+
+def test_tf_to_onnx_export_of_gelu_runs_in_onnx_runtime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Keras' gelu became ONNX Erfc, which ONNX Runtime refuses; the erf form does not."""
+    monkeypatch.setenv("FWADVISOR_DATA_DIR", str(tmp_path))
+    f = tmp_path / "gelu.json"
+    f.write_text(json.dumps(GELU))
+    argv = ["deploy", str(f), "--framework", "tf", "--targets", "onnx", "--json"]
+    assert main(argv) == 0
+    cell = json.loads(capsys.readouterr().out)["exports"]["checks"][0]
+    assert cell["target"] == "onnx" and cell["status"] == "verified", cell["reason"]
