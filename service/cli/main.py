@@ -158,7 +158,9 @@ def cmd_parity(args: argparse.Namespace, settings: Settings) -> int:
     _emit(
         args,
         summary,
-        text + f"\n{sum(r.passed for r in reports)}/{len(reports)} passed "
+        text
+        + "".join(f"\nnote: {r.model}: {n}" for r in reports for n in r.notes)
+        + f"\n{sum(r.passed for r in reports)}/{len(reports)} passed "
         f"(tolerance: max|diff| <= 1e-4 x max(1, max|output|))",
     )
     return 0 if summary.passed else 1
