@@ -162,3 +162,120 @@ def test_a_huge_integer_gets_a_clean_message(client: FlaskClient) -> None:
         "malformed_json",
     )
     assert "5001 digits" in got["detail"] and "sys." not in got["detail"]
+
+
+SPEC_2001 = {
+    **TINY_SPEC,
+    "nodes": [
+        {"id": f"n{i}", "op": "relu", "inputs": ["x" if i == 0 else f"n{i - 1}"]}
+        for i in range(2001)
+    ],
+    "outputs": ["n2000"],
+}
+#: (method, url, content type, body, extra headers, expected status)
+HOSTILE: list[tuple[str, str, str | None, bytes | None, dict[str, str], int]] = [
+    ("POST", "/v1/jobs", "text/plain", b"{}", {}, 415),
+    ("POST", "/v1/jobs", None, None, {}, 415),
+    ("POST", "/v1/jobs", "application/json", b"", {}, 400),
+    ("POST", "/v1/jobs", "application/json", b"null", {}, 422),
+    ("POST", "/v1/jobs", "application/json", b'"kind"', {}, 422),
+    ("POST", "/v1/jobs", "application/json", b"\xef\xbb\xbf{}", {}, 422),  # BOM skipped
+    ("POST", "/v1/jobs", "application/json", b'{"kind": "probe", "model": "\xff"}', {}, 400),
+    (
+        "POST",
+        "/v1/jobs",
+        "application/json",
+        b'{"kind": "probe", "model": "mlp"}',
+        {"Idempotency-Key": "k" * 300},
+        400,
+    ),
+    (
+        "POST",
+        "/v1/jobs",
+        "application/json",
+        b'{"kind": "probe", "model": "../../etc/passwd"}',
+        {},
+        422,
+    ),
+    (
+        "POST",
+        "/v1/jobs",
+        "application/json",
+        json.dumps({"kind": "probe", "spec": SPEC_2001}).encode(),
+        {},
+        422,
+    ),
+    (
+        "POST",
+        "/v1/jobs",
+        "application/json; charset=latin-1",
+        b'{"kind": "probe", "model": "mlp", "timeout_s": 1e999}',
+        {},
+        422,
+    ),
+    (
+        "POST",
+        "/v1/recommendations",
+        "application/json",
+        b'{"model": "mlp", "answers": {"latency_slo_ms": 1e999}}',
+        {},
+        422,
+    ),
+    (
+        "POST",
+        "/v1/recommendations",
+        "application/json",
+        b'{"model": "mlp", "answers": {"batch_size": [1]}}',
+        {},
+        422,
+    ),
+    (
+        "POST",
+        "/v1/recommendations",
+        "application/json",
+        b'{"model": "mlp", "answers": {"targets": "android"}}',
+        {},
+        422,
+    ),
+    (
+        "POST",
+        "/v1/recommendations",
+        "application/json",
+        b'{"model": "mlp", "__proto__": {}}',
+        {},
+        422,
+    ),
+    ("POST", "/v1/specs/validate", "application/json", b'{"spec": {"nodes": {"a": 1}}}', {}, 422),
+    ("GET", "/v1/models/..%2f..%2fetc%2fpasswd", None, None, {}, 404),
+    ("GET", "/v1/models/mlp?size=" + "s" * 5000, None, None, {}, 422),
+    ("GET", "/v1/jobs/" + "a" * 10_000, None, None, {}, 404),
+    ("GET", "/v1/jobs?limit=" + "9" * 40, None, None, {}, 422),
+    ("GET", "/v1/jobs?limit=-1", None, None, {}, 422),
+    ("GET", "/v1/jobs?status=%E2%98%83", None, None, {}, 422),
+    ("GET", "/v1/jobs?status=%ED%A0%80", None, None, {}, 422),
+    ("GET", "/v1/jobs?debug=1", None, None, {}, 422),
+    ("DELETE", "/v1/jobs/nope", None, None, {}, 404),
+    ("TRACE", "/v1/health", None, None, {}, 405),
+    ("PUT", "/v1/jobs", "application/json", b"{}", {}, 405),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "ctype", "body", "headers", "status"),
+    HOSTILE,
+    ids=[f"{m} {u[:40]} {(b or b'')[:24]!r}" for m, u, _, b, _, _ in HOSTILE],
+)
+def test_hostile_requests(
+    client: FlaskClient,
+    method: str,
+    url: str,
+    ctype: str | None,
+    body: bytes | None,
+    headers: dict[str, str],
+    status: int,
+) -> None:
+    r = client.open(url, method=method, data=body, content_type=ctype, headers=headers)
+    assert r.status_code == status, r.data[:400]
+    assert r.mimetype == "application/problem+json"
+    got = json.loads(r.data)
+    assert got["status"] == status and "Traceback" not in r.get_data(as_text=True)

@@ -100,3 +100,50 @@ def test_ready_fails_on_a_damaged_job_store(tmp_path: Path, when: str) -> None:
         jobs = client.get("/v1/jobs")
         assert jobs.status_code == 503 and jobs.mimetype == "application/problem+json"
     assert client.get("/v1/health").status_code == 200  # alive, not ready
+
+
+DISK_FULL = """
+import json, resource, sys
+sys.path.insert(0, {root!r})
+from service.app import create_app
+from service.settings import ServiceSettings
+from tests.conftest import ZOO
+app = create_app(ServiceSettings(data_dir={data!r}, zoo_dir=ZOO, rate_limit_per_minute=0))
+client = app.test_client()
+client.get("/v1/jobs")
+# the disk is full from here on: no file of this process may grow past 256 KiB
+resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, resource.RLIM_INFINITY))
+statuses = []
+for i in range(120):
+    body = {{"kind": "probe", "spec": {{"name": "m", "description": "x" * 8000,
+        "inputs": [{{"name": "v", "shape": [4]}}],
+        "nodes": [{{"id": "o", "op": "dense", "inputs": ["v"], "params": {{"units": 2}}}}],
+        "outputs": ["o"]}}}}
+    r = client.post("/v1/jobs", json=body)
+    statuses.append((r.status_code, r.mimetype))
+listed = client.get("/v1/jobs?limit=200")
+print(json.dumps({{"posts": statuses, "list": listed.status_code,
+                  "listed": len(listed.json["jobs"]) if listed.status_code == 200 else None}}))
+"""
+
+
+def test_a_full_disk_is_a_503_problem_and_loses_nothing_stored(tmp_path: Path) -> None:
+    """A file-size limit stands in for a full disk (a tmpfs needs root): job creations
+    that cannot be written are 503 problems, never 500s, and every job that was
+    accepted (201) is still listed."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    script = DISK_FULL.format(root=str(ROOT), data=str(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    codes = [s for s, _ in got["posts"]]
+    assert 201 in codes and 503 in codes, codes  # some fitted, then the disk was full
+    assert all(s in (201, 503) for s in codes), codes
+    assert all(m == "application/problem+json" for s, m in got["posts"] if s == 503)
+    assert got["list"] == 200 and got["listed"] == codes.count(201)
