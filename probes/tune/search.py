@@ -216,7 +216,11 @@ class FrameworkTuner:
             )
             self._enqueue_unexplored(trial.number)
             return
-        measure = self.prober.measure.model_copy(update={"stop_above_s": self._stop_above(batch)})
+        # the default is the baseline of every speed-up: never stopped early (it runs
+        # first, except when requeued after its tuner died)
+        baseline = trial.user_attrs.get("source") == "default"
+        stop = None if baseline else self._stop_above(batch)
+        measure = self.prober.measure.model_copy(update={"stop_above_s": stop})
         trial.set_user_attr(RAN, True)
         with heartbeat(self.storage, trial._trial_id, self.cfg.heartbeat_s):
             result = self.prober.probe(
