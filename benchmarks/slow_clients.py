@@ -112,7 +112,7 @@ def measure(port: int, clients: int, duration_s: float, trickle_s: float = 1.0) 
     stop.set()
     prober.join(15)
     ok = sorted(x for x in lat if x is not None)
-    q = statistics.quantiles(ok, n=100) if len(ok) >= 2 else [float("nan")] * 99
+    q = statistics.quantiles(ok, n=100, method="inclusive") if len(ok) >= 2 else [float("nan")] * 99
     return {
         "slow_clients": clients,
         "duration_s": duration_s,

@@ -29,7 +29,7 @@ from recommender.knowledge.capabilities import load_matrix
 from recommender.knowledge.ecosystem import load_ecosystem
 from recommender.predictor.cache import load_compiled
 from recommender.questionnaire import load_questionnaire
-from service.api.server import install_problem_errors
+from service.api.server import install_problem_errors, quiet_teardown
 from service.app import create_app
 from service.jobs.store import JobStore
 from service.settings import ServiceSettings
@@ -178,6 +178,7 @@ def main() -> None:
         "loglevel": "warning",
         "proc_name": "fwadvisor-web",
         "post_worker_init": _warm_and_freeze,
+        "worker_exit": quiet_teardown,
     }
     WebServer(ServiceSettings(), options).run()
 
