@@ -20,7 +20,7 @@ import socket
 import sys
 from typing import Any
 
-import gevent
+import gevent  # type: ignore[import-untyped]
 from gunicorn import util  # type: ignore[import-untyped]
 from gunicorn.workers.base_async import AsyncWorker  # type: ignore[import-untyped]
 from gunicorn.workers.ggevent import GeventWorker  # type: ignore[import-untyped]
