@@ -77,6 +77,21 @@ def _num(v: float) -> str:
     return f"{v:g}" if isinstance(v, float) or abs(v) < 1e300 else "a number too large to print"
 
 
+def _from_text(text: str, qid: str) -> int | float:
+    """A number written as text, coerced as pydantic coerces "8" for an int field."""
+    t = text.strip()
+    if len(t) > 100:
+        raise AnswerError(f"expected a number, found text of {len(t)} characters", question=qid)
+    try:
+        return int(t)
+    except ValueError:
+        pass
+    try:
+        return float(t)
+    except ValueError:
+        raise AnswerError(f"expected a number, found {text!r}", question=qid) from None
+
+
 class Option(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     value: str | int
@@ -115,6 +130,8 @@ class Question(BaseModel):
         return self.check_number(value)
 
     def check_number(self, value: Any) -> Any:
+        if isinstance(value, str):  # "8", as pydantic's lax mode takes it for `batch`
+            value = _from_text(value, self.id)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise AnswerError(f"expected a number, found {value!r}", question=self.id)
         if isinstance(value, float) and not math.isfinite(value):

@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel
 
+from probes.checks.parity_rules import adam_excused, without_dropout
 from probes.payloads import ArrayDiff, ForwardData, TrainStepData
 from probes.protocol import (
     FRAMEWORKS,
@@ -25,7 +26,15 @@ from probes.protocol import (
 )
 from probes.runners.base import ProbeRunner
 from probes.spec import ModelSpec, build_graph
-from probes.weights import load_npz, make_inputs, make_targets, save_npz, unflatten_weights
+from probes.weights import (
+    flatten_weights,
+    init_weights,
+    load_npz,
+    make_inputs,
+    make_targets,
+    save_npz,
+    unflatten_weights,
+)
 
 RTOL = 1e-4
 
@@ -41,6 +50,7 @@ class ParityReport(BaseModel):
     compared: list[ArrayDiff]
     loss: dict[str, float] = {}
     failures: dict[str, str] = {}
+    notes: list[str] = []
     wall_s: float
 
 
@@ -80,17 +90,55 @@ def _failure(r: ProbeResult, mode: str) -> str | None:
     return None if _payload(r, mode) else f"the worker returned no {mode} result"
 
 
+def _compare_adam(
+    ref: dict[str, np.ndarray],
+    other: dict[str, np.ndarray],
+    before: dict[str, np.ndarray],
+    lr: float,
+    rtol: float,
+    notes: list[str],
+) -> list[ArrayDiff]:
+    """Updated weights after one Adam step, ill-conditioned elements excused
+    (``parity_rules``)."""
+    out, excused_total = [], 0
+    for k in sorted(ref):
+        b = other.get(k, np.array([np.nan]))
+        mask = adam_excused(ref[k], b, before.get(k, np.array([np.nan])), lr)
+        excused_total += int(mask.sum())
+        if mask.any():
+            a, b = ref[k].copy(), b.copy()
+            a[mask] = b[mask] = 0.0
+        else:
+            a = ref[k]
+        out.append(compare(k, a, b, rtol))
+    if excused_total:
+        notes.append(
+            f"adam: {excused_total} weight element(s) with a gradient near eps were not "
+            "compared (their first update is ill-conditioned: any value in [-lr, lr] fits)"
+        )
+    return out
+
+
 def _compare(
-    io: Path, data: dict[str, ParityData], rtol: float
+    io: Path,
+    data: dict[str, ParityData],
+    rtol: float,
+    adam_before: dict[str, np.ndarray] | None,
+    lr: float,
+    notes: list[str],
 ) -> tuple[list[ArrayDiff], dict[str, float], dict[str, str]]:
-    """Compare what both workers wrote: outputs, or the loss and the updated weights."""
+    """Compare what both workers wrote: outputs, or the loss and the updated weights
+    (after an Adam step, with its ill-conditioned elements excused)."""
     failures: dict[str, str] = {}
     files = {
         fw: d.outputs_file if isinstance(d, ForwardData) else d.weights_file
         for fw, d in data.items()
     }
     ref, other = (load_npz(io / files[fw]) for fw in FRAMEWORKS)
-    compared = [compare(k, ref[k], other.get(k, np.array([np.nan]))) for k in sorted(ref)]
+    if adam_before is not None:
+        compared = _compare_adam(ref, other, adam_before, lr, rtol, notes)
+    else:
+        compared = [compare(k, ref[k], other.get(k, np.array([np.nan]))) for k in sorted(ref)]
     loss = {fw: d.loss for fw, d in data.items() if isinstance(d, TrainStepData)}
     if loss:
         lt, lf = (loss[fw] for fw in FRAMEWORKS)
@@ -125,6 +173,14 @@ def check_parity(
     check to the same tolerance.
     """
     start = time.perf_counter()
+    notes: list[str] = []
+    if mode == "train_step":
+        spec, dropouts = without_dropout(spec)
+        if dropouts:
+            notes.append(
+                f"dropout disabled (rate 0) in {dropouts} node(s) for the comparison: "
+                "each framework draws its own random masks"
+            )
     graph = build_graph(spec)
     arrays = make_inputs(graph, batch, seed)
     if mode == "train_step":
@@ -147,7 +203,9 @@ def check_parity(
         loss: dict[str, float] = {}
         if not failures:
             data = {fw: d for fw, r in results.items() if (d := _payload(r, mode))}
-            compared, loss, failures = _compare(Path(tmp), data, rtol)
+            adam = mode == "train_step" and optimizer == "adam"
+            before = flatten_weights(init_weights(graph, seed)) if adam else None
+            compared, loss, failures = _compare(Path(tmp), data, rtol, before, lr, notes)
     worst_abs = max((c.max_abs_diff for c in compared), default=None)
     worst_rel = max((c.max_abs_diff / max(1.0, c.max_abs_value) for c in compared), default=None)
     return ParityReport(
@@ -161,5 +219,6 @@ def check_parity(
         compared=compared,
         loss=loss,
         failures=failures,
+        notes=notes,
         wall_s=time.perf_counter() - start,
     )

@@ -36,7 +36,19 @@ SPATIAL = {
     "upsample2d",
 }
 LAYOUT_FREE = {*ACTIVATIONS, "dropout", "add", "multiply"}
-KERAS_ACT = {a: a for a in ACTIVATIONS} | {"hardswish": "hard_swish"}
+
+
+def gelu_erf(x: Any) -> Any:
+    """Exact GELU in its erf form. Keras' "gelu" is TF's, which computes it with erfc;
+    tf2onnx turns that into ONNX Erfc, which ONNX Runtime has no kernel for, so every
+    model with gelu failed its ONNX export. Equal to within float rounding."""
+    return 0.5 * x * (1.0 + keras.ops.erf(x * 0.7071067811865476))
+
+
+KERAS_ACT: dict[str, Any] = {a: a for a in ACTIVATIONS} | {
+    "hardswish": "hard_swish",
+    "gelu": gelu_erf,
+}
 
 
 @dataclass
