@@ -166,13 +166,19 @@ class FrameworkTuner:
         for t in fail_abandoned(self.study, self.cfg.grace_s):
             self.progress(f"{self.fw}: trial #{t.number} failed: {t.user_attrs.get('reason')}")
         budget, start, asks = self.cfg.n_trials, time.monotonic(), 0
-        while budget is None or self.ran() < budget:
+        while budget is None or self.ran() < budget or self._baseline_waiting():
             if self.cfg.timeout_s is not None and time.monotonic() - start > self.cfg.timeout_s:
                 break
             asks += 1
             if asks > 20 * (budget or space_size(self.space)):
                 break  # the sampler keeps proposing pruned points: the space is exhausted
             self._one_trial()
+
+    def _baseline_waiting(self) -> bool:
+        """A default requeued after its tuner died is still to run: the budget does not
+        end the study without the baseline every speed-up is relative to."""
+        waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        return any(t.user_attrs.get("source") == "default" for t in waiting)
 
     def _one_trial(self) -> None:
         trial = self.study.ask()
