@@ -43,6 +43,7 @@ from probes.weights import (
     save_npz,
     trainable_names,
 )
+from probes.worker.calibrate import run_calibrate
 from probes.worker.custom import run_custom_op
 from probes.worker.export import run_export
 
@@ -120,6 +121,8 @@ def _measure(req: ProbeRequest, main_start: float) -> ProbeResult:
             graph.spec.task,
         )
         return ProbeResult(status="ok", framework=req.framework, data={"epochs": curve})
+    if req.workload.kind == "calibrate":
+        return run_calibrate(req, backend)
     if req.workload.kind == "custom_op":
         assert graph is not None
         return run_custom_op(req, backend, graph)

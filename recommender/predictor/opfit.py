@@ -1,0 +1,189 @@
+"""Per-operator kernel models fitted on a calibration's cells (numpy only).
+
+Per configuration (framework and settings):
+- ``call_s`` and ``dispatch_s``: a chain of k tiny relus costs ``call + k x dispatch``;
+- per kernel key, a cost ``c0 + c1 FLOPs + c2 bytes + c3 steps`` with non-negative
+  prices, fitted on relative error, plus a log-residual correction interpolated from
+  the nearest cells in (log FLOPs, log bytes), whose leave-one-out error is the key's
+  sigma;
+- ``fusion``: how much of the elementwise epilogue (batch_norm, relu, ...) after a conv
+  or dense a measured chain still pays, 1 = nothing fused, 0 = free.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel
+
+from probes.calibrate.grid import CONFIGS, DEFAULT_CONFIGS
+from probes.calibrate.store import CalibEntry, Calibration
+from probes.spec import build_graph
+from recommender.predictor.nodes import NodeCost, node_costs
+
+Floats = npt.NDArray[np.float64]
+BANDWIDTH_LOG10 = 0.5  # interpolation kernel width, in log10 units of FLOPs and bytes
+SHRINK = 0.5  # pseudo-weight of "no correction" in the interpolation
+DEFAULT_SIGMA = 0.35  # ln: a key with fewer than 3 cells
+MIN_KERNEL_S = 1e-7
+
+
+class KernelModel(BaseModel):
+    coef: list[float]  # seconds per unit of [1, flops, bytes, steps]
+    points: list[list[float]]  # per cell: log10(1 + flops), log10(1 + bytes)
+    residuals: list[float]  # per cell: ln(measured / base cost)
+    sigma: float  # ln, leave-one-out of the interpolated model
+    n: int
+
+
+class ConfigModel(BaseModel):
+    key: str
+    framework: str
+    settings: dict[str, object]
+    call_s: float
+    dispatch_s: float
+    fusion: float
+    kernels: dict[str, KernelModel]
+    borrowed: list[str] = []  # kernel keys taken from the framework's default config
+
+
+def features(c: NodeCost) -> Floats:
+    return np.array([1.0, c.flops, c.bytes, c.steps])
+
+
+def _point(c: NodeCost) -> list[float]:
+    return [math.log10(1 + c.flops), math.log10(1 + c.bytes)]
+
+
+def nnls_relative(X: Floats, y: Floats) -> Floats:
+    """Non-negative least squares on relative error, by enumerating column subsets
+    (at most four columns): the best fit whose prices are all >= 0."""
+    scale = np.maximum(np.abs(X).max(axis=0), 1e-30)
+    A = (X / scale) / y[:, None]
+    b = np.ones(len(y))
+    cols = [j for j in range(X.shape[1]) if np.any(X[:, j] != 0)]
+    best, best_err = np.zeros(X.shape[1]), math.inf
+    for r in range(1, len(cols) + 1):
+        for sub in itertools.combinations(cols, r):
+            c, *_ = np.linalg.lstsq(A[:, sub], b, rcond=None)
+            if np.any(c < 0):
+                continue
+            err = float(np.sum((A[:, sub] @ c - b) ** 2))
+            if err < best_err:
+                best_err, best = err, np.zeros(X.shape[1])
+                best[list(sub)] = c
+    out: Floats = best / scale
+    return out
+
+
+def interpolate(points: Floats, residuals: Floats, q: Floats) -> float:
+    if len(residuals) == 0:
+        return 0.0
+    d2 = np.sum((points - q) ** 2, axis=1) / BANDWIDTH_LOG10**2
+    w = np.exp(-d2)
+    return float(np.dot(w, residuals) / (w.sum() + SHRINK))
+
+
+def fit_kernel(costs: list[NodeCost], times: list[float]) -> KernelModel:
+    X = np.array([features(c) for c in costs])
+    y = np.maximum(np.array(times), MIN_KERNEL_S)
+    coef = nnls_relative(X, y)
+    base = np.maximum(X @ coef, MIN_KERNEL_S)
+    res = np.log(y / base)
+    pts = np.array([_point(c) for c in costs])
+    loo = [
+        res[i] - interpolate(np.delete(pts, i, 0), np.delete(res, i), pts[i]) for i in range(len(y))
+    ]
+    sigma = float(np.sqrt(np.mean(np.square(loo)))) if len(y) >= 3 else DEFAULT_SIGMA
+    return KernelModel(
+        coef=coef.tolist(),
+        points=pts.tolist(),
+        residuals=res.tolist(),
+        sigma=max(sigma, 0.05),
+        n=len(y),
+    )
+
+
+def kernel_time(k: KernelModel, c: NodeCost) -> float:
+    base = max(float(features(c) @ np.array(k.coef)), MIN_KERNEL_S)
+    pts = np.array(k.points) if k.points else np.zeros((0, 2))
+    return base * math.exp(interpolate(pts, np.array(k.residuals), np.array(_point(c))))
+
+
+def _ok(entries: dict[str, CalibEntry]) -> list[tuple[CalibEntry, list[NodeCost], float]]:
+    out = []
+    for e in entries.values():
+        if e.result.status == "ok" and e.result.median_s:
+            out.append((e, node_costs(build_graph(e.cell.spec), e.cell.batch), e.result.median_s))
+    return out
+
+
+def _dispatch(rows: list[tuple[CalibEntry, list[NodeCost], float]]) -> tuple[float, float]:
+    """(call, per node) from the relu chains: t = call + k x dispatch."""
+    pts = [(len(costs), t) for e, costs, t in rows if e.cell.group == "dispatch"]
+    if len({k for k, _ in pts}) < 2:
+        return 2e-5, 5e-6
+    k = np.array([p[0] for p in pts], float)
+    t = np.array([p[1] for p in pts])
+    slope, icpt = np.polyfit(k, t, 1)
+    d = max(float(slope), 1e-7)
+    return max(float(icpt), 1e-6), d
+
+
+def fit_config(
+    key: str, entries: dict[str, CalibEntry], settings: dict[str, object]
+) -> ConfigModel:
+    rows = _ok(entries)
+    call, dispatch = _dispatch(rows)
+    by_key: dict[str, tuple[list[NodeCost], list[float]]] = {}
+    for e, costs, t in rows:
+        if len(costs) == 1 and e.cell.group not in ("dispatch", "chain"):
+            xs, ts = by_key.setdefault(costs[0].key, ([], []))
+            xs.append(costs[0])
+            ts.append(max(t - call, MIN_KERNEL_S))
+    kernels = {k: fit_kernel(xs, ts) for k, (xs, ts) in by_key.items()}
+    return ConfigModel(
+        key=key,
+        framework=key.split("/")[0],
+        settings=settings,
+        call_s=call,
+        dispatch_s=dispatch,
+        fusion=1.0,
+        kernels=kernels,
+    )
+
+
+def _fusion(model: ConfigModel, chains: list[tuple[list[NodeCost], float]]) -> float:
+    """Median over chains of (chain - call - head) / (predicted epilogue), in [0, 1]."""
+    from recommender.predictor.opmodel import node_time  # the one place nodes are priced
+
+    shares = []
+    for costs, t in chains:
+        head = node_time(model, costs[0])
+        tail = sum(node_time(model, c) for c in costs[1:])
+        if tail > 0:
+            shares.append((t - model.call_s - head) / tail)
+    return float(min(max(np.median(shares), 0.0), 1.0)) if shares else 1.0
+
+
+def fit_calibration(cal: Calibration) -> dict[str, ConfigModel]:
+    """Every configuration's model; a tuned configuration borrows the kernels it did
+    not measure from its framework's default configuration."""
+    out = {
+        key: fit_config(key, cc.entries, cc.settings)
+        for key, cc in cal.configs.items()
+        if key in CONFIGS and any(e.result.status == "ok" for e in cc.entries.values())
+    }
+    for key, m in out.items():
+        default = next((d for d in DEFAULT_CONFIGS if d.startswith(m.framework + "/")), None)
+        if default is not None and default != key and default in out:
+            for k, km in out[default].kernels.items():
+                if k not in m.kernels:
+                    m.kernels[k] = km
+                    m.borrowed.append(k)
+        rows = _ok({i: e for i, e in cal.configs[key].entries.items() if e.cell.group == "chain"})
+        m.fusion = _fusion(m, [(c, t) for _, c, t in rows])
+    return out
