@@ -45,9 +45,9 @@ def run_calibrate(
         raise AdvisorError(
             f"unknown configuration(s) {', '.join(unknown)} (known: {', '.join(CONFIGS)})"
         )
-    run = calibrate(
-        settings.data_dir, SubprocessRunner(timeout_s=settings.probe_timeout_s), quick, configs, say
-    )
+    runner = SubprocessRunner(timeout_s=settings.probe_timeout_s)
+    chosen = list(configs) if configs else None
+    run = calibrate(settings.data_dir, runner, quick, chosen, say)
     from probes.calibrate.store import load_calibration
 
     cal = load_calibration(run.path)

@@ -129,11 +129,13 @@ def calibrate(
     quick: bool = False,
     configs: list[str] | None = None,
     say: Progress = print,
+    plan: dict[str, list[CalibCell]] | None = None,
 ) -> CalibrationRun:
+    """Measure the cells of ``plan`` (default: the grid) not yet stored for this machine."""
     env = environment()
     path = calibration_path(data_dir, env.key())
     cal = load_calibration(path) or Calibration(env_key=env.key(), environment=env)
-    plan = grid(quick)
+    plan = plan or grid(quick)
     keys = [k for k in plan if configs is None or k in configs]
     run = CalibrationRun(path=path, configs=keys)
     start = time.perf_counter()

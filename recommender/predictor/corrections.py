@@ -69,10 +69,10 @@ def zoo_graphs(zoo_dir: Path) -> dict[str, tuple[str, SpecGraph]]:
 
 
 def store_rows(
-    store: ResultStore, env_key: str, known: dict[str, tuple[str, SpecGraph]]
+    store: ResultStore, env_key: str, known: dict[str, tuple[str, SpecGraph]], stat: str = "median"
 ) -> list[FullRow]:
     """This machine's stored fp32 inference results of known specs in a calibrated
-    configuration, newest per question."""
+    configuration, newest per question; ``stat``: the timing's median or min."""
     rows, seen = [], set()
     for r in store.query(kind="infer", env_key=env_key):
         m = r.result.measurement
@@ -91,7 +91,7 @@ def store_rows(
                 framework=r.framework,
                 key=key,
                 batch=batch,
-                latency_s=m.timing.median_s,
+                latency_s=m.timing.min_s if stat == "min" else m.timing.median_s,
                 peak_bytes=float(m.memory.peak_rss_bytes) if m.memory else None,
                 baseline_bytes=float(m.memory.baseline_rss_bytes) if m.memory else None,
             )

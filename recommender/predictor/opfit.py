@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel
 
 from probes.calibrate.grid import CONFIGS, DEFAULT_CONFIGS
+from probes.calibrate.cells import CellResult
 from probes.calibrate.store import CalibEntry, Calibration
 from probes.spec import build_graph
 from recommender.predictor.nodes import NodeCost, node_costs
@@ -29,6 +31,11 @@ BANDWIDTH_LOG10 = 0.5  # interpolation kernel width, in log10 units of FLOPs and
 SHRINK = 0.5  # pseudo-weight of "no correction" in the interpolation
 DEFAULT_SIGMA = 0.35  # ln: a key with fewer than 3 cells
 MIN_KERNEL_S = 1e-7
+#: Which statistic of a cell's timed calls prices its kernel. The fastest call: on a
+#: shared machine, a two-thread kernel often waits a scheduler slice for its second
+#: thread (a 0.7 ms conv chain read 57 ms at its lower quartile), and the minimum is
+#: the kernel without that wait. The whole-model correction absorbs the bias.
+CELL_STAT = os.environ.get("FWADVISOR_CELL_STAT", "min")
 
 
 class KernelModel(BaseModel):
@@ -87,10 +94,17 @@ def interpolate(points: Floats, residuals: Floats, q: Floats) -> float:
     return float(np.dot(w, residuals) / (w.sum() + SHRINK))
 
 
-def fit_kernel(costs: list[NodeCost], times: list[float]) -> KernelModel:
+def fit_kernel(costs: list[NodeCost], times: list[float], dispatch: float = 0.0) -> KernelModel:
+    """One cell: dispatch plus a price on its FLOPs (else its bytes); more: NNLS."""
     X = np.array([features(c) for c in costs])
     y = np.maximum(np.array(times), MIN_KERNEL_S)
-    coef = nnls_relative(X, y)
+    if len(y) == 1:
+        col = 1 if X[0, 1] > 0 else 2
+        coef = np.zeros(4)
+        coef[0] = min(dispatch, y[0] / 2)
+        coef[col] = (y[0] - coef[0]) / max(X[0, col], 1.0)
+    else:
+        coef = nnls_relative(X, y)
     base = np.maximum(X @ coef, MIN_KERNEL_S)
     res = np.log(y / base)
     pts = np.array([_point(c) for c in costs])
@@ -116,9 +130,15 @@ def kernel_time(k: KernelModel, c: NodeCost) -> float:
 def _ok(entries: dict[str, CalibEntry]) -> list[tuple[CalibEntry, list[NodeCost], float]]:
     out = []
     for e in entries.values():
-        if e.result.status == "ok" and e.result.median_s:
-            out.append((e, node_costs(build_graph(e.cell.spec), e.cell.batch), e.result.median_s))
+        t = cell_time(e.result)
+        if e.result.status == "ok" and t:
+            out.append((e, node_costs(build_graph(e.cell.spec), e.cell.batch), t))
     return out
+
+
+def cell_time(r: CellResult) -> float | None:
+    stat = {"min": r.min_s, "q25": r.q25_s}.get(CELL_STAT)
+    return stat or r.median_s
 
 
 def _dispatch(rows: list[tuple[CalibEntry, list[NodeCost], float]]) -> tuple[float, float]:
@@ -140,11 +160,11 @@ def fit_config(
     call, dispatch = _dispatch(rows)
     by_key: dict[str, tuple[list[NodeCost], list[float]]] = {}
     for e, costs, t in rows:
-        if len(costs) == 1 and e.cell.group not in ("dispatch", "chain"):
+        if len(costs) == 1 and e.cell.group != "chain":  # a chain of one relu is a relu cell
             xs, ts = by_key.setdefault(costs[0].key, ([], []))
             xs.append(costs[0])
             ts.append(max(t - call, MIN_KERNEL_S))
-    kernels = {k: fit_kernel(xs, ts) for k, (xs, ts) in by_key.items()}
+    kernels = {k: fit_kernel(xs, ts, dispatch) for k, (xs, ts) in by_key.items()}
     return ConfigModel(
         key=key,
         framework=key.split("/")[0],
