@@ -20,8 +20,8 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel
 
-from probes.calibrate.grid import CONFIGS, DEFAULT_CONFIGS
 from probes.calibrate.cells import CellResult
+from probes.calibrate.grid import CONFIGS, DEFAULT_CONFIGS
 from probes.calibrate.store import CalibEntry, Calibration
 from probes.spec import build_graph
 from recommender.predictor.nodes import NodeCost, node_costs
