@@ -329,3 +329,56 @@ def test_search_variance_is_zero_for_a_covered_space_and_positive_otherwise() ->
 
     assert search_sigma(tuning(4)) == 0.0
     assert 0.05 < search_sigma(tuning(48)) <= 0.15
+
+
+def test_progress_counts_probes_and_estimates_the_time_left() -> None:
+    from recommender.evidence.progress import ClockedRunner, WorkClock, stepped
+
+    clock = WorkClock(planned=4)
+    assert clock.eta_s() is None  # nothing done: no estimate yet
+    runner = ClockedRunner(DriftingRunner(), clock)
+    runner.run(_req("torch"))
+    runner.run(_req("tensorflow"))
+    assert clock.done == 2
+    eta = clock.eta_s()
+    assert eta is not None and eta == pytest.approx(clock.spent_s, rel=1e-9)  # 2 left x mean
+    lines: list[str] = []
+    stepped(lines.append, clock, "paired rounds")("round 1")
+    assert lines[0].startswith("[paired rounds] round 1 (2/4 probes, 0:00 elapsed")
+    assert "left" in lines[0]
+
+
+def test_web_page_and_zoo_report_show_the_assumed_configurations_and_interval(
+    tmp_path: Path,
+) -> None:
+    from flask import render_template
+
+    from recommender.zoo.models import ProfileVerdict
+    from service.app import create_app
+    from service.settings import ServiceSettings
+    from service.web.charts import charts, deployment_rows
+
+    torch, tf = fw_ev("torch", 1, 100), fw_ev("tensorflow", 1, 100)
+    torch.options = [_option("compile t1", 0.9, 180), _option("eager t2", 1.0, 34)]
+    tf.options = [_option("xla t1", 0.95, 80)]
+    rec = decide_profile(evidence(torch, tf), to_profile({"memory_budget_mb": 512}))
+    assert rec.latency_ratio is not None and rec.latency_ratio.lo < rec.latency_ratio.ratio
+    app = create_app(ServiceSettings(data_dir=tmp_path))
+    with app.test_request_context():
+        html = render_template(
+            "result.html", rec=rec, charts=charts(rec), deployment=deployment_rows(rec)
+        )
+    assert "Assumed configurations" in html and "eager t2" in html and "xla t1" in html
+    assert "90% interval" in html
+    v = ProfileVerdict(
+        profile="mobile",
+        choice=rec.choice,
+        leaning=rec.leaning,
+        confidence=rec.confidence,
+        margin=rec.margin,
+        utilities=dict(rec.utilities),
+        summary=rec.summary,
+        assumed=dict(rec.assumed),
+        latency_ratio=[rec.latency_ratio.ratio, rec.latency_ratio.lo, rec.latency_ratio.hi],
+    )
+    assert v.assumed["torch"] == "eager t2"

@@ -29,7 +29,6 @@ if TYPE_CHECKING:  # models.py holds a Confirmation: import its types for mypy o
     from probes.tune.models import FrameworkTuning, TrialSummary
 
 ROUNDS = 3
-CONFIRM_MEASURE = MeasureConfig(min_time_s=0.2, max_warmup_s=3.0)
 #: Two-sided 90% Student t quantiles by degrees of freedom (n rounds -> n - 1).
 T90 = {1: 6.314, 2: 2.920, 3: 2.353, 4: 2.132, 5: 2.015, 6: 1.943, 7: 1.895, 8: 1.860}
 Z90 = 1.645
@@ -195,10 +194,11 @@ def confirm(
     candidates: list[Candidate],
     workload: Workload,
     rounds: int = ROUNDS,
-    measure: MeasureConfig = CONFIRM_MEASURE,
+    measure: MeasureConfig | None = None,
     say: Callable[[str], None] | None = None,
 ) -> Confirmation:
-    """Every candidate timed once per round, frameworks alternating, each a fresh probe."""
+    """Every candidate timed once per round, frameworks alternating, each a fresh probe
+    (with ``measure``, or the prober's own method)."""
     unique = list({c.key: c for c in candidates}.values())
     table = {c.key: CandidateRounds(candidate=c) for c in unique}
     total, done = rounds * len(unique), 0
