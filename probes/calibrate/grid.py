@@ -184,7 +184,7 @@ def _shapes(quick: bool) -> dict[str, list[Item]]:
             else [([32, 1000], [("conv1d", "n", {"filters": 64, "kernel": 3, "padding": 1})], "k3")]
         ),
         "dispatch": [([8], [("relu", f"n{i}", {}) for i in range(k)], f"relu{k}") for k in (1, 16)],
-        "chain": [_chain(c, hw) for c, hw in ((32, 28), (128, 14))[: 1 if q else 2]]
+        "chain": [_chain(c, hw) for c, hw in ((64, 28), (128, 14))[: 1 if q else 2]]
         + [([512], [("dense", "d", {"units": 512}), ("relu", "r", {})], "dense-relu")],
     }
     return out

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from probes.calibrate.grid import CONFIGS, DEFAULT_CONFIGS
 from probes.protocol import FRAMEWORKS, Framework
 from probes.settings import TFSettings, TorchSettings, cpu_budget, default_settings, settings_label
-from probes.spec import ModelSpec, SpecGraph, analyze, build_graph
+from probes.spec import ModelSpec, SpecGraph, build_graph
 from recommender.predictor.answers import Z80, Estimate, Prediction
 from recommender.predictor.memory import PRIORS, MemoryModel
-from recommender.predictor.nodes import node_costs
+from recommender.predictor.nodes import NodeCost, node_costs
 from recommender.predictor.opfit import ConfigModel
 from recommender.predictor.opmodel import Priced, price
 
@@ -83,6 +83,10 @@ class CalibratedPredictor:
     def priced(self, graph: SpecGraph, key: str, batch: int) -> Priced:
         return price(self.models[key], node_costs(graph, batch))
 
+    def _memory(self, framework: str, costs: list[NodeCost], batch: int) -> float:
+        weights = sum(c.weight_bytes for c in costs)
+        return self.memory[framework].predict(weights, sum(c.out_bytes for c in costs) * batch)
+
     def predict(
         self,
         spec: ModelSpec | SpecGraph,
@@ -93,9 +97,14 @@ class CalibratedPredictor:
         spec_hash: str | None = None,
     ) -> Prediction:
         graph = build_graph(spec) if isinstance(spec, ModelSpec) else spec
+        return self._predict(node_costs(graph, batch), framework, batch, settings)
+
+    def _predict(
+        self, costs: list[NodeCost], framework: Framework, batch: int, settings: Settings | None
+    ) -> Prediction:
         s = settings or default_settings(framework)
         key, uncovered = config_for(s, self.models)
-        p = self.priced(graph, key, batch)
+        p = price(self.models[key], costs)
         med = p.latency_s * math.exp(self.correction.get(key, 0.0))
         half = Z80 * p.log_sigma * self.scale.get(key, DEFAULT_SCALE) * self.widen
         notes = []
@@ -103,9 +112,8 @@ class CalibratedPredictor:
             notes.append(f"settings not calibrated ({', '.join(uncovered)}): predicted as {key}")
         if p.unmeasured:
             notes.append(f"ops priced from related ops: {', '.join(p.unmeasured)}")
-        a = analyze(graph)
         mem = self.memory[framework]
-        m_med = mem.predict(a.weight_bytes, a.activation_bytes_per_sample * batch)
+        m_med = self._memory(framework, costs, batch)
         m_half = Z80 * mem.sigma * self.widen
         return Prediction(
             framework=framework,
@@ -132,7 +140,8 @@ class CalibratedPredictor:
             raise TypeError("the calibrated predictor needs the spec or its graph")
         graph = build_graph(spec) if isinstance(spec, ModelSpec) else spec
         chosen = settings or {}
-        return {fw: self.predict(graph, fw, batch, chosen.get(fw)) for fw in FRAMEWORKS}
+        costs = node_costs(graph, batch)  # once for both frameworks
+        return {fw: self._predict(costs, fw, batch, chosen.get(fw)) for fw in FRAMEWORKS}
 
     def best(self, spec: ModelSpec | SpecGraph, framework: Framework, batch: int) -> Settings:
         """The calibrated configuration with the lowest predicted latency."""

@@ -43,6 +43,7 @@ class NodeCost:
     bytes: float  # inputs + output + weights, per call
     steps: float  # sequential steps (recurrent: time steps x directions), else 0
     weight_bytes: float
+    out_bytes: float  # per sample
     fusable: bool  # an elementwise op right after a compute op (or a fused chain)
 
 
@@ -83,6 +84,7 @@ def node_costs(graph: SpecGraph, batch: int) -> list[NodeCost]:
                 bytes=act * batch + wbytes,
                 steps=steps,
                 weight_bytes=wbytes,
+                out_bytes=float(n.out.size * DTYPE_BYTES[n.out.dtype]),
                 fusable=fusable,
             )
         )

@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel
+from pydantic import BaseModel, PrivateAttr
 
 from probes.calibrate.cells import CellResult
 from probes.calibrate.grid import CONFIGS, DEFAULT_CONFIGS
@@ -44,6 +44,14 @@ class KernelModel(BaseModel):
     residuals: list[float]  # per cell: ln(measured / base cost)
     sigma: float  # ln, leave-one-out of the interpolated model
     n: int
+    _arrays: tuple[Floats, Floats, Floats] | None = PrivateAttr(default=None)
+
+    def arrays(self) -> tuple[Floats, Floats, Floats]:
+        """coef, points, residuals as arrays (built once: predict mode's hot path)."""
+        if self._arrays is None:
+            pts = np.array(self.points, dtype=float).reshape(-1, 2)
+            self._arrays = (np.array(self.coef), pts, np.array(self.residuals, dtype=float))
+        return self._arrays
 
 
 class ConfigModel(BaseModel):
@@ -121,10 +129,23 @@ def fit_kernel(costs: list[NodeCost], times: list[float], dispatch: float = 0.0)
     )
 
 
+def kernel_times(k: KernelModel, costs: list[NodeCost]) -> Floats:
+    """``kernel_time`` of many nodes at once (one distance matrix)."""
+    coef, pts, res = k.arrays()
+    X = np.array([[1.0, c.flops, c.bytes, c.steps] for c in costs])
+    base = np.maximum(X @ coef, MIN_KERNEL_S)
+    if len(res) == 0:
+        return base
+    q = np.log10(1 + X[:, 1:3])
+    w = np.exp(-np.sum((q[:, None, :] - pts[None, :, :]) ** 2, axis=2) / BANDWIDTH_LOG10**2)
+    out: Floats = base * np.exp(w @ res / (w.sum(axis=1) + SHRINK))
+    return out
+
+
 def kernel_time(k: KernelModel, c: NodeCost) -> float:
-    base = max(float(features(c) @ np.array(k.coef)), MIN_KERNEL_S)
-    pts = np.array(k.points) if k.points else np.zeros((0, 2))
-    return base * math.exp(interpolate(pts, np.array(k.residuals), np.array(_point(c))))
+    coef, pts, res = k.arrays()
+    base = max(coef[0] + c.flops * coef[1] + c.bytes * coef[2] + c.steps * coef[3], MIN_KERNEL_S)
+    return float(base * math.exp(interpolate(pts, res, np.array(_point(c)))))
 
 
 def _ok(entries: dict[str, CalibEntry]) -> list[tuple[CalibEntry, list[NodeCost], float]]:
@@ -176,16 +197,36 @@ def fit_config(
     )
 
 
-def _fusion(model: ConfigModel, chains: list[tuple[list[NodeCost], float]]) -> float:
-    """Median over chains of (chain - call - head) / (predicted epilogue), in [0, 1]."""
+#: Configurations without a graph compiler run every node as its own kernel.
+UNFUSED = frozenset({"torch/eager", "torch/eager-t1"})
+Signature = tuple[str, float, float]
+
+
+def _signature(c: NodeCost) -> Signature:
+    return (c.key, c.flops, c.bytes)
+
+
+def _fusion(
+    model: ConfigModel,
+    chains: list[tuple[list[NodeCost], float]],
+    singles: dict[Signature, float],
+) -> float:
+    """Median over chains of (chain - call - head) / epilogue, in [0, 1]. A node with a
+    single-op cell of the same shape and batch uses that cell's time, else its
+    prediction; eager configurations are 1 (nothing fuses)."""
     from recommender.predictor.opmodel import node_time  # the one place nodes are priced
 
+    if model.key in UNFUSED:
+        return 1.0
+
+    def t(c: NodeCost) -> float:
+        return singles.get(_signature(c)) or node_time(model, c)
+
     shares = []
-    for costs, t in chains:
-        head = node_time(model, costs[0])
-        tail = sum(node_time(model, c) for c in costs[1:])
+    for costs, total in chains:
+        tail = sum(t(c) for c in costs[1:])
         if tail > 0:
-            shares.append((t - model.call_s - head) / tail)
+            shares.append((total - model.call_s - t(costs[0])) / tail)
     return float(min(max(np.median(shares), 0.0), 1.0)) if shares else 1.0
 
 
@@ -204,6 +245,8 @@ def fit_calibration(cal: Calibration) -> dict[str, ConfigModel]:
                 if k not in m.kernels:
                     m.kernels[k] = km
                     m.borrowed.append(k)
-        rows = _ok({i: e for i, e in cal.configs[key].entries.items() if e.cell.group == "chain"})
-        m.fusion = _fusion(m, [(c, t) for _, c, t in rows])
+        rows = _ok(cal.configs[key].entries)
+        singles = {_signature(c[0]): t - m.call_s for e, c, t in rows if len(c) == 1}
+        chains = [(c, t) for e, c, t in rows if e.cell.group == "chain"]
+        m.fusion = _fusion(m, chains, singles)
     return out

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 
 from recommender.predictor.nodes import NodeCost
-from recommender.predictor.opfit import ConfigModel, kernel_time
+from recommender.predictor.opfit import ConfigModel, kernel_time, kernel_times
 
 FALLBACK = {
     "conv2d_k1": "conv2d",
@@ -81,16 +81,26 @@ def node_time(model: ConfigModel, c: NodeCost) -> float:
 
 
 def price(model: ConfigModel, costs: list[NodeCost]) -> Priced:
-    by_key: dict[str, float] = {}
+    groups: dict[str | None, list[int]] = {}
     sigma_of: dict[str, float] = {}
     unmeasured: set[str] = set()
-    for c in costs:
+    for i, c in enumerate(costs):
         key, sigma = _resolve(model, c.key)
-        t = node_time(model, c) * (model.fusion if c.fusable else 1.0)
-        by_key[c.key] = by_key.get(c.key, 0.0) + t
+        groups.setdefault(key, []).append(i)
         sigma_of[c.key] = sigma
         if key != c.key:
             unmeasured.add(c.key)
+    times = [0.0] * len(costs)
+    for key, idx in groups.items():
+        if key is None:
+            got = [_generic(model, costs[i]) for i in idx]
+        else:
+            got = kernel_times(model.kernels[key], [costs[i] for i in idx]).tolist()
+        for i, t in zip(idx, got, strict=True):
+            times[i] = t * (model.fusion if costs[i].fusable else 1.0)
+    by_key: dict[str, float] = {}
+    for c, t in zip(costs, times, strict=True):
+        by_key[c.key] = by_key.get(c.key, 0.0) + t
     total = model.call_s + sum(by_key.values())
     var = sum((t / total * sigma_of[k]) ** 2 for k, t in by_key.items())
     return Priced(
