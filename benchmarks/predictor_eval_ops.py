@@ -71,8 +71,12 @@ def measure(
         MeasureConfig(min_time_s=0.3, max_warmup_s=3.0),
     )
     start, n = time.perf_counter(), 0
-    order = sorted(configs, key=lambda k: k not in DEFAULT_CONFIGS)
-    plan = [(k, b, s) for k in order for b in batches for _, s in items]
+    # defaults first, in pairs (both frameworks of a question together), batch by batch
+    tiers = [
+        [k for k in configs if k in DEFAULT_CONFIGS],
+        [k for k in configs if k not in DEFAULT_CONFIGS],
+    ]
+    plan = [(k, b, s) for tier in tiers for b in batches for _, s in items for k in tier]
     for key, b, spec in plan:
         if time.perf_counter() - start > budget_min * 60:
             print(
