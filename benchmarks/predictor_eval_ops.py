@@ -196,6 +196,9 @@ def main(argv: Iterable[str] | None = None) -> None:
     ap.add_argument("--scales", default="1.5")
     ap.add_argument("--max-mflops", type=float, default=400.0)
     ap.add_argument("--reference", choices=["median", "min"], default="median")
+    ap.add_argument(
+        "--clean-only", action="store_true", help="leave out rows whose probe was contended"
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(list(argv) if argv is not None else None)
     settings = Settings()
@@ -224,13 +227,14 @@ def main(argv: Iterable[str] | None = None) -> None:
             known,
             args.reference,
         )
-        if r.key in configs
+        if r.key in configs and not (args.clean_only and r.contended)
     ]
     out = {
         "machine": f"{environment().cpu_model}, {environment().cores_available} cores",
         "load_1min": os.getloadavg()[0],
         "calibration": choice.calibration,
         "reference": args.reference,
+        "clean_only": args.clean_only,
         "specs": len(items),
         "families": len({f for f, _ in items}),
         "rows": len(rows),
@@ -242,7 +246,8 @@ def main(argv: Iterable[str] | None = None) -> None:
     print(
         f"{out['machine']}, load {out['load_1min']:.1f}; {out['calibration']}; reference: {args.reference}"  # noqa: E501
     )
-    print(f"{len(rows)} measured rows, {out['specs']} specs in {out['families']} families\n")
+    clean = " (uncontended probes only)" if args.clean_only else ""
+    print(f"{len(rows)} measured rows{clean}, {out['specs']} specs in {out['families']} families\n")
     print(
         "| settings | rows | latency MAPE | within ±10% | verdict agreement (gap ≥ 15%) | Spearman ratio | memory MAPE | 80% interval coverage |"  # noqa: E501
     )

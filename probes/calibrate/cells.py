@@ -46,6 +46,9 @@ class CellResult(BaseModel):
         default=None, description="Lower quartile: on a busy machine, closer to the kernel."
     )
     min_s: float | None = None
+    cpu_share: float | None = Field(
+        default=None, description="Of the last timed loop (see probes/measure/contention.py)."
+    )
     iterations: int = 0
     build_s: float = Field(default=0.0, description="Build and first call (trace, compile).")
     reason: str | None = None

@@ -30,26 +30,24 @@ DEFAULT_CONFIGS = ("torch/eager", "tensorflow/function")
 #: framework's default. torch.compile runs the same aten/oneDNN conv and matmul kernels
 #: as eager and costs seconds per cell to compile, so it measures only what it changes:
 #: per-node dispatch and epilogue fusion. XLA brings its own kernels.
+#: One thread: also the memory-bound ops, which bound the default's cells (a kernel
+#: with all threads is not slower than with one on an idle machine; on a shared one it
+#: waits for its descheduled threads).
+ONE_THREAD_GROUPS = (
+    *("conv2d", "conv2d_k1", "conv2d_dw", "dense", "chain", "dispatch", "recurrent"),
+    *("conv1d", "batch_norm", "relu", "add", "pool", "reduce", "activation", "attention"),
+)
+#: One thread: also the memory-bound ops, which bound the default's cells (a kernel
+#: with all threads is not slower than with one on an idle machine; on a shared one it
+#: waits for its descheduled threads).
+ONE_THREAD_GROUPS = (
+    *("conv2d", "conv2d_k1", "conv2d_dw", "dense", "chain", "dispatch", "recurrent"),
+    *("conv1d", "batch_norm", "relu", "add", "pool", "reduce", "activation", "attention"),
+)
 GROUPS: dict[str, tuple[str, ...]] = {
-    "torch/eager-t1": (
-        "conv2d",
-        "conv2d_k1",
-        "conv2d_dw",
-        "dense",
-        "chain",
-        "dispatch",
-        "recurrent",
-    ),
+    "torch/eager-t1": ONE_THREAD_GROUPS,
     "torch/compile": ("dispatch", "chain"),
-    "tensorflow/function-t1": (
-        "conv2d",
-        "conv2d_k1",
-        "conv2d_dw",
-        "dense",
-        "chain",
-        "dispatch",
-        "recurrent",
-    ),
+    "tensorflow/function-t1": ONE_THREAD_GROUPS,
     "tensorflow/xla": (
         "conv2d",
         "conv2d_k1",

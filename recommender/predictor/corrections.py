@@ -46,6 +46,7 @@ class FullRow:
     latency_s: float
     peak_bytes: float | None = None
     baseline_bytes: float | None = None
+    contended: bool = False  # the probe's contention reading flagged its timed loop
 
 
 def config_key(settings: dict[str, object]) -> str | None:
@@ -94,6 +95,7 @@ def store_rows(
                 latency_s=m.timing.min_s if stat == "min" else m.timing.median_s,
                 peak_bytes=float(m.memory.peak_rss_bytes) if m.memory else None,
                 baseline_bytes=float(m.memory.baseline_rss_bytes) if m.memory else None,
+                contended=bool(m.contention and m.contention.flagged),
             )
         )
     return rows

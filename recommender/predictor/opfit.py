@@ -31,6 +31,7 @@ BANDWIDTH_LOG10 = 0.5  # interpolation kernel width, in log10 units of FLOPs and
 SHRINK = 0.5  # pseudo-weight of "no correction" in the interpolation
 DEFAULT_SIGMA = 0.35  # ln: a key with fewer than 3 cells
 MIN_KERNEL_S = 1e-7
+STALL = 3.0  # a cell this many times slower than its kernel's fit waited, not computed
 #: Which statistic of a cell's timed calls prices its kernel. The fastest call: on a
 #: shared machine, a two-thread kernel often waits a scheduler slice for its second
 #: thread (a 0.7 ms conv chain read 57 ms at its lower quartile), and the minimum is
@@ -103,9 +104,12 @@ def interpolate(points: Floats, residuals: Floats, q: Floats) -> float:
 
 
 def fit_kernel(costs: list[NodeCost], times: list[float], dispatch: float = 0.0) -> KernelModel:
-    """One cell: dispatch plus a price on its FLOPs (else its bytes); more: NNLS."""
+    """One cell: dispatch plus a price on its FLOPs (else its bytes); more: NNLS, then
+    once more without the cells ``STALL`` x slower than the fit (a kernel that waited
+    for a descheduled thread), which then take no part in the interpolation either."""
     X = np.array([features(c) for c in costs])
     y = np.maximum(np.array(times), MIN_KERNEL_S)
+    pts = np.array([_point(c) for c in costs])
     if len(y) == 1:
         col = 1 if X[0, 1] > 0 else 2
         coef = np.zeros(4)
@@ -113,9 +117,12 @@ def fit_kernel(costs: list[NodeCost], times: list[float], dispatch: float = 0.0)
         coef[col] = (y[0] - coef[0]) / max(X[0, col], 1.0)
     else:
         coef = nnls_relative(X, y)
-    base = np.maximum(X @ coef, MIN_KERNEL_S)
-    res = np.log(y / base)
-    pts = np.array([_point(c) for c in costs])
+        res = np.log(y / np.maximum(X @ coef, MIN_KERNEL_S))
+        keep = res - np.median(res) < math.log(STALL)
+        if len(y) >= 4 and 3 <= keep.sum() < len(y):
+            X, y, pts = X[keep], y[keep], pts[keep]
+            coef = nnls_relative(X, y)
+    res = np.log(y / np.maximum(X @ coef, MIN_KERNEL_S))
     loo = [
         res[i] - interpolate(np.delete(pts, i, 0), np.delete(res, i), pts[i]) for i in range(len(y))
     ]
@@ -148,10 +155,16 @@ def kernel_time(k: KernelModel, c: NodeCost) -> float:
     return float(base * math.exp(interpolate(pts, res, np.array(_point(c)))))
 
 
-def _ok(entries: dict[str, CalibEntry]) -> list[tuple[CalibEntry, list[NodeCost], float]]:
+def _ok(
+    entries: dict[str, CalibEntry], bound: dict[str, float] | None = None
+) -> list[tuple[CalibEntry, list[NodeCost], float]]:
+    """Usable cells with their time; ``bound``: by cell id, a time this cell cannot
+    exceed on an idle machine (the same cell with one thread)."""
     out = []
     for e in entries.values():
         t = cell_time(e.result)
+        if t and bound and e.cell.id in bound:
+            t = min(t, bound[e.cell.id])
         if e.result.status == "ok" and t:
             out.append((e, node_costs(build_graph(e.cell.spec), e.cell.batch), t))
     return out
@@ -175,9 +188,12 @@ def _dispatch(rows: list[tuple[CalibEntry, list[NodeCost], float]]) -> tuple[flo
 
 
 def fit_config(
-    key: str, entries: dict[str, CalibEntry], settings: dict[str, object]
+    key: str,
+    entries: dict[str, CalibEntry],
+    settings: dict[str, object],
+    bound: dict[str, float] | None = None,
 ) -> ConfigModel:
-    rows = _ok(entries)
+    rows = _ok(entries, bound)
     call, dispatch = _dispatch(rows)
     by_key: dict[str, tuple[list[NodeCost], list[float]]] = {}
     for e, costs, t in rows:
@@ -230,11 +246,25 @@ def _fusion(
     return float(min(max(np.median(shares), 0.0), 1.0)) if shares else 1.0
 
 
+#: On an idle machine all threads are not slower than one; on a shared one a
+#: multi-threaded kernel waits for its descheduled threads. The one-thread cell of the
+#: same id bounds the default configuration's cell.
+ONE_THREAD = {"torch/eager": "torch/eager-t1", "tensorflow/function": "tensorflow/function-t1"}
+
+
+def _thread_bound(cal: Calibration, key: str) -> dict[str, float] | None:
+    t1 = cal.configs.get(ONE_THREAD.get(key, ""))
+    if t1 is None:
+        return None
+    times = {i: cell_time(e.result) for i, e in t1.entries.items() if e.result.status == "ok"}
+    return {i: t for i, t in times.items() if t}
+
+
 def fit_calibration(cal: Calibration) -> dict[str, ConfigModel]:
     """Every configuration's model; a tuned configuration borrows the kernels it did
     not measure from its framework's default configuration."""
     out = {
-        key: fit_config(key, cc.entries, cc.settings)
+        key: fit_config(key, cc.entries, cc.settings, _thread_bound(cal, key))
         for key, cc in cal.configs.items()
         if key in CONFIGS and any(e.result.status == "ok" for e in cc.entries.values())
     }
