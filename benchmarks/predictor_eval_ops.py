@@ -33,7 +33,7 @@ from probes.config import Settings
 from probes.measure.environment import environment
 from probes.measure.timing import MeasureConfig
 from probes.probe import Prober
-from probes.protocol import InferWorkload
+from probes.protocol import FRAMEWORKS, InferWorkload
 from probes.runners.local import SubprocessRunner
 from probes.spec import ModelSpec, analyze, build_graph, resolve_spec, zoo_names
 from probes.store import ResultStore
@@ -162,6 +162,14 @@ def _metrics(
     return {
         "rows": len(idx),
         "latency_mape": float(np.mean(ape)),
+        "latency_median_ape": float(np.median(ape)),
+        "latency_mape_by_framework": {
+            fw: float(
+                np.mean([a for a, i in zip(ape, idx, strict=True) if rows[i].framework == fw])
+            )
+            for fw in FRAMEWORKS
+            if any(rows[i].framework == fw for i in idx)
+        },
         "within_10pct": float(np.mean([a <= 0.10 for a in ape])),
         "interval_coverage": float(np.mean(cover)),
         "pairs": len(ratios),
@@ -249,7 +257,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     clean = " (uncontended probes only)" if args.clean_only else ""
     print(f"{len(rows)} measured rows{clean}, {out['specs']} specs in {out['families']} families\n")
     print(
-        "| settings | rows | latency MAPE | within ±10% | verdict agreement (gap ≥ 15%) | Spearman ratio | memory MAPE | 80% interval coverage |"  # noqa: E501
+        "| settings | rows | latency MAPE (torch / TF) | median APE | within ±10% | verdict agreement (gap ≥ 15%) | Spearman ratio | memory MAPE | 80% interval coverage |"  # noqa: E501
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     res = out["results"]
@@ -259,8 +267,9 @@ def main(argv: Iterable[str] | None = None) -> None:
             continue
         agree = f"{_pct(m['verdict_agreement'])} ({m['pairs_gap_15pct']} pairs)"
         rho = "-" if m["ratio_spearman"] is None else f"{m['ratio_spearman']:.2f}"
+        by = " / ".join(_pct(v) for v in m["latency_mape_by_framework"].values())
         print(
-            f"| {group} | {m['rows']} | {_pct(m['latency_mape'])} | {_pct(m['within_10pct'])} | {agree} | {rho} | {_pct(m['memory_mape'])} | {_pct(m['interval_coverage'])} |"  # noqa: E501
+            f"| {group} | {m['rows']} | {_pct(m['latency_mape'])} ({by}) | {_pct(m['latency_median_ape'])} | {_pct(m['within_10pct'])} | {agree} | {rho} | {_pct(m['memory_mape'])} | {_pct(m['interval_coverage'])} |"  # noqa: E501
         )
     for group, m in res.items():
         for w in m.get("worst", []):

@@ -59,7 +59,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     ),
 }
 
-#: Cheap memory-bound groups: ``quick`` times them at batch 8 only (the relu chains
+#: Cheap memory-bound groups: ``quick`` times them at batch 8 only (the tanh chains
 #: of the dispatch group cover tiny tensors at batch 1).
 CHEAP_GROUPS = (
     "batch_norm",
@@ -181,7 +181,8 @@ def _shapes(quick: bool) -> dict[str, list[Item]]:
             if q
             else [([32, 1000], [("conv1d", "n", {"filters": 64, "kernel": 3, "padding": 1})], "k3")]
         ),
-        "dispatch": [([8], [("relu", f"n{i}", {}) for i in range(k)], f"relu{k}") for k in (1, 16)],
+        # tanh, not relu: graph optimisers fold a chain of an idempotent op into one node
+        "dispatch": [([8], [("tanh", f"n{i}", {}) for i in range(k)], f"tanh{k}") for k in (1, 16)],
         "chain": [_chain(c, hw) for c, hw in ((64, 28), (128, 14))[: 1 if q else 2]]
         + [([512], [("dense", "d", {"units": 512}), ("relu", "r", {})], "dense-relu")],
     }
@@ -195,6 +196,15 @@ def _chain(c: int, hw: int) -> tuple[list[int], list[Node], str]:
         ("relu", "r", {}),
     ]
     return [c, hw, hw], nodes, f"cbr{c}"
+
+
+def known_ids() -> dict[str, set[str]]:
+    """Every cell id of either grid, per configuration (anything else is stale)."""
+    out: dict[str, set[str]] = {k: set() for k in CONFIGS}
+    for quick in (True, False):
+        for key, cells in grid(quick).items():
+            out[key] |= {c.id for c in cells}
+    return out
 
 
 def grid(quick: bool = False) -> dict[str, list[CalibCell]]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from probes.calibrate.cells import CELLS_FILE, CalibCell, CalibrateWorkload, CellResult
-from probes.calibrate.grid import CONFIGS, grid
+from probes.calibrate.grid import CONFIGS, grid, known_ids
 from probes.calibrate.store import (
     CalibEntry,
     Calibration,
@@ -135,7 +135,9 @@ def calibrate(
     env = environment()
     path = calibration_path(data_dir, env.key())
     cal = load_calibration(path) or Calibration(env_key=env.key(), environment=env)
+    custom = plan is not None
     plan = plan or grid(quick)
+    current = known_ids()
     keys = [k for k in plan if configs is None or k in configs]
     run = CalibrationRun(path=path, configs=keys)
     start = time.perf_counter()
@@ -144,6 +146,8 @@ def calibrate(
         have = cal.configs.setdefault(
             key, ConfigCells(settings=CONFIGS[key].model_dump(mode="json"))
         )
+        if not custom:  # cells of an older grid would be mixed into the fit: drop them
+            have.entries = {i: e for i, e in have.entries.items() if i in current[key]}
         todo[key] = [c for c in plan[key] if c.id not in have.entries]
         run.skipped += len(plan[key]) - len(todo[key])
     total = sum(len(v) for v in todo.values())

@@ -117,7 +117,8 @@ def _corrections(
     for i, r in enumerate(rows):
         if r.model != skip:
             sums.setdefault(r.key, []).append(raw[i][0])
-    return {k: sum(v) / (len(v) + SHRINK_ROWS) for k, v in sums.items()}
+    # the median: one probe that waited on a busy machine must not move every answer
+    return {k: float(np.median(v)) * len(v) / (len(v) + SHRINK_ROWS) for k, v in sums.items()}
 
 
 def fit_corrections(pred: CalibratedPredictor, rows: list[FullRow]) -> CalibratedPredictor:

@@ -1,7 +1,7 @@
 """Per-operator kernel models fitted on a calibration's cells (numpy only).
 
 Per configuration (framework and settings):
-- ``call_s`` and ``dispatch_s``: a chain of k tiny relus costs ``call + k x dispatch``;
+- ``call_s`` and ``dispatch_s``: a chain of k tiny tanhs costs ``call + k x dispatch``;
 - per kernel key, a cost ``c0 + c1 FLOPs + c2 bytes + c3 steps`` with non-negative
   prices, fitted on relative error, plus a log-residual correction interpolated from
   the nearest cells in (log FLOPs, log bytes), whose leave-one-out error is the key's
@@ -176,7 +176,7 @@ def cell_time(r: CellResult) -> float | None:
 
 
 def _dispatch(rows: list[tuple[CalibEntry, list[NodeCost], float]]) -> tuple[float, float]:
-    """(call, per node) from the relu chains: t = call + k x dispatch."""
+    """(call, per node) from the tanh chains: t = call + k x dispatch."""
     pts = [(len(costs), t) for e, costs, t in rows if e.cell.group == "dispatch"]
     if len({k for k, _ in pts}) < 2:
         return 2e-5, 5e-6
@@ -197,7 +197,7 @@ def fit_config(
     call, dispatch = _dispatch(rows)
     by_key: dict[str, tuple[list[NodeCost], list[float]]] = {}
     for e, costs, t in rows:
-        if len(costs) == 1 and e.cell.group != "chain":  # a chain of one relu is a relu cell
+        if len(costs) == 1 and e.cell.group != "chain":  # a chain of one tanh is a tanh cell
             xs, ts = by_key.setdefault(costs[0].key, ([], []))
             xs.append(costs[0])
             ts.append(max(t - call, MIN_KERNEL_S))
