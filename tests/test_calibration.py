@@ -232,3 +232,17 @@ def test_calibrate_quick_cli_then_predict_mode_has_no_machine_caveat(
     assert rep["cells_ok"] >= 100 and not rep["failed"]
     after = " ".join(_caveats(settings))
     assert "another machine" not in after and "last fallback" not in after
+
+
+def test_web_calibrate_button_queues_a_job(tmp_path: Path) -> None:
+    from service.app import create_app
+    from service.settings import ServiceSettings
+    from tests.conftest import ZOO
+
+    client = create_app(ServiceSettings(data_dir=tmp_path, zoo_dir=ZOO)).test_client()
+    page = client.get("/").get_data(as_text=True)
+    assert 'action="/calibrate"' in page and "calibration: none" in page
+    r = client.post("/calibrate")
+    assert r.status_code == 303 and r.headers["Location"].startswith("/jobs/")
+    job = client.get("/v1/jobs/" + r.headers["Location"].rsplit("/", 1)[1]).get_json()
+    assert job["kind"] == "calibrate" and job["status"] == "queued"
