@@ -382,3 +382,33 @@ def test_web_page_and_zoo_report_show_the_assumed_configurations_and_interval(
         latency_ratio=[rec.latency_ratio.ratio, rec.latency_ratio.lo, rec.latency_ratio.hi],
     )
     assert v.assumed["torch"] == "eager t2"
+
+
+def test_an_unknown_model_name_gets_a_did_you_mean() -> None:
+    from probes.errors import UnknownModelError
+
+    with pytest.raises(UnknownModelError, match="did you mean 'resnet18'"):
+        resolve_spec("resnet81", ROOT / "data" / "zoo")
+    with pytest.raises(UnknownModelError) as e:
+        resolve_spec("qqqqqq", ROOT / "data" / "zoo")
+    assert "did you mean" not in str(e.value)
+
+
+def test_probe_comparisons_are_paired_over_rounds_and_count_contended_ones() -> None:
+    from probes.measure.contention import Contention
+    from service.operations import _compare
+    from service.schemas import ProbeRow
+
+    def row(fw: str, rnd: int, ms: float, busy: bool = False) -> ProbeRow:
+        r = _result(fw, ms / 1e3)
+        assert r.measurement is not None
+        r.measurement.contention = Contention(cpu_share=0.5 if busy else 1.0, flagged=busy)
+        return ProbeRow(framework=fw, workload="infer", batch=1, settings="x", result=r, round=rnd)  # type: ignore[arg-type]
+
+    # the machine doubles its times in round 2 for both: the pairing still sees 0.8
+    rows = [row("torch", 1, 0.8), row("tensorflow", 1, 1.0), row("tensorflow", 2, 2.0)]
+    rows += [row("torch", 2, 1.6), row("torch", 3, 0.8, busy=True), row("tensorflow", 3, 1.0)]
+    c = _compare("infer", 1, rows)
+    assert c.faster == "torch" and c.ratio == pytest.approx(1.25)
+    assert c.rounds == 2 and c.contended_rounds == 0  # two clean rounds: the busy one is out
+    assert c.lo is not None and c.hi is not None and c.hi < 1
