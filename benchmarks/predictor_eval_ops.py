@@ -39,7 +39,14 @@ from probes.spec import ModelSpec, analyze, build_graph, resolve_spec, zoo_names
 from probes.store import ResultStore
 from recommender.predictor.calibrated import CalibratedPredictor
 from recommender.predictor.choose import choose
-from recommender.predictor.corrections import FullRow, fit_corrections, specs_graphs, store_rows
+from recommender.predictor.corrections import (
+    STALL,
+    FullRow,
+    fit_corrections,
+    specs_graphs,
+    stalled_rows,
+    store_rows,
+)
 from recommender.predictor.variants import variants
 
 GAP = 1.15
@@ -207,6 +214,11 @@ def main(argv: Iterable[str] | None = None) -> None:
     ap.add_argument(
         "--clean-only", action="store_true", help="leave out rows whose probe was contended"
     )
+    ap.add_argument(
+        "--drop-stalled",
+        action="store_true",
+        help=f"leave out rows {STALL:g}x slower than the same question at one thread",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(list(argv) if argv is not None else None)
     settings = Settings()
@@ -237,12 +249,15 @@ def main(argv: Iterable[str] | None = None) -> None:
         )
         if r.key in configs and not (args.clean_only and r.contended)
     ]
+    stalled = stalled_rows(rows) if args.drop_stalled else set()
+    rows = [r for i, r in enumerate(rows) if i not in stalled]
     out = {
         "machine": f"{environment().cpu_model}, {environment().cores_available} cores",
         "load_1min": os.getloadavg()[0],
         "calibration": choice.calibration,
         "reference": args.reference,
         "clean_only": args.clean_only,
+        "dropped_stalled": len(stalled),
         "specs": len(items),
         "families": len({f for f, _ in items}),
         "rows": len(rows),
@@ -255,6 +270,8 @@ def main(argv: Iterable[str] | None = None) -> None:
         f"{out['machine']}, load {out['load_1min']:.1f}; {out['calibration']}; reference: {args.reference}"  # noqa: E501
     )
     clean = " (uncontended probes only)" if args.clean_only else ""
+    if args.drop_stalled:
+        clean += f" ({len(stalled)} stalled rows left out)"
     print(f"{len(rows)} measured rows{clean}, {out['specs']} specs in {out['families']} families\n")
     print(
         "| settings | rows | latency MAPE (torch / TF) | median APE | within ±10% | verdict agreement (gap ≥ 15%) | Spearman ratio | memory MAPE | 80% interval coverage |"  # noqa: E501

@@ -246,3 +246,22 @@ def test_web_calibrate_button_queues_a_job(tmp_path: Path) -> None:
     assert r.status_code == 303 and r.headers["Location"].startswith("/jobs/")
     job = client.get("/v1/jobs/" + r.headers["Location"].rsplit("/", 1)[1]).get_json()
     assert job["kind"] == "calibrate" and job["status"] == "queued"
+
+
+def test_stalled_rows_are_left_out_of_the_correction() -> None:
+    from recommender.predictor.corrections import FullRow, fit_corrections, stalled_rows
+
+    g = build_graph(zoo_spec("lenet5"))
+    rows = [
+        FullRow("lenet5", g, "torch", "torch/eager", 1, 0.1),  # 100x its one-thread time
+        FullRow("lenet5", g, "torch", "torch/eager-t1", 1, 0.001),
+        FullRow("lenet5", g, "torch", "torch/eager", 8, 0.002),
+        FullRow("lenet5", g, "torch", "torch/eager-t1", 8, 0.003),
+    ]
+    assert stalled_rows(rows) == {0}
+    models = fit_calibration(synthetic())
+    pred = CalibratedPredictor(models=models, label="", env_matches=True, trained_on="")
+    fit_corrections(pred, rows[:1] + rows[2:3])  # no one-thread row: kept
+    kept = pred.correction["torch/eager"]
+    fit_corrections(pred, rows)
+    assert pred.correction["torch/eager"] < kept

@@ -34,6 +34,7 @@ from recommender.predictor.memory import fit_memory
 SHRINK_ROWS = 3.0  # the correction is shrunk towards 0 as if by this many zero rows
 MIN_MODELS = 5  # conformal scales need this many distinct held-out models
 COVERAGE = 0.8
+STALL = 3.0  # see stalled_rows
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,20 @@ def store_rows(
     return rows
 
 
+def stalled_rows(rows: list[FullRow]) -> set[int]:
+    """Indices of rows at all threads ``STALL`` x slower than the same question at one
+    thread: on an idle machine more threads are not that much slower, so the probe
+    waited for a descheduled thread (a shared machine) and says nothing of the model."""
+    one = {(id(r.graph), r.batch, r.framework): r.latency_s for r in rows if r.key.endswith("-t1")}
+    return {
+        i
+        for i, r in enumerate(rows)
+        if r.key in ("torch/eager", "tensorflow/function")
+        and (t := one.get((id(r.graph), r.batch, r.framework))) is not None
+        and r.latency_s > STALL * t
+    }
+
+
 def _raw(pred: CalibratedPredictor, rows: Iterable[FullRow]) -> dict[int, tuple[float, float]]:
     """Per row index: ln(measured / summed prediction) and the sum's log sigma."""
     out = {}
@@ -123,6 +138,8 @@ def _corrections(
 
 def fit_corrections(pred: CalibratedPredictor, rows: list[FullRow]) -> CalibratedPredictor:
     """Set the correction, conformal scales, memory and error correlation in place."""
+    stalled = stalled_rows(rows)
+    rows = [r for i, r in enumerate(rows) if i not in stalled]
     if not rows:
         return pred
     raw = _raw(pred, rows)
