@@ -139,7 +139,7 @@ def _corrections(
 def fit_corrections(pred: CalibratedPredictor, rows: list[FullRow]) -> CalibratedPredictor:
     """Set the correction, conformal scales, memory and error correlation in place."""
     stalled = stalled_rows(rows)
-    rows = [r for i, r in enumerate(rows) if i not in stalled]
+    rows = [r for i, r in enumerate(rows) if i not in stalled and r.key in pred.models]
     if not rows:
         return pred
     raw = _raw(pred, rows)
