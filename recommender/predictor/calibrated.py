@@ -76,6 +76,7 @@ class CalibratedPredictor:
         default_factory=lambda: {"latency": 0.0, "memory": 0.0}
     )
     full_models: int = 0  # distinct models the correction and scale were fitted on
+    warnings: dict[str, str] = field(default_factory=dict)  # per configuration
 
     def configs(self, framework: str) -> list[str]:
         return [k for k in CONFIGS if k in self.models and k.startswith(framework + "/")]
@@ -110,6 +111,8 @@ class CalibratedPredictor:
         notes = []
         if uncovered:
             notes.append(f"settings not calibrated ({', '.join(uncovered)}): predicted as {key}")
+        if key in self.warnings:
+            notes.append(self.warnings[key])
         if p.unmeasured:
             notes.append(f"ops priced from related ops: {', '.join(p.unmeasured)}")
         mem = self.memory[framework]

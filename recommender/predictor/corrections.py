@@ -35,6 +35,8 @@ SHRINK_ROWS = 3.0  # the correction is shrunk towards 0 as if by this many zero 
 MIN_MODELS = 5  # conformal scales need this many distinct held-out models
 COVERAGE = 0.8
 STALL = 3.0  # see stalled_rows
+MAX_CORRECTION = math.log(2.0)  # beyond this, a measurement problem: capped, and said
+MAX_SCALE = 6.0
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,15 @@ def fit_corrections(pred: CalibratedPredictor, rows: list[FullRow]) -> Calibrate
     if not rows:
         return pred
     raw = _raw(pred, rows)
-    pred.correction = _corrections(rows, raw, None)
+    pred.correction = {}
+    for key, c in _corrections(rows, raw, None).items():
+        pred.correction[key] = min(max(c, -MAX_CORRECTION), MAX_CORRECTION)
+        if abs(c) > MAX_CORRECTION:
+            pred.warnings[key] = (
+                f"this machine's full-model measurements in {key} run {math.exp(c):.3g}x "
+                f"the per-operator sum (the correction is capped at "
+                f"{math.exp(MAX_CORRECTION):g}x): a busy machine, or a calibration to redo"
+            )
     pred.full_models = len({r.model for r in rows})
     held: dict[int, float] = {}
     for model in {r.model for r in rows}:
@@ -159,7 +169,7 @@ def fit_corrections(pred: CalibratedPredictor, rows: list[FullRow]) -> Calibrate
             q = scores[min(n - 1, math.ceil((n + 1) * COVERAGE) - 1)]
             for key in CONFIGS:
                 if key.startswith(fw + "/"):
-                    pred.scale[key] = max(q, 0.5)
+                    pred.scale[key] = min(max(q, 0.5), MAX_SCALE)
         mem = [
             (
                 analyze(rows[i].graph).weight_bytes,
