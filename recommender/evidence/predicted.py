@@ -1,6 +1,6 @@
 """Predict mode: evidence without running anything.
 
-Latency and memory come from the learned predictor (docs/predictor.md) at the
+Latency and memory come from the instant predictor (docs/predictor.md) at the
 production batch and default settings, with the prediction interval as the
 uncertainty; deployment from the capability matrix alone; custom ops from the priors.
 
