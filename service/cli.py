@@ -27,7 +27,7 @@ from probes.spec import (
     resolve_spec,
     zoo_names,
 )
-from service import deploy_cmd, probe_cmd, recommend_cmd, tune_cmd, zoo_cmd
+from service import deploy_cmd, import_cmd, probe_cmd, recommend_cmd, tune_cmd, zoo_cmd
 from service.api.context import hash_key
 from service.render import si, table
 from service.schemas import ModelList, ModelSummary, ParitySummary
@@ -40,7 +40,7 @@ def _emit(args: argparse.Namespace, model: BaseModel, text: str) -> None:
 
 def _load(settings: Settings, name: str, size: str | None) -> tuple[ModelSpec, SpecGraph]:
     """Resolve, resize and validate; errors name the file (or zoo model) and the node."""
-    spec = resolve_spec(name, settings.zoo_dir).resized(size)
+    spec = resolve_spec(name, settings.zoo_dir, settings.data_dir / "imports").resized(size)
     try:
         return spec, build_graph(spec)
     except SpecError as e:
@@ -291,10 +291,12 @@ def parser() -> argparse.ArgumentParser:
     deploy.set_defaults(func=cmd_deploy)
     zoo = zoo_cmd.add_parser(sub)
     zoo.set_defaults(func=cmd_zoo)
+    imp = import_cmd.add_parser(sub)
+    imp.set_defaults(func=import_cmd.cmd_import)
     ask, rec = recommend_cmd.add_parsers(sub)
     ask.set_defaults(func=recommend_cmd.cmd_ask)
     rec.set_defaults(func=cmd_recommend)
-    for cmd in (ls, show, par, probe, tune, deploy, zoo, ask, rec, *_service_parsers(sub)):
+    for cmd in (ls, show, par, probe, tune, deploy, zoo, ask, rec, imp, *_service_parsers(sub)):
         cmd.add_argument("--json", action="store_true", help="machine-readable output")
     for cmd in (show, par, probe, tune, deploy, rec):
         cmd.add_argument("--size", default=None, help="input-size preset, e.g. 'small'")

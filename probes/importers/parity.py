@@ -1,0 +1,104 @@
+"""Three-way parity on import: ONNX Runtime on the original file, the torch build and the
+Keras build, all on the same inputs, compared pairwise with today's tolerance rule.
+
+The parent imports no framework: each side runs in its own worker process.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel
+
+from probes.artifact_run import run_standalone
+from probes.parity import RTOL, ArrayDiff, compare
+from probes.protocol import FRAMEWORKS, ForwardWorkload, ProbeRequest
+from probes.runner import ProbeRunner
+from probes.spec import ModelSpec, build_graph
+from probes.weights import load_npz, make_inputs, save_npz
+
+SIDES = ("onnxruntime", "torch", "tensorflow")
+
+
+class ThreeWayReport(BaseModel):
+    model: str
+    source: str
+    batch: int
+    passed: bool
+    compared: list[ArrayDiff]
+    failures: dict[str, str] = {}
+    max_rel_diff: float | None = None
+    wall_s: float
+
+
+def _reference(
+    source: Path, arrays: list[np.ndarray], dtypes: list[str], names: list[str], tmp: Path
+) -> list[np.ndarray] | str:
+    if source.suffix != ".onnx":
+        return "the reference runtime runs .onnx files only"
+    cast = [
+        a.astype(d) if d else a for a, d in zip(arrays, dtypes or [""] * len(arrays), strict=True)
+    ]
+    return run_standalone("torch", "onnx", source, cast, names, 1, tmp)
+
+
+def three_way_parity(
+    spec: ModelSpec,
+    source: Path,
+    runner: ProbeRunner,
+    *,
+    batch: int = 2,
+    seed: int = 0,
+    input_dtypes: list[str] | None = None,
+    rtol: float = RTOL,
+) -> ThreeWayReport:
+    """Compare ONNX Runtime (original file), torch and Keras builds of an imported spec."""
+    start = time.perf_counter()
+    graph = build_graph(spec)
+    inputs = make_inputs(graph, batch, seed)
+    names = [i.name for i in spec.inputs]
+    outs: dict[str, list[np.ndarray]] = {}
+    failures: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="fwadvisor-import-parity-") as tmp:
+        save_npz(Path(tmp) / "inputs.npz", inputs)
+        reqs = [
+            ProbeRequest(spec=spec, framework=fw, workload=ForwardWorkload(), seed=seed, io_dir=tmp)
+            for fw in FRAMEWORKS
+        ]
+        arrays = [inputs[n] for n in names]
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            ref = pool.submit(_reference, source, arrays, input_dtypes or [], names, Path(tmp))
+            results = list(pool.map(runner.run, reqs))
+            got = ref.result()
+        if isinstance(got, str):
+            failures["onnxruntime"] = got
+        else:
+            outs["onnxruntime"] = got
+        for r in results:
+            if r.status != "ok":
+                failures[r.framework] = f"{r.status}: {r.reason}"
+                continue
+            data = load_npz(Path(tmp) / str(r.data["outputs_file"]))
+            outs[r.framework] = [data[o] for o in spec.outputs]
+    compared = []
+    for i, a in enumerate(SIDES):
+        for b in SIDES[i + 1 :]:
+            if a in outs and b in outs:
+                for k, (x, y) in enumerate(zip(outs[a], outs[b], strict=False)):
+                    label = f"{a} vs {b}: {spec.outputs[k]}"
+                    compared.append(compare(label, x.astype(np.float32), y, rtol))
+    worst = max((c.max_abs_diff / max(1.0, c.max_abs_value) for c in compared), default=None)
+    return ThreeWayReport(
+        model=spec.name,
+        source=source.name,
+        batch=batch,
+        passed=not failures and len(compared) > 0 and all(c.passed for c in compared),
+        compared=compared,
+        failures=failures,
+        max_rel_diff=worst,
+        wall_s=time.perf_counter() - start,
+    )
