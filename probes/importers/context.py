@@ -47,7 +47,15 @@ class Act:
         return full if self.perm is None else tuple(full[p] for p in self.perm)
 
 
-Value = Act | np.ndarray
+@dataclass(frozen=True)
+class Padded:
+    """A zero ``Pad`` not yet applied: the next Conv takes ``pads`` into its own padding."""
+
+    act: Act
+    pads: tuple[int, ...]  # ONNX order: begins of every axis, then ends
+
+
+Value = Act | Padded | np.ndarray
 
 
 @dataclass
@@ -129,13 +137,15 @@ class Ctx:
     def act(self, v: Value | None, what: str = "input") -> Act:
         if isinstance(v, Act):
             return self.canonical(v)
+        if isinstance(v, Padded):
+            raise Unsupported(f"{what} is zero-padded by a Pad that no Conv absorbs")
         raise Unsupported(f"{what} is a constant where an activation was expected")
 
 
 def const(v: Value | None, what: str) -> np.ndarray:
     if v is None:
         raise Unsupported(f"{what} is missing")
-    if isinstance(v, Act):
+    if isinstance(v, Act | Padded):
         raise Unsupported(f"{what} must be a constant (an initializer or folded shape arithmetic)")
     return v
 

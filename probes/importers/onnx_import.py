@@ -155,7 +155,7 @@ def _convert(
         return _inline_if(ctx, attrs, ins, failed)
     present = [v for v in ins if v is not None]
     if op in FOLDERS and all(isinstance(v, np.ndarray) for v in present):
-        return list(fold_node(op, attrs, [v if not isinstance(v, Act) else None for v in ins]))
+        return list(fold_node(op, attrs, [v if isinstance(v, np.ndarray) else None for v in ins]))
     if op not in CONVERTERS:
         raise Unsupported(f"{op} on activations")
     ctx.node_name = label

@@ -155,6 +155,10 @@ def arith(ctx: Ctx, op: str, x: Value, y: Value) -> Act:
         folded = fold_bias(ctx, a, c)
         if folded is not None:
             return folded
+        table = c.reshape(c.shape[c.ndim - len(a.shape) :]) if c.ndim >= len(a.shape) else c
+        if len(a.shape) == 2 and c.size == table.size and table.shape == a.shape:
+            params = {"max_len": a.shape[0]}  # a learned [T, E] table: position embedding
+            return ctx.emit("position_embedding", [a], params, {"weight": table})
     s = _scalar(c)
     if s is None:
         raise Unsupported(

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from probes.importers.context import Act, Ctx, Unsupported, Value, const
+from probes.importers.context import Act, Ctx, Padded, Unsupported, Value, const
 from probes.importers.registry import converter
 from probes.spec.ops_spatial import resolve_pads
 
@@ -47,11 +47,47 @@ def _one(v: list[int]) -> int | list[int]:
     return v[0] if len(set(v)) == 1 else v
 
 
+@converter("Pad")
+def pad(ctx: Ctx, attrs: dict[str, Any], ins: Ins, name: str) -> list[Value]:
+    a = ctx.act(ins[0])
+    pads = [int(p) for p in const(ins[1], "the pads")]
+    value = ins[2] if len(ins) > 2 else None
+    if attrs.get("mode", "constant") != "constant" or (
+        value is not None and np.any(const(value, "the value"))
+    ):
+        raise Unsupported("only zero padding (mode=constant, value 0)")
+    if len(ins) > 3 and ins[3] is not None:
+        raise Unsupported("Pad with explicit axes")
+    rank = len(a.shape) + 1
+    if len(pads) != 2 * rank or pads[0] or pads[1] or pads[rank] or pads[rank + 1] or min(pads) < 0:
+        raise Unsupported(f"pads {pads} (spatial axes only, non-negative)")
+    return [Padded(a, tuple(pads))]
+
+
+def _merge_pad(
+    attrs: dict[str, Any], v: Value | None, nd: int
+) -> tuple[Value | None, dict[str, Any]]:
+    """Fold a preceding zero Pad into a Conv's own pads."""
+    if not isinstance(v, Padded):
+        return v, attrs
+    if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+        raise Unsupported("a Pad before a Conv with auto_pad")
+    own = [int(p) for p in attrs.get("pads", [0] * (2 * nd))]
+    rank = nd + 2
+    extra = list(v.pads[2:rank]) + list(v.pads[rank + 2 :])
+    return v.act, {
+        **attrs,
+        "auto_pad": "NOTSET",
+        "pads": [a + b for a, b in zip(own, extra, strict=True)],
+    }
+
+
 @converter("Conv")
 def conv(ctx: Ctx, attrs: dict[str, Any], ins: Ins, name: str) -> list[Value]:
-    a = ctx.act(ins[0])
     w = const(ins[1], "the Conv weight")
     nd = w.ndim - 2
+    src, attrs = _merge_pad(attrs, ins[0], nd)
+    a = ctx.act(src)
     if nd not in (1, 2):
         raise Unsupported(f"{nd}-D convolution (1-D and 2-D are supported)")
     k, s, d = _geometry(attrs, w.shape, nd)

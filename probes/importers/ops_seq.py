@@ -37,6 +37,16 @@ def gather(ctx: Ctx, attrs: dict[str, Any], ins: Ins, name: str) -> list[Value]:
     raise Unsupported("Gather other than an embedding lookup")
 
 
+@converter("Split")
+def split(ctx: Ctx, attrs: dict[str, Any], ins: Ins, name: str) -> list[Value]:
+    if len(ctx.out_used) != 1:
+        raise Unsupported("splitting into several outputs (needs slice)")
+    v = ins[0]
+    if not isinstance(v, Act):
+        raise Unsupported("expected an activation input")
+    return [v]
+
+
 @converter("LayerNormalization")
 def layer_norm(ctx: Ctx, attrs: dict[str, Any], ins: Ins, name: str) -> list[Value]:
     a = ctx.act(ins[0])
@@ -70,7 +80,7 @@ def _check_rnn(attrs: dict[str, Any], ins: Ins, first_optional: int) -> None:
     for i, v in enumerate(ins[first_optional:], start=first_optional):
         if v is None:
             continue
-        if isinstance(v, Act) or (i != 4 and np.any(v)):
+        if not isinstance(v, np.ndarray) or (i != 4 and np.any(v)):
             raise Unsupported("initial states, peepholes or sequence lengths")
 
 
