@@ -47,6 +47,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check probes recommender service tests benchmarks scripts
 	$(BIN)/ruff format --check probes recommender service tests benchmarks scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
 
 bench: $(STAMP)

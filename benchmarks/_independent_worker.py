@@ -28,7 +28,7 @@ def main() -> None:
         import torch
         import torch.utils.benchmark as tb
 
-        from probes import build_torch
+        from probes.frameworks.torch import build as build_torch
 
         torch.set_num_threads(cpu_budget())
         m = build_torch.build(graph, weights)
@@ -42,7 +42,7 @@ def main() -> None:
     else:
         import tensorflow as tf
 
-        from probes import build_tf
+        from probes.frameworks.tf import build as build_tf
 
         tf.config.threading.set_intra_op_parallelism_threads(cpu_budget())
         built = build_tf.build(graph, weights)

@@ -89,7 +89,7 @@ def start(
     cmd = [
         sys.executable,
         "-m",
-        "service.cli",
+        "service.cli.main",
         "serve",
         "--port",
         str(port),

@@ -14,11 +14,11 @@ import platform
 import time
 
 from probes.config import Settings
-from probes.exports import NO_ROUTE, ExportCheck, check_exports
-from probes.measure import MeasureConfig
+from probes.export.checks import NO_ROUTE, ExportCheck, check_exports
+from probes.measure.timing import MeasureConfig
 from probes.probe import Prober
 from probes.protocol import FRAMEWORKS, ProbeLimits
-from probes.runner import SubprocessRunner
+from probes.runners.local import SubprocessRunner
 from probes.spec import resolve_spec, zoo_names
 from probes.store import ResultStore
 

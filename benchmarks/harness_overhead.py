@@ -1,7 +1,7 @@
 """Harness overhead: time per timed iteration spent outside the measured call.
 
 For each target step duration, a busy-wait step of that length runs through
-``probes.measure.timed_loop``. Overhead per iteration = (loop wall time - sum of the
+``probes.measure.timing.timed_loop``. Overhead per iteration = (loop wall time - sum of the
 recorded step times) / iterations. Each recorded time also holds one clock read, which
 is reported separately. Target: < 1% of any latency >= 100 us.
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from probes.measure import MeasureConfig, timed_loop
+from probes.measure.timing import MeasureConfig, timed_loop
 
 
 def busy(duration_s: float):  # type: ignore[no-untyped-def]

@@ -18,10 +18,10 @@ import sys
 from pathlib import Path
 
 from probes.config import Settings
-from probes.measure import MeasureConfig
+from probes.measure.timing import MeasureConfig
 from probes.probe import Prober
 from probes.protocol import InferWorkload
-from probes.runner import SubprocessRunner
+from probes.runners.local import SubprocessRunner
 from probes.spec import resolve_spec
 
 CASES = [("resnet18", 8, [3, 112, 112]), ("mlp", 32, None), ("bert_tiny", 4, None)]

@@ -10,9 +10,9 @@ import argparse
 import platform
 import time
 
+from probes.checks.parity import check_parity
 from probes.config import Settings
-from probes.parity import check_parity
-from probes.runner import SubprocessRunner
+from probes.runners.local import SubprocessRunner
 from probes.spec import analyze, build_graph, resolve_spec, zoo_names
 
 

@@ -18,8 +18,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from recommender.perf_data import DEFAULT_DATASET, load_dataset
-from recommender.perf_eval import EvalReport, default_factory, evaluate
+from recommender.predictor.dataset import DEFAULT_DATASET, load_dataset
+from recommender.predictor.evaluation import EvalReport, default_factory, evaluate
 
 # name -> estimator parameters over default_factory's (the cost base on the cost terms)
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -36,7 +36,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
     "cost + trees": {"method": "hybrid"},
 }
-DEFAULT = "cost + trees"  # what recommender.predict uses
+DEFAULT = "cost + trees"  # what recommender.predictor.instant uses
 
 
 def _pct(x: float | None) -> str:

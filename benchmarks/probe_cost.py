@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 
 from probes.config import Settings
-from probes.measure import MeasureConfig
+from probes.measure.timing import MeasureConfig
 from probes.probe import Prober
 from probes.protocol import FRAMEWORKS, InferWorkload
-from probes.runner import SubprocessRunner
+from probes.runners.local import SubprocessRunner
 from probes.spec import resolve_spec, zoo_names
 
 

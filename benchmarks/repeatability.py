@@ -12,10 +12,10 @@ import argparse
 import statistics
 
 from probes.config import Settings
-from probes.measure import MeasureConfig
+from probes.measure.timing import MeasureConfig
 from probes.probe import Prober
 from probes.protocol import FRAMEWORKS, InferWorkload
-from probes.runner import SubprocessRunner
+from probes.runners.local import SubprocessRunner
 from probes.spec import ModelSpec, resolve_spec
 
 

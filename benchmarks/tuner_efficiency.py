@@ -25,16 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from probes.config import Settings
-from probes.measure import MeasureConfig
+from probes.measure.timing import MeasureConfig
 from probes.probe import Prober
 from probes.protocol import FRAMEWORKS, Framework, InferWorkload, ProbeRequest, ProbeResult
-from probes.runner import SubprocessRunner
+from probes.runners.local import SubprocessRunner
 from probes.settings import default_settings
 from probes.spec import ModelSpec, build_graph, resolve_spec
 from probes.store import ResultStore
-from probes.tune_models import TuneConfig
-from probes.tune_report import tune
-from probes.tune_space import search_space, to_params, to_settings
+from probes.tune.compare import tune
+from probes.tune.models import TuneConfig
+from probes.tune.space import search_space, to_params, to_settings
 
 MODELS = [("resnet18", "CNN"), ("text_lstm", "RNN"), ("bert_tiny", "transformer")]
 BATCHES = [1, 8, 32]

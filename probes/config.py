@@ -7,10 +7,12 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from probes.environment import environment
+from probes.measure.environment import environment
 from probes.spec import Limits
 
-REPO_DATA = Path(__file__).resolve().parent.parent / "data"
+#: The checkout (or installed tree) that holds the packages and ``data/``.
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+REPO_DATA = PACKAGE_ROOT / "data"
 
 
 class Settings(BaseSettings):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from probes.environment import environment
 from probes.errors import InvalidSettingsError
-from probes.measure import MeasureConfig
+from probes.measure.environment import environment
+from probes.measure.timing import MeasureConfig
 from probes.protocol import (
     FRAMEWORKS,
     Framework,
@@ -16,12 +16,15 @@ from probes.protocol import (
     ProbeResult,
     Workload,
 )
-from probes.runner import ProbeRunner
+from probes.runners.local import ProbeRunner
 from probes.settings import Device, FrameworkSettings, default_settings, invalid_reasons
 from probes.spec import Limits, ModelSpec, analyze, build_graph, check_limits
 from probes.store import ResultStore, result_key
 
 TRAIN_FLOP_FACTOR = 3  # forward + backward (~2x forward) per training step
+CONTENTION_RETRIES = 2  # a contended timing is measured again, at most this many times
+PEAK_RUNS = 2  # the machine peak is the best of this many runs per framework
+PEAK_MAX_AGE_S = 6 * 3600.0  # an older stored peak is measured again
 
 
 @dataclass
@@ -34,6 +37,7 @@ class Prober:
     limits: ProbeLimits = field(default_factory=ProbeLimits)
     spec_limits: Limits = field(default_factory=Limits)
     fresh: bool = False
+    contention_retries: int = CONTENTION_RETRIES
     from_store: int = 0
     _peaks: dict[str, float | None] = field(default_factory=dict)
 
@@ -63,9 +67,14 @@ class Prober:
         device: Device = "cpu",
         seed: int = 0,
         measure: MeasureConfig | None = None,
+        use_store: bool = True,
     ) -> ProbeResult:
-        """Measure once, or answer from the store. ``measure`` overrides the method for
-        this call (tuning sets an early-stop threshold per trial)."""
+        """Measure, or answer from the store. ``measure`` overrides the method for this
+        call (tuning sets an early-stop threshold per trial); ``use_store=False`` always
+        measures (paired rounds), and still stores the new result.
+
+        A timing taken while the machine was contended is measured again (at most
+        ``contention_retries`` times); the least contended one is kept, with its flag."""
         if spec is not None:
             self.check(spec, framework, workload, settings, device)
         env = environment()
@@ -75,8 +84,8 @@ class Prober:
         # answers any threshold (and partial ones are never stored).
         method = measure.model_copy(update={"stop_above_s": None})
         key = result_key(spec, framework, workload, s, device, str(seed), method, env.key())
-        if self.store is not None and not self.fresh:
-            cached = self.store.get(key)
+        if self.store is not None and not self.fresh and use_store:
+            cached = self.store.get(key, PEAK_MAX_AGE_S if workload.kind == "peak" else None)
             if cached is not None:
                 self.from_store += 1
                 return cached
@@ -90,12 +99,16 @@ class Prober:
             measure=measure,
             limits=self.limits,
         )
-        result = self.runner.run(req)
+        result = self._run_uncontended(req)
         if result.status == "ok" and spec is not None:
             self._add_efficiency(result, spec, workload, device)
         timing = result.measurement.timing if result.measurement else None
         partial = timing is not None and timing.stopped_early  # a pruned trial's warm-up only
         if result.status == "ok" and not partial and self.store is not None:
+            if workload.kind == "peak" and _higher_peak(
+                self.store.get(key, PEAK_MAX_AGE_S), result
+            ):
+                return result  # the stored peak stays: the best of the recent runs
             self.store.put(
                 key,
                 spec=spec,
@@ -107,15 +120,33 @@ class Prober:
             )
         return result
 
-    def machine_peak_gflops(self, device: Device = "cpu") -> float | None:
-        """Attainable float32 GFLOP/s: the best large matmul of either framework (cached)."""
-        if device in self._peaks:
+    def _run_uncontended(self, req: ProbeRequest) -> ProbeResult:
+        best = self.runner.run(req)
+        for _ in range(self.contention_retries):
+            c = best.measurement.contention if best.measurement else None
+            if best.status != "ok" or c is None or not c.flagged:
+                break
+            again = self.runner.run(req)
+            a = again.measurement.contention if again.measurement else None
+            if again.status == "ok" and a is not None and a.cpu_share > c.cpu_share:
+                best = again
+        return best
+
+    def machine_peak_gflops(self, device: Device = "cpu", refresh: bool = False) -> float | None:
+        """Attainable float32 GFLOP/s: the best large matmul of either framework, over
+        ``PEAK_RUNS`` runs each (one run on a busy machine reads low). Cached per process;
+        stored results older than ``PEAK_MAX_AGE_S`` are measured again."""
+        if device in self._peaks and not refresh:
             return self._peaks[device]
         best = None
         for fw in FRAMEWORKS:
-            r = self.probe(None, fw, PeakWorkload(), device=device)
-            if r.status == "ok" and r.measurement and r.measurement.gflops_per_s:
-                best = max(best or 0.0, r.measurement.gflops_per_s)
+            for i in range(PEAK_RUNS):
+                stored, use_store = self.from_store, i == 0 and not refresh
+                r = self.probe(None, fw, PeakWorkload(), device=device, use_store=use_store)
+                if r.status == "ok" and r.measurement and r.measurement.gflops_per_s:
+                    best = max(best or 0.0, r.measurement.gflops_per_s)
+                if self.from_store > stored:
+                    break  # a recent stored peak is already the best of its runs
         self._peaks[device] = best
         return best
 
@@ -130,4 +161,14 @@ class Prober:
             flops *= TRAIN_FLOP_FACTOR
         m.gflops_per_s = flops / m.timing.median_s / 1e9
         peak = self.machine_peak_gflops(device)
-        m.efficiency = m.gflops_per_s / peak if peak else None
+        if peak and m.gflops_per_s > peak:  # the peak was read low (a busy machine): again
+            peak = max(self.machine_peak_gflops(device, refresh=True) or 0.0, m.gflops_per_s)
+            self._peaks[device] = peak
+        m.efficiency = min(1.0, m.gflops_per_s / peak) if peak else None
+
+
+def _higher_peak(stored: ProbeResult | None, new: ProbeResult) -> bool:
+    def gflops(r: ProbeResult | None) -> float:
+        return (r.measurement.gflops_per_s or 0.0) if r and r.measurement else 0.0
+
+    return gflops(stored) >= gflops(new)

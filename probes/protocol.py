@@ -1,4 +1,4 @@
-"""JSON protocol between the parent and ``python -m probes.worker``.
+"""JSON protocol between the parent and ``python -m probes.worker.probe``.
 
 Arrays (inputs, outputs, weights) travel as ``.npz`` files in ``io_dir``; the JSON
 stays small. The parent never imports a framework: it only reads the arrays back.
@@ -10,7 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from probes.measure import MeasureConfig, Timing
+from probes.measure.contention import Contention
+from probes.measure.timing import MeasureConfig, Timing
 from probes.settings import Device, FrameworkSettings, default_settings
 from probes.spec import ModelSpec
 
@@ -200,6 +201,9 @@ class Measurement(BaseModel):
     phases: Phases
     memory: MemoryStats | None = None
     runtime: dict[str, str] = Field(default_factory=dict, description="Framework build facts.")
+    contention: Contention | None = Field(
+        default=None, description="Did the timed part get the machine? (None: not timed.)"
+    )
 
 
 class ProbeResult(BaseModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 Precision = Literal["fp32", "bf16"]
 Device = Literal["cpu", "cuda"]
@@ -48,12 +48,13 @@ class TFSettings(_Common):
 
 
 FrameworkSettings = Annotated[TorchSettings | TFSettings, Field(discriminator="framework")]
+_SETTINGS: TypeAdapter[TorchSettings | TFSettings] = TypeAdapter(FrameworkSettings)
 
 
 def default_settings(framework: str) -> TorchSettings | TFSettings:
     """What a user gets without tuning: eager PyTorch, and Keras's own default of
     ``model(x)`` under a tf.function (``model.predict`` traces one too)."""
-    return TorchSettings() if framework == "torch" else TFSettings()
+    return _SETTINGS.validate_python({"framework": framework})
 
 
 def settings_label(s: TorchSettings | TFSettings) -> str:

@@ -100,10 +100,13 @@ class ResultStore:
         finally:
             db.close()
 
-    def get(self, key: str) -> ProbeResult | None:
+    def get(self, key: str, max_age_s: float | None = None) -> ProbeResult | None:
+        """The stored result, or None; with ``max_age_s``, None when it is older."""
         with self._db() as db:
-            row = db.execute("SELECT result FROM results WHERE key = ?", (key,)).fetchone()
-        return ProbeResult.model_validate_json(row[0]) if row else None
+            row = db.execute("SELECT result, created FROM results WHERE key = ?", (key,)).fetchone()
+        if row is None or (max_age_s is not None and time.time() - row[1] > max_age_s):
+            return None
+        return ProbeResult.model_validate_json(row[0])
 
     def put(
         self,

@@ -1,1 +1,1 @@
-"""Decision logic: questionnaire, scoring, predictor, batch evaluation (later issues)."""
+"""Decision logic: questionnaire, evidence, scoring, predictor, batch evaluation."""

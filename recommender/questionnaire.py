@@ -16,10 +16,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from probes.config import REPO_DATA
 from probes.errors import AdvisorError
-from recommender.filecache import file_key
+from recommender.knowledge.yaml_cache import file_key
 
-DATA = Path(__file__).resolve().parent.parent / "data"
+DATA = REPO_DATA
 QUESTIONS_PATH = DATA / "questionnaire.yaml"
 
 Criterion = Literal["speed", "memory", "deployment", "custom_ops", "ecosystem", "team"]
@@ -145,7 +146,7 @@ class Questionnaire(BaseModel):
 def load_questionnaire(path: Path = QUESTIONS_PATH) -> Questionnaire:
     """The questions in ``path``, parsed once per file version.
 
-    The result is shared between callers (``recommender.filecache``): read it, never
+    The result is shared between callers (``recommender.knowledge.yaml_cache``): read it, never
     change it. ``resolve`` returns fresh values, never a question's own ``default``.
     """
     return _load_questionnaire(*file_key(path))

@@ -13,18 +13,21 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from probes.config import Settings
-from probes.environment import environment
+from probes.frameworks.facts import FACTS
+from probes.frameworks.facts import other as other_fw
+from probes.measure.environment import environment
 from probes.protocol import FRAMEWORKS, Framework
 from probes.spec import ModelSpec
-from recommender.evidence import Gatherer, Mode
-from recommender.gather import gather_measured
-from recommender.predict_mode import gather_predicted
+from recommender.evidence.configs import assume_configs, usable, with_option
+from recommender.evidence.gatherer import Gatherer, Mode
+from recommender.evidence.model import Evidence
+from recommender.evidence.pipelines import gather_measured
+from recommender.evidence.predicted import gather_predicted
 from recommender.questionnaire import CRITERIA, Profile, to_profile
 from recommender.resample import confidence
 from recommender.score import (
     EITHER_BELOW,
     CriterionRow,
-    Evidence,
     Flip,
     Veto,
     decide,
@@ -36,7 +39,7 @@ from recommender.score import (
 )
 
 Choice = Literal["torch", "tensorflow", "either", "neither"]
-NAMES = {"torch": "PyTorch", "tensorflow": "TensorFlow"}
+NAMES: dict[str, str] = {f.name: f.label for f in FACTS.values()}
 
 
 class Recommendation(BaseModel):
@@ -44,7 +47,11 @@ class Recommendation(BaseModel):
     mode: Mode
     choice: Choice
     leaning: Framework | None = Field(description="The higher utility, even when 'either'.")
-    confidence: float = Field(description="P(same decision) under measurement noise.")
+    confidence: float = Field(
+        description="P(same decision) when the measurements are redrawn from their noise, "
+        "the configuration choice is redone in each draw, and the search's possible misses "
+        "are included (docs/recommender.md)."
+    )
     utilities: dict[Framework, float]
     margin: float
     criteria: list[CriterionRow]
@@ -87,7 +94,7 @@ def _rows(ev: Evidence, p: Profile) -> list[CriterionRow]:
 
 def constraint_flips(ev: Evidence, p: Profile, choice: Framework) -> list[Flip]:
     """Constraints the user did not set that would veto the current choice alone."""
-    other: Framework = "tensorflow" if choice == "torch" else "torch"
+    other = other_fw(choice)
     a, b = ev.frameworks[choice], ev.frameworks[other]
     flips = []
     if a.memory and b.memory and a.memory.value > b.memory.value:
@@ -126,7 +133,7 @@ def veto_flips(u: dict[Framework, float], vs: list[Veto], choice: str) -> list[F
             Flip(
                 kind="constraint",
                 text=f"{lifts} would lift {NAMES[fw]}'s veto and choose it "
-                f"(utility {u[fw]:.3f} vs {u['tensorflow' if fw == 'torch' else 'torch']:.3f})",
+                f"(utility {u[fw]:.3f} vs {u[other_fw(fw)]:.3f})",
             )
         )
     return out
@@ -138,8 +145,42 @@ def apply_flip(p: Profile, flip: Flip) -> Profile:
     return p.model_copy(update={"weights": with_weight(p.weights, flip.criterion, flip.weight_to)})
 
 
+PRIORS_ONLY_CONFIDENCE = 0.5  # nothing measured or predicted: never more than "either"
+
+
+def _measured(ev: Evidence) -> bool:
+    """Did anything about this model come from a measurement or the predictor?"""
+    return any(
+        f.infer or f.train or f.memory or any(t.verdict != "static" for t in f.targets.values())
+        for f in ev.frameworks.values()
+    )
+
+
+def config_flips(ev: Evidence, p: Profile, nominal: str) -> list[Flip]:
+    """Measured configurations the profile did not pick that would change the answer."""
+    out = []
+    for fw, f in ev.frameworks.items():
+        for o in usable(f.options):
+            if o.label == f.config:
+                continue
+            alt = ev.model_copy(update={"frameworks": {**ev.frameworks, fw: with_option(f, o)}})
+            u = utilities(scores(alt, p), p.weights)
+            other = decide(u, {v.framework for v in vetoes(alt, p)})
+            if other != nominal:
+                out.append(
+                    Flip(
+                        kind="config",
+                        text=f"with {NAMES[fw]} on {o.label} ({o.origin}) instead of "
+                        f"{f.config}, the answer would be {NAMES.get(other, other)}",
+                    )
+                )
+    return out
+
+
 def decide_profile(ev: Evidence, p: Profile, samples: int = 2000) -> Recommendation:
-    """Score ``ev`` under ``p``: the decision, confidence, contributions and flips."""
+    """Score ``ev`` under ``p``: the configuration each framework is assumed to run, the
+    decision, its confidence, the contributions and what would flip it."""
+    ev = assume_configs(ev, p)
     s = scores(ev, p)
     u = utilities(s, p.weights)
     vs = vetoes(ev, p)
@@ -147,9 +188,16 @@ def decide_profile(ev: Evidence, p: Profile, samples: int = 2000) -> Recommendat
     nominal = decide(u, vetoed)
     # "neither" is resampled too: a limit near a measured value vetoes in some draws only
     conf = confidence(ev, p, nominal, samples)
+    caveats = list(ev.caveats) + _machine_caveats(ev, p)
+    if not _measured(ev):
+        conf = min(conf, PRIORS_ONLY_CONFIDENCE)
+        caveats.append(
+            "nothing about this model was measured or predicted: the answer rests on priors "
+            "(ecosystem, team) only; run measure mode (--mode measure) for a real answer"
+        )
     leaning: Framework | None = nominal if nominal in FRAMEWORKS else None
     if leaning is not None:  # negative when a veto, not the utility, decided
-        margin = u[leaning] - u["tensorflow" if leaning == "torch" else "torch"]
+        margin = u[leaning] - u[other_fw(leaning)]
     else:
         margin = abs(u["torch"] - u["tensorflow"])
     choice: Choice = nominal  # type: ignore[assignment]
@@ -157,10 +205,10 @@ def decide_profile(ev: Evidence, p: Profile, samples: int = 2000) -> Recommendat
         choice = "either"
     sensitivity: list[Flip] = veto_flips(u, vs, nominal)
     if leaning is not None and not vetoed:
-        loser: Framework = "tensorflow" if leaning == "torch" else "torch"
+        loser = other_fw(leaning)
         sensitivity = weight_flips(s, p.weights, leaning, loser)[:3]
         sensitivity += constraint_flips(ev, p, leaning)
-    caveats = list(ev.caveats) + _machine_caveats(ev, p)
+    sensitivity += config_flips(ev, p, nominal)
     rec = Recommendation(
         model=ev.model,
         mode=ev.mode,
@@ -210,7 +258,7 @@ def summarize(r: Recommendation) -> str:
             f"{NAMES[v.framework]} fails '{v.constraint}' ({v.reason})" for v in r.vetoes
         )
     lead_fw = r.leaning or "torch"
-    other: Framework = "tensorflow" if lead_fw == "torch" else "torch"
+    other = other_fw(lead_fw)
 
     def edge(c: CriterionRow) -> float:  # what the criterion gives the leader over the other
         return c.contributions.get(lead_fw, 0) - c.contributions.get(other, 0)

@@ -19,8 +19,10 @@ import numpy as np
 import numpy.typing as npt
 
 from probes.protocol import FRAMEWORKS, Framework
+from recommender.evidence.configs import Drawn, option_utilities, usable
+from recommender.evidence.model import Evidence, Quantity
 from recommender.questionnaire import CRITERIA, Criterion, Profile
-from recommender.score import QUANTITIES, RUN_TO_RUN_SIGMA, SAMPLES, Evidence, scores, vetoes
+from recommender.score import QUANTITIES, RUN_TO_RUN_SIGMA, SAMPLES, scores, vetoes
 
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
@@ -28,8 +30,14 @@ NEITHER = -1  # decision code; a framework's code is its index in FRAMEWORKS
 Draws = dict[tuple[Framework, str], Floats]  # (framework, quantity) -> values per draw
 
 
-def draw_quantities(ev: Evidence, samples: int, seed: int) -> Draws:
-    """Each present quantity's value in every draw: own noise times a common factor."""
+def draw_quantities(ev: Evidence, samples: int, seed: int, p: Profile | None = None) -> Draws:
+    """Each present quantity's value in every draw: own noise times a common factor.
+
+    With measured configuration options (and a profile), each framework's latency and
+    memory are those of the option the profile would pick *in that draw*: a near-tie
+    between configurations is part of the uncertainty."""
+    if p is not None and any(usable(f.options) for f in ev.frameworks.values()):
+        return _draw_with_options(ev, samples, seed, p)
     rng = np.random.default_rng(seed)
     present = [
         (fw, name, q)
@@ -41,8 +49,45 @@ def draw_quantities(ev: Evidence, samples: int, seed: int) -> Draws:
     common = {name: z[:, i] for i, name in enumerate(QUANTITIES)}
     out: Draws = {}
     for j, (fw, name, q) in enumerate(present, start=len(QUANTITIES)):
-        own = z[:, j] * max(q.sigma, RUN_TO_RUN_SIGMA)
-        out[fw, name] = q.value * np.exp(own + q.shared_sigma * common[name])
+        out[fw, name] = _lognormal(q, z[:, j], common[name])
+    return out
+
+
+def _lognormal(q: Quantity, own: Floats, common: Floats) -> Floats:
+    return q.value * np.exp(own * max(q.sigma, RUN_TO_RUN_SIGMA) + q.shared_sigma * common)
+
+
+def _draw_with_options(ev: Evidence, samples: int, seed: int, p: Profile) -> Draws:
+    rng = np.random.default_rng(seed)
+    common = {name: rng.standard_normal(samples) for name in QUANTITIES}
+    out: Draws = {}
+    drawn: Drawn = {}
+    for fw, f in ev.frameworks.items():
+        if f.train is not None:
+            out[fw, "train"] = _lognormal(f.train, rng.standard_normal(samples), common["train"])
+        opts = usable(f.options)
+        if not opts:  # this framework has no measured option: its own quantities
+            for name in ("infer", "memory"):
+                q = getattr(f, name)
+                if q is not None:
+                    out[fw, name] = _lognormal(q, rng.standard_normal(samples), common[name])
+            continue
+        drawn[fw] = [
+            (
+                _lognormal(o.infer, rng.standard_normal(samples), common["infer"]),  # type: ignore[arg-type]
+                _lognormal(o.memory, rng.standard_normal(samples), common["memory"])
+                if o.memory
+                else None,
+            )
+            for o in opts
+        ]
+    cols = np.arange(samples)
+    for fw, u in option_utilities(drawn, p).items():
+        pick = np.argmax(u, axis=0)
+        out[fw, "infer"] = np.vstack([lat for lat, _ in drawn[fw]])[pick, cols]
+        mems = [m for _, m in drawn[fw]]
+        if all(m is not None for m in mems):
+            out[fw, "memory"] = np.vstack(mems)[pick, cols]  # type: ignore[arg-type]
     return out
 
 
@@ -121,7 +166,7 @@ def decision_codes(
     As ``score.decide``: the highest utility among frameworks not vetoed, the first in
     ``FRAMEWORKS`` order on a tie.
     """
-    d = draw_quantities(ev, samples, seed)
+    d = draw_quantities(ev, samples, seed, p)
     u = _utilities(ev, p, d, samples)
     vetoed = _vetoed(ev, p, d, samples)
     codes = np.full(samples, NEITHER, dtype=np.int8)

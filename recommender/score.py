@@ -9,11 +9,11 @@ measure, cached or predict mode) and a ``Profile`` (recommender/questionnaire.py
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from probes.protocol import FRAMEWORKS, Framework
+from recommender.evidence.model import Evidence, FrameworkEvidence, Quantity, TargetEvidence
 from recommender.questionnaire import CRITERIA, Criterion, Profile
 
 RUN_TO_RUN_SIGMA = 0.02  # log-space floor: run-to-run CV of medians is 0.5-1.8% here
@@ -28,51 +28,6 @@ MATURITY = {
     "unsupported": 0.2,
     "archived": 0.1,
 }
-
-
-class Quantity(BaseModel):
-    """A measured (or predicted) positive quantity with its log-space uncertainty."""
-
-    value: float = Field(gt=0)
-    sigma: float = Field(ge=0, description="Relative (log-space) standard deviation.")
-    shared_sigma: float = Field(
-        default=0.0,
-        ge=0,
-        description="Part of the error common to both frameworks' same quantity (a "
-        "predictor misjudging the model misjudges it for both). It moves absolute "
-        "values (vetoes), not the ratio between frameworks.",
-    )
-    source: str = Field(description="tuned / measured / predicted / cached, and settings.")
-
-
-class TargetEvidence(BaseModel):
-    target: str
-    verdict: str  # verified / failed / static
-    level: str
-    status: str  # maturity of the deciding (or best static) route
-    tool: str
-    viable: bool = Field(description="Some route exists that is not archived/unsupported.")
-    summary: str
-
-
-class FrameworkEvidence(BaseModel):
-    framework: Framework
-    infer: Quantity | None = None
-    train: Quantity | None = None
-    memory: Quantity | None = Field(default=None, description="Peak bytes above baseline.")
-    targets: dict[str, TargetEvidence] = Field(default_factory=dict)
-    custom_ops: float = Field(ge=0, le=1, description="Custom-op support score.")
-    custom_ops_why: str
-    ecosystem: dict[str, float] = Field(description="Factor -> score in [0, 1].")
-    failures: list[str] = Field(default_factory=list)
-
-
-class Evidence(BaseModel):
-    model: str
-    mode: Literal["measure", "cached", "predict"]
-    frameworks: dict[Framework, FrameworkEvidence]
-    caveats: list[str] = Field(default_factory=list)
-    links: list[str] = Field(default_factory=list, description="Where the results live.")
 
 
 Scores = dict[Criterion, dict[Framework, float]]

@@ -22,16 +22,16 @@ from pathlib import Path
 
 from pydantic import TypeAdapter
 
-from probes.environment import environment
-from probes.measure import MeasureConfig
+from probes.measure.environment import environment
+from probes.measure.timing import MeasureConfig
 from probes.probe import Prober
 from probes.protocol import Framework, InferWorkload, ProbeLimits
-from probes.runner import SubprocessRunner
+from probes.runners.local import SubprocessRunner
 from probes.settings import FrameworkSettings, TFSettings, TorchSettings, default_settings
 from probes.spec import ModelSpec, analyze, build_graph, resolve_spec, spec_hash, zoo_names
 from probes.store import ResultStore, StoredResult, result_key
-from recommender.perf_data import DEFAULT_DATASET, settings_to_fields, write_rows
-from recommender.perf_features import spec_stats
+from recommender.predictor.dataset import DEFAULT_DATASET, settings_to_fields, write_rows
+from recommender.predictor.features import spec_stats
 
 ROOT = Path(__file__).resolve().parent.parent
 ZOO = ROOT / "data" / "zoo"

@@ -1,1 +1,1 @@
-"""Thin adapters: the CLI now; the HTTP API, web page and jobs in later issues."""
+"""Thin adapters: the CLI, the HTTP API, the web page and the background jobs."""

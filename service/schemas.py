@@ -1,4 +1,4 @@
-"""Response models shared by the CLI's --json output and (later) the HTTP API."""
+"""Response models shared by the CLI's --json output and the HTTP API."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from probes.environment import Environment
-from probes.exports import ExportReport
-from probes.parity import ParityReport
+from probes.checks.parity import ParityReport
+from probes.export.checks import ExportReport
+from probes.measure.environment import Environment
 from probes.protocol import Framework, ProbeResult
-from recommender.capabilities import MergedCell
+from recommender.knowledge.capabilities import MergedCell
 from recommender.questionnaire import Profile
 
 

@@ -9,6 +9,8 @@ from probes.config import Settings
 
 
 class ServiceSettings(Settings):
+    host: str = Field(default="127.0.0.1", description="Address `fwadvisor serve` binds.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `fwadvisor serve` binds.")
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL of the job store; default: SQLite in data_dir "

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from probes.config import Settings
-from probes.runner import SubprocessRunner
+from probes.runners.local import SubprocessRunner
 from probes.spec import ModelSpec, resolve_spec, spec_from_mapping, zoo_names
 
 ROOT = Path(__file__).resolve().parent.parent

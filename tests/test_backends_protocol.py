@@ -11,7 +11,7 @@ from probes.frameworks import Backend
 SCRIPT = """
 import importlib, inspect, sys
 names = sys.argv[1].split(",")
-for mod in ("probes.frameworks.torch_backend", "probes.frameworks.tf_backend"):
+for mod in ("probes.frameworks.torch.backend", "probes.frameworks.tf.backend"):
     m = importlib.import_module(mod)
     missing = [n for n in names if not callable(getattr(m, n, None))]
     print(mod, "MISSING", missing)

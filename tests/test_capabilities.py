@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from probes.exports import ExportCheck, ExportReport
-from recommender.capabilities import (
+from probes.export.checks import ExportCheck, ExportReport
+from recommender.knowledge.capabilities import (
     DEFAULT_PATH,
     TARGETS,
     CapabilityError,

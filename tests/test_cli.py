@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from service.cli import main
+from service.cli.main import main
 from tests.conftest import ZOO, ZOO_NAMES
 
 
@@ -82,7 +82,14 @@ def test_parity_spec_file_text(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 def test_console_script_has_no_traceback_on_error(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "service.cli", "models", "show", str(tmp_path / "missing.yaml")],
+        [
+            sys.executable,
+            "-m",
+            "service.cli.main",
+            "models",
+            "show",
+            str(tmp_path / "missing.yaml"),
+        ],
         capture_output=True,
         text=True,
     )
@@ -150,9 +157,9 @@ def test_deploy_rejects_unknown_target(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_probe_text_renders_a_failed_row_with_its_reason() -> None:
-    from probes.environment import environment
+    from probes.measure.environment import environment
     from probes.protocol import ProbeResult
-    from service.probe_render import render
+    from service.cli.probe_render import render
     from service.schemas import ProbeReport, ProbeRow
 
     failed = ProbeResult(status="oom", framework="torch", reason="group RSS above 60 MB")

@@ -9,18 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from recommender.evidence.model import Evidence, Quantity
 from recommender.questionnaire import Profile, to_profile
 from recommender.resample import confidence, decisions
-from recommender.score import (
-    QUANTITIES,
-    RUN_TO_RUN_SIGMA,
-    Evidence,
-    Quantity,
-    decide,
-    scores,
-    utilities,
-    vetoes,
-)
+from recommender.score import QUANTITIES, RUN_TO_RUN_SIGMA, decide, scores, utilities, vetoes
 from tests.test_recommender import evidence, fw_ev
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from probes.convergence import check_convergence
-from probes.datasets import make_dataset
+from probes.checks.convergence import check_convergence
+from probes.checks.datasets import make_dataset
 from probes.errors import UnsupportedError
 from probes.protocol import ConvergenceWorkload
-from probes.runner import SubprocessRunner
+from probes.runners.local import SubprocessRunner
 from probes.spec import build_graph
 from tests.conftest import make_spec, zoo_spec
 

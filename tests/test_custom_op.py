@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from probes import errors
-from probes.parity import check_parity
-from probes.runner import SubprocessRunner
+from probes.checks.parity import check_parity
+from probes.runners.local import SubprocessRunner
 from probes.spec import TensorInfo, analyze, build_graph, load_spec_file
 from probes.spec.custom_grad import gradcheck, sample_arrays
 from probes.spec.ops_custom import CustomMode, CustomParams, compile_custom, with_custom_mode
@@ -238,9 +238,9 @@ import json, sys
 from probes.spec import build_graph, spec_from_mapping
 from probes.spec.custom_grad import check_graph_grads
 if sys.argv[1] == "torch":
-    from probes.torch_custom import custom_grads
+    from probes.frameworks.torch.custom import custom_grads
 else:
-    from probes.tf_layers import custom_grads
+    from probes.frameworks.tf.layers import custom_grads
 graph = build_graph(spec_from_mapping(json.loads(sys.stdin.read())))
 reports = check_graph_grads(graph, custom_grads, sys.argv[1], batch=2, seed=3)
 print("REPORTS", json.dumps({k: r.model_dump() for k, r in reports.items()}))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from probes.custom_probe import NEEDS, CustomOpReport, custom_op_report
+from probes.checks.custom_ops import NEEDS, CustomOpReport, custom_op_report
 from probes.errors import AdvisorError
-from probes.measure import MeasureConfig
+from probes.measure.timing import MeasureConfig
 from probes.probe import Prober
-from probes.runner import SubprocessRunner
-from service.custom_cmd import render
+from probes.runners.local import SubprocessRunner
+from service.cli.custom import render
 from tests.conftest import make_spec
 from tests.test_custom_op import SWISH_GRAD, custom
 

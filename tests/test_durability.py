@@ -71,7 +71,7 @@ class Server:
         cmd = [
             sys.executable,
             "-m",
-            "service.cli",
+            "service.cli.main",
             "serve",
             "--port",
             str(self.port),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from probes.exports import (
+from probes.checks.parity import compare
+from probes.export.checks import (
     NO_ROUTE,
     ExportCheck,
     ExportData,
@@ -15,11 +16,10 @@ from probes.exports import (
     parse_targets,
     to_check,
 )
-from probes.measure import MeasureConfig
-from probes.parity import compare
+from probes.measure.timing import MeasureConfig
 from probes.probe import Prober
 from probes.protocol import EXPORT_TARGETS, ProbeRequest, ProbeResult
-from probes.runner import SubprocessRunner
+from probes.runners.local import SubprocessRunner
 from tests.conftest import make_spec
 
 QUICK = MeasureConfig(min_time_s=0.05, min_iters=3, max_warmup_s=0.5)

@@ -15,7 +15,7 @@ from probes.errors import ImportRefusedError, UnsupportedOpsError
 from probes.importers import import_file
 from probes.importers.onnx_file import load_onnx
 from probes.importers.onnx_import import convert_graph
-from service.cli import main
+from service.cli.main import main
 
 
 def _model(

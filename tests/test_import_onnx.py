@@ -17,7 +17,7 @@ import yaml
 from probes.importers import import_file
 from probes.importers.cache import cached_import
 from probes.importers.parity import three_way_parity
-from probes.runner import SubprocessRunner
+from probes.runners.local import SubprocessRunner
 from probes.spec import analyze, build_graph, load_spec_file, resolve_spec
 from probes.weights import init_weights
 from tests.conftest import ZOO

@@ -15,7 +15,7 @@ import pytest
 
 from probes.importers import import_file
 from probes.importers.parity import three_way_parity
-from probes.runner import SubprocessRunner
+from probes.runners.local import SubprocessRunner
 from probes.spec import analyze, build_graph
 from probes.weights import init_weights
 from tests.conftest import ZOO_NAMES, zoo_spec

@@ -9,7 +9,7 @@ from pathlib import Path
 
 SCRIPT = """
 import sys
-from service.cli import main
+from service.cli.main import main
 code = main(["parity", "mlp", "--json"])
 code += main(["deploy", "mlp", "--targets", "onnx,litert", "--min-time", "0.05", "--json"])
 heavy = ("torch", "tensorflow", "keras", "onnxruntime", "ai_edge_litert", "litert_torch", "tf2onnx")

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from probes.runner import LIVE
+from probes.runners.local import LIVE
 from service.jobs.lease import WorkerStore
 from service.jobs.worker import JobWorker, machine_lock
 from service.settings import ServiceSettings

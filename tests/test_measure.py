@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from probes.measure import MeasureConfig, measure, summarize, timed_loop, warm_up
+from probes.measure.timing import MeasureConfig, measure, summarize, timed_loop, warm_up
 
 FAST = MeasureConfig(min_time_s=0.0, min_iters=25, max_warmup_s=1.0)
 
@@ -36,7 +36,7 @@ def test_unstable_warmup_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     # timing of a growing loop flaked under CI load.)
     now = [0.0]
     cost = [1e-3]
-    monkeypatch.setattr("probes.measure.time", SimpleNamespace(perf_counter=lambda: now[0]))
+    monkeypatch.setattr("probes.measure.timing.time", SimpleNamespace(perf_counter=lambda: now[0]))
 
     def drifting() -> None:
         now[0] += cost[0]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from probes.parity import check_parity, compare
+from probes.checks.parity import check_parity, compare
 from probes.protocol import ProbeRequest, ProbeResult
-from probes.runner import SubprocessRunner
+from probes.runners.local import SubprocessRunner
 from tests.conftest import ZOO_NAMES, make_spec, zoo_spec
 
 

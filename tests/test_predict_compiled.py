@@ -14,18 +14,18 @@ import pytest
 from probes.config import Settings
 from probes.settings import TFSettings, TorchSettings
 from probes.spec import build_graph, resolve_spec
-from recommender.perf_data import DEFAULT_DATASET, load_dataset
-from recommender.perf_features import spec_stats
-from recommender.predict import Predictor
-from recommender.predict_cache import (
+from recommender.predictor.answers import Prediction
+from recommender.predictor.cache import (
     PredictorBuildError,
     cache_key,
     compiled_path,
     load_compiled,
 )
-from recommender.predict_compiled import CompiledModel, CompiledPredictor
-from recommender.predict_export import export
-from recommender.prediction import Prediction
+from recommender.predictor.compiled import CompiledModel, CompiledPredictor
+from recommender.predictor.dataset import DEFAULT_DATASET, load_dataset
+from recommender.predictor.export import export
+from recommender.predictor.features import spec_stats
+from recommender.predictor.instant import Predictor
 from tests.conftest import ROOT, ZOO, zoo_spec
 from tests.test_predictor import TRAINING_ENV, _fixture_rows
 
@@ -173,7 +173,7 @@ def test_an_unreadable_file_is_built_again(
     path.write_text('{"format": 1')  # cut short
     # Building again means a child process; copying the good file stands in for it.
     copy = compiled_path(settings).read_bytes()
-    monkeypatch.setattr("recommender.predict_cache.build", lambda out, _: out.write_bytes(copy))
+    monkeypatch.setattr("recommender.predictor.cache.build", lambda out, _: out.write_bytes(copy))
     assert load_compiled(other).model == good.model
 
 

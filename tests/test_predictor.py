@@ -17,7 +17,9 @@ from sklearn.utils.estimator_checks import (  # type: ignore[import-untyped]
 
 from probes.settings import TFSettings, TorchSettings, default_settings
 from probes.spec import build_graph, spec_hash
-from recommender.perf_data import (
+from recommender.evidence.predicted import gather_predicted
+from recommender.predictor.answers import Z80, shared_fraction
+from recommender.predictor.dataset import (
     DEFAULT_DATASET,
     load_dataset,
     read_rows,
@@ -25,12 +27,10 @@ from recommender.perf_data import (
     settings_to_fields,
     to_dataset,
 )
-from recommender.perf_eval import default_factory, evaluate, matched_pairs
-from recommender.perf_features import FEATURES, STAT_COLUMNS, query_features, spec_stats
-from recommender.perf_model import PerfPredictor
-from recommender.predict import Predictor, faster
-from recommender.predict_mode import gather_predicted
-from recommender.prediction import Z80, shared_fraction
+from recommender.predictor.estimator import PerfPredictor
+from recommender.predictor.evaluation import default_factory, evaluate, matched_pairs
+from recommender.predictor.features import FEATURES, STAT_COLUMNS, query_features, spec_stats
+from recommender.predictor.instant import Predictor, faster
 from recommender.questionnaire import to_profile
 from tests.conftest import ROOT, zoo_spec
 
@@ -174,7 +174,7 @@ def test_committed_training_set_answers_a_zoo_question() -> None:
 
 def test_predictor_never_imports_a_framework() -> None:
     code = (
-        "import sys; from recommender.predict import Predictor; "
+        "import sys; from recommender.predictor.instant import Predictor; "
         "from tests.conftest import zoo_spec; "
         "Predictor.load().predict(zoo_spec('mlp'), 'torch'); "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'tensorflow')))"

@@ -7,10 +7,10 @@ import subprocess
 
 import pytest
 
-from probes.measure import MeasureConfig
+from probes.measure.timing import MeasureConfig
 from probes.probe import Prober
 from probes.protocol import ColdStartWorkload, InferWorkload, ProbeRequest, TrainWorkload
-from probes.runner import SubprocessRunner
+from probes.runners.local import SubprocessRunner
 from probes.settings import TFSettings, TorchSettings
 from tests.conftest import zoo_spec
 

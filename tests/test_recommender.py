@@ -10,10 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from recommender.capabilities import load_matrix
-from recommender.knowledge import load_ecosystem
-from recommender.predict import Predictor
-from recommender.predict_mode import gather_predicted
+from recommender.evidence.model import Evidence, FrameworkEvidence, Quantity, TargetEvidence
+from recommender.evidence.predicted import gather_predicted
+from recommender.knowledge.capabilities import load_matrix
+from recommender.knowledge.ecosystem import load_ecosystem
+from recommender.predictor.instant import Predictor
 from recommender.questionnaire import (
     CRITERIA,
     QUESTIONS_PATH,
@@ -24,14 +25,7 @@ from recommender.questionnaire import (
     to_profile,
 )
 from recommender.recommend import NAMES, apply_flip, decide_profile
-from recommender.score import (
-    Evidence,
-    FrameworkEvidence,
-    Quantity,
-    TargetEvidence,
-    scores,
-    utilities,
-)
+from recommender.score import scores, utilities
 from tests.conftest import ROOT, zoo_spec
 
 

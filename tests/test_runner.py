@@ -11,8 +11,8 @@ import pytest
 
 from probes.errors import UnsupportedError
 from probes.protocol import ForwardWorkload, ProbeLimits, ProbeRequest
-from probes.runner import SubprocessRunner
-from probes.worker import _failure
+from probes.runners.local import SubprocessRunner
+from probes.worker.probe import _failure
 from tests.conftest import zoo_spec
 
 FAKES = {

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from probes.config import Settings
-from recommender.zoo import ZooRunner, run_zoo
-from recommender.zoo_models import ZooConfig
+from recommender.zoo.models import ZooConfig
+from recommender.zoo.run import ZooRunner, run_zoo
 from tests.conftest import ZOO, zoo_spec
 from tests.test_web import _free_port
 
@@ -60,7 +60,7 @@ def server_dir() -> Path:
 
 def test_zoo_on_a_local_ray_instance(tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")
-    from probes.ray_runner import RESOURCE, RayRunner
+    from probes.runners.ray import RESOURCE, RayRunner
 
     runner = RayRunner(timeout_s=300)  # starts a local instance with one probe slot
     submitted: list[object] = []

@@ -6,7 +6,7 @@ import pytest
 
 from probes.errors import AdvisorError
 from probes.settings import TFSettings, TorchSettings, invalid_reasons, settings_label
-from service.probe_cmd import parse_settings
+from service.cli.probe import parse_settings
 
 
 def reasons(s: TorchSettings | TFSettings, **kw: object) -> list[str]:

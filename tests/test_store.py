@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from probes.measure import MeasureConfig
+from probes.measure.timing import MeasureConfig
 from probes.probe import Prober
 from probes.protocol import InferWorkload, ProbeRequest, ProbeResult
 from probes.settings import TorchSettings

@@ -15,16 +15,16 @@ from wsgiref.util import setup_testing_defaults
 import optuna
 import pytest
 
-from probes.measure import MeasureConfig
+from probes.measure.timing import MeasureConfig
 from probes.probe import Prober
 from probes.protocol import ProbeRequest, ProbeResult
-from probes.runner import SubprocessRunner
+from probes.runners.local import SubprocessRunner
 from probes.spec import build_graph
 from probes.store import ResultStore
-from probes.tune_models import TrialSummary, TuneConfig, Verdict
-from probes.tune_report import TIE, is_flip, noise_threshold, pareto_front, tune, verdict
-from probes.tune_space import search_space
-from probes.tune_study import informed_starts
+from probes.tune.compare import TIE, is_flip, noise_threshold, pareto_front, tune, verdict
+from probes.tune.models import TrialSummary, TuneConfig, Verdict
+from probes.tune.space import search_space
+from probes.tune.study import informed_starts
 from tests.conftest import zoo_spec
 from tests.tuning_fakes import FakeRunner
 
@@ -195,8 +195,8 @@ def test_resumes_after_sigkill(tmp_path: Path) -> None:
         import sys
         sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
         from probes.probe import Prober
-        from probes.tune_models import TuneConfig
-        from probes.tune_report import tune
+        from probes.tune.models import TuneConfig
+        from probes.tune.compare import tune
         from tests.conftest import zoo_spec
         from tests.tuning_fakes import FakeRunner
         cfg = TuneConfig(n_trials=10, seed=3, heartbeat_s=1, grace_s=2)

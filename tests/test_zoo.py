@@ -15,14 +15,14 @@ import pytest
 
 from probes.config import Settings
 from probes.protocol import ProbeRequest, ProbeResult
-from probes.ray_runner import RESOURCE, RayRunner
-from recommender.evidence import StoreOnlyRunner
-from recommender.zoo import ZooRunner, run_zoo
-from recommender.zoo_figures import FIGURES, data_artists
-from recommender.zoo_models import ZooConfig, ZooRun
-from recommender.zoo_report import write_report
-from recommender.zoo_table import tidy_rows, write_tables
-from service.cli import main
+from probes.runners.ray import RESOURCE, RayRunner
+from recommender.evidence.gatherer import StoreOnlyRunner
+from recommender.zoo.figures import FIGURES, data_artists
+from recommender.zoo.models import ZooConfig, ZooRun
+from recommender.zoo.report import write_report
+from recommender.zoo.run import ZooRunner, run_zoo
+from recommender.zoo.table import tidy_rows, write_tables
+from service.cli.main import main
 from tests.conftest import ZOO, zoo_spec
 from tests.tuning_fakes import FakeRunner
 
@@ -178,7 +178,7 @@ def test_a_model_that_cannot_be_evaluated_is_failed_not_blank(
     def boom(*_a: object, **_k: object) -> None:
         raise RuntimeError("the tuner's storage is gone")
 
-    monkeypatch.setattr("recommender.zoo.tune", boom)
+    monkeypatch.setattr("recommender.zoo.run.tune", boom)
     run = run_zoo(specs()[:1], ZooRunner(CFG, settings, tmp_path / "z", ZooFake()), print)
     (o,) = run.models
     assert o.status == "failed" and "the tuner's storage is gone" in (o.reason or "")
@@ -228,7 +228,7 @@ def test_a_failed_model_is_evaluated_again_by_a_rerun(
         raise RuntimeError("the tuner's storage is gone")
 
     with monkeypatch.context() as m:  # a transient failure of the first run
-        m.setattr("recommender.zoo.tune", boom)
+        m.setattr("recommender.zoo.run.tune", boom)
         first = run_zoo(specs()[:1], ZooRunner(ONE, settings, out, ZooFake()), print)
     assert first.models[0].status == "failed" and (out / "models" / "mlp.json").exists()
     again = ZooFake()
@@ -347,7 +347,7 @@ def test_a_ray_probe_that_times_out_is_cancelled() -> None:
 def test_a_cuda_zoo_asks_ray_for_one_gpu_per_probe(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from service import zoo_cmd
+    from service.cli import zoo as zoo_cmd
 
     fakes: list[FakeRay] = []
 
@@ -355,7 +355,7 @@ def test_a_cuda_zoo_asks_ray_for_one_gpu_per_probe(
         fakes.append(FakeRay())
         return RayRunner(*a, **{**k, "ray_module": fakes[-1]})
 
-    monkeypatch.setattr("probes.ray_runner.RayRunner", ray_runner)
+    monkeypatch.setattr("probes.runners.ray.RayRunner", ray_runner)
     for device, gpus in (("cuda", 1), ("cpu", 0)):
         args = zoo_cmd.add_parser(_Sub()).parse_args(["--executor", "ray", "--device", device])
         runner = zoo_cmd._runner(args, settings)
@@ -387,7 +387,7 @@ def test_the_zoo_cli(
     monkeypatch.setenv("FWADVISOR_DATA_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("FWADVISOR_ZOO_DIR", str(ZOO))
     fake = ZooFake()
-    monkeypatch.setattr("service.zoo_cmd._runner", lambda args, settings: fake)
+    monkeypatch.setattr("service.cli.zoo._runner", lambda args, settings: fake)
     out = str(tmp_path / "z")
     base = ["zoo", "--trials", "1", "--profiles", "research", "--size", "small", "--out", out]
 
@@ -403,7 +403,7 @@ def test_the_zoo_cli(
         raise AssertionError("--report-only ran a probe")
 
     stored_only = StoreOnlyRunner.run
-    monkeypatch.setattr("service.zoo_cmd._runner", no_probe)
+    monkeypatch.setattr("service.cli.zoo._runner", no_probe)
     monkeypatch.setattr(StoreOnlyRunner, "run", no_probe)
     code = main([*base, "--models", "mlp", "--report-only"])
     text = capsys.readouterr().out
@@ -426,7 +426,7 @@ def test_the_zoo_cli(
     assert main([*base, "--models", "lenet5", "--report-only"]) == 2
     assert "no finished result for lenet5" in capsys.readouterr().err
     assert main([*base, "--models", "nosuch"]) == 2
-    monkeypatch.setattr("service.zoo_cmd._runner", lambda args, settings: ZooFake())
-    monkeypatch.setattr("recommender.zoo.tune", no_probe)
+    monkeypatch.setattr("service.cli.zoo._runner", lambda args, settings: ZooFake())
+    monkeypatch.setattr("recommender.zoo.run.tune", no_probe)
     assert main([*base, "--models", "lenet5"]) == 1
     assert "FAILED" in capsys.readouterr().out

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from probes.measure import Timing
+from probes.measure.timing import Timing
 from probes.protocol import Measurement, MemoryStats, Phases, ProbeRequest, ProbeResult
 from probes.settings import TFSettings, TorchSettings, settings_label
 

@@ -2,7 +2,7 @@
 
 One loader per (framework, target), used in two places:
 - the export worker, right after the conversion (``probes/frameworks/*_export.py``);
-- ``python -m probes.artifact_run``, a fresh process holding nothing but the runtime:
+- ``python -m probes.worker.artifact``, a fresh process holding nothing but the runtime:
   no builder, no spec, no custom-op registration. Where the model has an opaque custom
   kernel, only that process shows whether the artifact runs where it is deployed
   (``torch.export.load`` in the process that registered the op always finds it).
@@ -74,6 +74,15 @@ def _saved_model(path: Path, arrays: list[np.ndarray]) -> tuple[Run, str]:
         return [np.asarray(o) for o in loaded.serve(*fed)]
 
     return run, "tf.saved_model.load"
+
+
+def prepare_runtime(framework: str, threads: int) -> None:
+    """Import what the artifact's runtime needs up front (so its loggers exist before the
+    caller hooks them) and give torch the thread budget; nothing to do for TensorFlow."""
+    if framework == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def load_artifact(

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from probes.errors import AdvisorError, ImportRefusedError, UnsupportedOpsError
-from probes.lifeline import die_with_parent
+from probes.runners.lifeline import die_with_parent
 
 
 def _bound(memory_bytes: int, cpu_s: int) -> None:

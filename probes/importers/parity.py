@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
-from probes.artifact_run import run_standalone
-from probes.parity import RTOL, ArrayDiff, compare
+from probes.checks.parity import RTOL, ArrayDiff, compare
 from probes.protocol import FRAMEWORKS, ForwardWorkload, ProbeRequest
-from probes.runner import ProbeRunner
+from probes.runners.local import ProbeRunner
 from probes.spec import ModelSpec, build_graph
 from probes.weights import load_npz, make_inputs, save_npz
+from probes.worker.artifact import run_standalone
 
 SIDES = ("onnxruntime", "torch", "tensorflow")
 

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from probes.errors import ImportRefusedError, UnsupportedOpsError
-from probes.lifeline import child_env
+from probes.runners.lifeline import child_env
 from probes.spec import ModelSpec, build_graph, spec_from_mapping
 from probes.spec.io import anchored
 

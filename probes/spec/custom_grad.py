@@ -145,7 +145,7 @@ def check_graph_grads(
     """Gradient-check every custom node of ``graph`` inside a worker.
 
     ``grads_fn(prog, arrays, upstream, mode)`` is a framework's gradient, e.g.
-    ``probes.torch_custom.custom_grads``. Sources: ``{prefix}_autodiff`` always, plus
+    ``probes.frameworks.torch.custom.custom_grads``. Sources: ``{prefix}_autodiff`` always, plus
     ``{prefix}_explicit``, ``{prefix}_opaque`` and ``declared`` (numpy) for nodes with a grad.
     """
     reports = {}

@@ -7,19 +7,19 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
-from probes.measure import MeasureConfig
+from probes.frameworks.facts import expand
+from probes.measure.timing import MeasureConfig
 from probes.probe import Prober
 from probes.protocol import FRAMEWORKS, Framework, ProbeLimits
-from probes.runner import SubprocessRunner
+from probes.runners.local import SubprocessRunner
 from probes.settings import TFSettings, TorchSettings, default_settings
 from probes.store import ResultStore
-from probes.tune_models import TuneConfig
-from probes.tune_report import tune
+from probes.tune.compare import tune
+from probes.tune.models import TuneConfig
 from recommender.recommend import recommend
-from recommender.zoo import ZooRunner, run_zoo
-from recommender.zoo_models import ZooConfig, ZooRun
-from recommender.zoo_table import write_tables
-from service.deploy_cmd import run_deploy
+from recommender.zoo.models import ZooConfig, ZooRun
+from recommender.zoo.run import ZooRunner, run_zoo
+from recommender.zoo.table import write_tables
 from service.jobs.requests import (
     DeployJob,
     JobRequest,
@@ -28,14 +28,14 @@ from service.jobs.requests import (
     TuneJob,
     ZooJob,
 )
-from service.probe_cmd import run_probes, workloads_for
+from service.operations import run_deploy, run_probes, workloads_for
 from service.settings import ServiceSettings
 
 Progress = Callable[[str], None]
 
 
 def _frameworks(choice: str) -> tuple[Framework, ...]:
-    return FRAMEWORKS if choice == "both" else (choice,)  # type: ignore[return-value]
+    return expand(choice)
 
 
 def _prober(
@@ -101,7 +101,7 @@ def _zoo(req: ZooJob, settings: ServiceSettings, say: Progress) -> BaseModel:
     runner = ZooRunner(cfg, settings, out, SubprocessRunner(timeout_s=settings.probe_timeout_s))
     run = run_zoo(specs, runner, say, req.max_minutes)
     write_tables(run, out)
-    from recommender.zoo_report import write_report  # matplotlib: the worker only
+    from recommender.zoo.report import write_report  # matplotlib: the worker only
 
     return ZooJobResult(run=run, report=str(write_report(run, out)))
 

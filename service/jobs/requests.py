@@ -16,7 +16,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from probes.config import Settings
 from probes.errors import AdvisorError, SpecError
-from probes.exports import parse_targets
+from probes.export.checks import parse_targets
 from probes.protocol import ExportTarget
 from probes.spec import ModelSpec, analyzed, check_limits, load_spec_file, zoo_names
 from recommender.questionnaire import to_profile

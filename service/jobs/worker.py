@@ -25,7 +25,7 @@ from pathlib import Path
 from types import FrameType
 
 from probes.errors import AdvisorError, brief
-from probes.runner import LIVE
+from probes.runners.local import LIVE
 from service.jobs.execute import execute
 from service.jobs.lease import WorkerStore
 from service.jobs.requests import JobCreate

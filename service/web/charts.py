@@ -7,8 +7,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from recommender.evidence.model import Quantity
 from recommender.recommend import NAMES, Recommendation
-from recommender.score import Quantity
 
 WIDTH = 360.0  # px of the longest bar
 COLORS = {"torch": "#c2410c", "tensorflow": "#1d4ed8"}

@@ -1,0 +1,1 @@
+"""Deployment checks, parent side: which targets exist, what a check reports, running them."""

@@ -1,0 +1,1 @@
+"""PyTorch: builder, custom op, backend and exporters. Imported only inside probe workers."""

@@ -1,0 +1,1 @@
+"""Tuning: each framework at its own best settings (Optuna), then the comparison."""

@@ -1,0 +1,139 @@
+"""Optuna study plumbing for tuning: sampler, storage, heartbeats, names, informed
+starts and trial summaries. `probes.tune.search` runs the study itself."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import warnings
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from probes.protocol import Framework
+from probes.settings import Device
+from probes.spec import ModelSpec, spec_hash
+from probes.tune.models import TrialSummary, TuneConfig
+from probes.tune.space import Objective
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+# We record heartbeats ourselves around each probe (ask/tell has no built-in heartbeat).
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+RAN = "ran_probe"  # user attr: this trial spent a probe (counts toward the budget)
+
+
+Direction = Literal["minimize", "maximize"]
+DIRECTIONS: dict[str, list[Direction]] = {
+    "latency": ["minimize"],
+    "throughput": ["maximize"],
+    "pareto": ["minimize", "minimize"],
+}
+
+
+def directions(objective: Objective) -> list[Direction]:
+    return DIRECTIONS[objective]
+
+
+def constraints_of(t: FrozenTrial) -> list[float]:
+    return list(t.user_attrs.get("constraints", [0.0, 0.0]))
+
+
+def make_sampler(cfg: TuneConfig, budget: int) -> optuna.samplers.BaseSampler:
+    """TPE by default (chosen by benchmarks/tuner_efficiency.py; see docs/tuning.md)."""
+    startup = max(2, min(10, budget // 3))
+    if cfg.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=cfg.seed)
+    if cfg.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=cfg.seed, population_size=max(4, budget // 3))
+    return optuna.samplers.TPESampler(
+        seed=cfg.seed,
+        n_startup_trials=startup,
+        multivariate=cfg.sampler == "tpe-multivariate",
+    )
+
+
+def storage_for(url: str, heartbeat_s: int, grace_s: int) -> optuna.storages.RDBStorage:
+    return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat_s, grace_period=grace_s)
+
+
+@contextlib.contextmanager
+def heartbeat(
+    storage: optuna.storages.BaseStorage, trial_id: int, interval_s: float
+) -> Iterator[None]:
+    """Keep the trial's heartbeat fresh while its probe runs, so a killed tuner's trial
+    is recognised as stale (and failed) by the next run, on any machine."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+            if stop.wait(interval_s):
+                return
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def study_name(spec: ModelSpec, framework: Framework, cfg: TuneConfig, device: Device) -> str:
+    batch = "search" if cfg.objective == "throughput" else str(cfg.batch)
+    return (
+        f"{spec.name}-{spec_hash(spec)}-{framework}-{cfg.workload}-{cfg.objective}"
+        f"-b{batch}-{device}"
+    )
+
+
+def informed_starts(
+    default: dict[str, Any], space: dict[str, list[Any]], native_bf16: bool
+) -> list[dict[str, Any]]:
+    """Points that domain knowledge says to try right after the defaults:
+    - throughput rises with batch until memory runs out (Triton Model Analyzer's quick
+      search starts from the same prior), so try the largest batch;
+    - on CPUs with native bf16 (AMX / AVX512-BF16) bf16 usually wins (PyTorch's CPU
+      performance guide), so try it too.
+    """
+    base = dict(default)
+    if "batch" in space:
+        base["batch"] = max(space["batch"])
+    out = [base]
+    if native_bf16 and "bf16" in space.get("precision", []):
+        out.append({**base, "precision": "bf16"})
+    return [p for p in out if p != default]
+
+
+def spent_probe(t: FrozenTrial) -> bool:
+    """Did this trial spend a probe and get a result (COMPLETE, PRUNED, or FAIL + reason)?"""
+    if not t.user_attrs.get(RAN) or t.state == TrialState.RUNNING:
+        return False
+    return t.state != TrialState.FAIL or "reason" in t.user_attrs
+
+
+def fmt(value: float | None, objective: Objective) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f} samples/s" if objective == "throughput" else f"{value * 1e3:.3f} ms"
+
+
+def summarize_trial(t: FrozenTrial) -> TrialSummary:
+    state = t.state.name
+    return TrialSummary(
+        number=t.number,
+        state=state,
+        params=dict(t.params),
+        values=list(t.values) if t.values else None,
+        source=t.user_attrs.get("source"),
+        reason=t.user_attrs.get("reason"),
+        settings=t.user_attrs.get("settings"),
+        batch=t.user_attrs.get("batch"),
+        median_s=t.user_attrs.get("median_s"),
+        throughput_sps=t.user_attrs.get("throughput_sps"),
+        peak_rss_bytes=t.user_attrs.get("peak_rss_bytes"),
+        feasible=all(c <= 0 for c in constraints_of(t)),
+    )

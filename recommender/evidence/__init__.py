@@ -1,0 +1,1 @@
+"""What a recommendation is scored on, gathered in three modes: measure, cached, predict."""

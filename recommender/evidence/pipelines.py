@@ -1,0 +1,181 @@
+"""The three evidence pipelines (see recommender/evidence/gatherer.py for what each mode means)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from probes.checks.custom_ops import custom_op_report
+from probes.export.checks import check_exports
+from probes.measure.environment import environment
+from probes.measure.timing import MeasureConfig
+from probes.probe import Prober
+from probes.protocol import (
+    FRAMEWORKS,
+    ExportTarget,
+    Framework,
+    InferWorkload,
+    ProbeResult,
+    TrainWorkload,
+)
+from probes.settings import FrameworkSettings, default_settings, settings_label
+from probes.spec import ModelSpec, build_graph, spec_hash
+from probes.tune.compare import redact, tune
+from probes.tune.confirm import candidates_of, confirm
+from probes.tune.models import TuneConfig, TuneReport
+from probes.tune.space import to_settings
+from recommender.evidence.configs import options_from_rounds, search_sigma, usable
+from recommender.evidence.gatherer import (
+    Gatherer,
+    custom_scores,
+    export_targets,
+    memory_of,
+    needed_targets,
+    quantity,
+    target_evidence,
+)
+from recommender.evidence.model import ConfigOption, Evidence, FrameworkEvidence
+from recommender.knowledge.capabilities import load_matrix
+from recommender.knowledge.ecosystem import Ecosystem, load_ecosystem
+from recommender.questionnaire import Profile
+
+Say = Callable[[str], None]
+CACHED_NOTE = (
+    "cached: each framework's stored figures were measured at different times, not in "
+    "paired rounds; a busy machine at either time biases the comparison"
+)
+EXPORT_MEASURE = MeasureConfig(min_time_s=0.2, max_warmup_s=2.0)
+
+
+def _ecosystem(eco: Ecosystem, fw: Framework) -> dict[str, float]:
+    return {k: eco.score(k, fw).score for k in eco.factors}
+
+
+def _timing(r: ProbeResult | None) -> ProbeResult | None:
+    ok = r is not None and r.status == "ok" and r.measurement and r.measurement.timing
+    return r if ok else None
+
+
+def _search(spec: ModelSpec, p: Profile, g: Gatherer, prober: Prober, say: Say) -> TuneReport:
+    """Each framework's own search for latency (no paired rounds yet: those come next,
+    over the candidates of both frameworks at once)."""
+    limit = next((c.limit for c in p.constraints if c.kind == "memory_mb"), None)
+    slo = next((c.limit for c in p.constraints if c.kind == "latency_ms"), None)
+    cfg = TuneConfig(
+        objective="latency",
+        batch=p.batch,
+        n_trials=g.trials,
+        memory_budget_mb=limit,
+        latency_slo_ms=slo,
+        confirm_rounds=0,
+    )
+    return tune(spec, cfg, prober, g.storage_url(), FRAMEWORKS, "cpu", say)
+
+
+def _measured_options(
+    spec: ModelSpec, p: Profile, g: Gatherer, prober: Prober, say: Say
+) -> tuple[dict[Framework, list[ConfigOption]], list[str]]:
+    """Measure mode: search, then paired rounds over each framework's candidates."""
+    rep = _search(spec, p, g, prober, say)
+    by_fw = {ft.framework: ft for ft in rep.frameworks}
+    cands = [c for ft in rep.frameworks for c in candidates_of(ft)]
+    conf = confirm(spec, prober, cands, InferWorkload(batch=p.batch), g.rounds, say=say)
+    searched = {fw: search_sigma(by_fw.get(fw)) for fw in FRAMEWORKS}
+    notes = [f"search: {g.trials} trials per framework; then {g.rounds} paired rounds"]
+    for fw, s in searched.items():
+        if s > 0.02:
+            notes.append(
+                f"{fw}: the {g.trials}-trial search covered part of its space; a better "
+                f"configuration may exist (counted in the confidence as {s:.0%} on latency; "
+                "more --trials narrows it)"
+            )
+    return options_from_rounds(conf, searched), notes
+
+
+def _cached_options(
+    spec: ModelSpec, p: Profile, prober: Prober
+) -> dict[Framework, list[ConfigOption]]:
+    """Cached mode: the stored default and stored tuned bests (not paired)."""
+    out: dict[Framework, list[ConfigOption]] = {}
+    key = spec_hash(spec)
+    for fw in FRAMEWORKS:
+        candidates: list[tuple[FrameworkSettings, str]] = [(default_settings(fw), "default")]
+        assert prober.store is not None
+        for tb in prober.store.tuned(
+            framework=fw, workload="infer", objective="latency", env_key=environment().key()
+        ):
+            if tb.spec_hash == key:
+                candidates.append((to_settings(fw, tb.params), "tuned best (stored)"))
+        for s, origin in candidates:
+            r = _timing(prober.probe(spec, fw, InferWorkload(batch=p.batch), s))
+            if r is None or r.measurement is None:
+                continue
+            source = f"cached: {settings_label(s)}"
+            out.setdefault(fw, []).append(
+                ConfigOption(
+                    label=settings_label(s),
+                    origin=origin,
+                    infer=quantity(r.measurement.timing, source),
+                    memory=memory_of(r, source),
+                )
+            )
+    return out
+
+
+def gather_measured(spec: ModelSpec, p: Profile, g: Gatherer, say: Say) -> Evidence:
+    prober = g.prober()
+    matrix, eco = load_matrix(), load_ecosystem()
+    caveats: list[str] = []
+    if g.mode == "measure":
+        options, notes = _measured_options(spec, p, g, prober, say)
+    else:
+        options, notes = _cached_options(spec, p, prober), [CACHED_NOTE]
+    caveats += notes
+    train: dict[Framework, ProbeResult | None] = {}
+    if p.infer_share < 1:
+        for fw in FRAMEWORKS:
+            say(f"{fw}: training step at default settings")
+            train[fw] = _timing(prober.probe(spec, fw, TrainWorkload(batch=max(8, p.batch))))
+        caveats.append("training time is at default settings (inference is tuned)")
+    targets = needed_targets(p)
+    exp_targets = export_targets(matrix, targets)
+    say(f"exports: {', '.join(exp_targets)}")
+    exports = check_exports(spec, prober, targets=exp_targets, measure=EXPORT_MEASURE)
+    has_custom = any(n.op == "custom" for n in build_graph(spec).nodes)
+    custom = None
+    if has_custom and p.weights["custom_ops"] > 0:
+        say("custom-op probe")
+        probe_targets: list[ExportTarget] = [
+            t for t in exp_targets if t in ("native", "onnx", "litert")
+        ]
+        custom = custom_op_report(spec, prober, compile=False, targets=probe_targets)
+    tev = target_evidence(matrix, exports, targets)
+    cust = custom_scores(eco, custom)
+    frameworks = {}
+    for fw in FRAMEWORKS:
+        opts = options.get(fw, [])
+        tr = train.get(fw)
+        fails = [] if usable(opts) else ["inference latency: no configuration measured"]
+        frameworks[fw] = FrameworkEvidence(
+            framework=fw,
+            train=quantity(tr.measurement.timing, "default settings")
+            if tr and tr.measurement
+            else None,
+            targets=tev[fw],
+            custom_ops=cust[fw][0],
+            custom_ops_why=cust[fw][1],
+            ecosystem=_ecosystem(eco, fw),
+            failures=fails,
+            options=opts,
+        )
+        caveats += [f"{fw}: {f}" for f in fails]
+    return Evidence(
+        model=spec.name,
+        mode=g.mode,
+        frameworks=frameworks,
+        caveats=caveats,
+        links=[
+            f"results store: {g.settings.data_dir / 'results.sqlite'} (spec {spec_hash(spec)})",
+            f"tuning studies: {redact(g.storage_url())}",
+            f"exports: fwadvisor deploy {spec.name} --targets {','.join(exp_targets)}",
+        ],
+    )

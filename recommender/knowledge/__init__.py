@@ -1,0 +1,1 @@
+"""Static knowledge with sources: the deployment capability matrix and ecosystem priors."""

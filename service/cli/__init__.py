@@ -1,0 +1,1 @@
+"""The ``fwadvisor`` command line: one module per command, argument parsing and rendering."""

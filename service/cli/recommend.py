@@ -1,0 +1,128 @@
+"""``fwadvisor ask`` (the questionnaire in the terminal) and ``fwadvisor recommend``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from probes.config import Settings
+from probes.errors import AdvisorError
+from probes.spec import ModelSpec
+from recommender.questionnaire import Question, load_answers, load_questionnaire, to_profile
+from recommender.recommend import NAMES, Recommendation, recommend
+from service.cli.render import table
+from service.schemas import AskResult
+
+
+def _prompt(q: Question) -> Any:
+    print(f"\n{q.text}\n  {q.help}", file=sys.stderr)
+    for i, o in enumerate(q.options, start=1):
+        print(f"  {i}. {o.label}", file=sys.stderr)
+    hint = "numbers separated by commas" if q.type == "multi" else "a number"
+    while True:
+        print(f"[{hint}; Enter for {q.default}] > ", end="", file=sys.stderr, flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            raise AdvisorError("no more input (stdin closed); pass --answers FILE instead")
+        text = line.strip()
+        if not text:
+            return q.default
+        try:
+            if q.type == "number":
+                return float(text) if "." in text else int(text)
+            picks = [q.options[int(t) - 1].value for t in text.split(",") if t.strip()]
+            return q.check(picks if q.type == "multi" else picks[0])
+        except (ValueError, IndexError, AdvisorError) as e:
+            print(f"  not understood ({e}); try again", file=sys.stderr)
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    q = load_questionnaire()
+    if args.answers:
+        answers = load_answers(Path(args.answers))
+    else:
+        answers = {question.id: _prompt(question) for question in q.questions}
+    resolved = q.resolve(answers)
+    profile = to_profile(resolved, q)
+    if args.out:
+        Path(args.out).write_text(yaml.safe_dump(resolved, sort_keys=False))
+    result = AskResult(answers=resolved, profile=profile)
+    if args.json:
+        print(result.model_dump_json(indent=2))
+        return 0
+    rows = [(c, f"{w:.2f}") for c, w in profile.weights.items()]
+    print(table(["criterion", "weight"], rows, align_right=(1,)))
+    print("constraints: " + ("; ".join(c.text for c in profile.constraints) or "none"))
+    print("because: " + ("; ".join(profile.reasons) or "defaults"))
+    if args.out:
+        print(f"answers saved to {args.out}")
+    return 0
+
+
+def render(r: Recommendation) -> str:
+    fws = list(r.utilities)
+    rows = [
+        (
+            c.criterion,
+            f"{c.weight:.2f}",
+            *(f"{c.scores[fw]:.2f}" for fw in fws),
+            *(f"{c.contributions[fw]:.3f}" for fw in fws),
+        )
+        for c in r.criteria
+    ]
+    rows.append(("utility", "", *("" for _ in fws), *(f"{r.utilities[fw]:.3f}" for fw in fws)))
+    heads = ["criterion", "weight", *(f"{NAMES[f]} score" for f in fws)]
+    heads += [f"{NAMES[f]} contrib" for f in fws]
+    lines = [
+        f"{r.model} ({r.mode} mode): {r.summary}",
+        "",
+        table(heads, rows, align_right=tuple(range(1, len(heads)))),
+        "",
+        "evidence per criterion:",
+        *(f"  {c.criterion}: {c.detail}" for c in r.criteria),
+    ]
+    if r.vetoes:
+        lines += [
+            "vetoes:",
+            *(f"  {NAMES[v.framework]}: {v.constraint}: {v.reason}" for v in r.vetoes),
+        ]
+    if r.sensitivity:
+        lines += ["what would change the answer:", *(f"  {f.text}" for f in r.sensitivity)]
+    lines += ["caveats:", *(f"  {c}" for c in r.caveats)]
+    lines += ["evidence:", *(f"  {link}" for link in r.evidence.links)]
+    return "\n".join(lines)
+
+
+def cmd_recommend(args: argparse.Namespace, settings: Settings, spec: ModelSpec) -> int:
+    answers = load_answers(Path(args.answers)) if args.answers else {}
+    load_questionnaire().resolve(answers)  # bad answers fail before anything runs
+
+    def progress(what: str) -> None:
+        if not args.json:
+            print(f"recommend {spec.name}: {what}", file=sys.stderr, flush=True)
+
+    rec = recommend(
+        spec, answers, args.mode, settings=settings, trials=args.trials, progress=progress
+    )
+    print(rec.model_dump_json(indent=2) if args.json else render(rec))
+    return 0
+
+
+def add_parsers(sub: Any) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    ask: argparse.ArgumentParser = sub.add_parser(
+        "ask", help="the requirements questionnaire: answers -> weights and constraints"
+    )
+    ask.add_argument("--answers", default=None, help="YAML/JSON answers (non-interactive)")
+    ask.add_argument("--out", default=None, help="save the resolved answers as YAML")
+    rec: argparse.ArgumentParser = sub.add_parser(
+        "recommend", help="PyTorch or TensorFlow for this model and these requirements"
+    )
+    rec.add_argument("model", metavar="NAME|FILE")
+    rec.add_argument("--answers", default=None, help="YAML/JSON answers (see fwadvisor ask)")
+    rec.add_argument("--mode", choices=["measure", "cached", "predict"], default="predict")
+    rec.add_argument("--trials", type=int, default=6, help="measure: tuning trials per framework")
+    return ask, rec

@@ -1,0 +1,264 @@
+"""Verdicts that hold: paired rounds, configurations chosen per profile, confidence that
+covers what varies, the contention guard and a robust machine peak (issue 15)."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from probes.measure.contention import Snapshot, reading
+from probes.measure.timing import Timing
+from probes.probe import Prober
+from probes.protocol import (
+    InferWorkload,
+    Measurement,
+    MemoryStats,
+    Phases,
+    ProbeRequest,
+    ProbeResult,
+)
+from probes.settings import TFSettings, TorchSettings
+from probes.spec import analyze, build_graph, resolve_spec
+from probes.store import ResultStore
+from probes.tune.confirm import Candidate, CandidateRounds, confirm, paired_ratio
+from recommender.evidence.configs import choose, options_from_rounds
+from recommender.evidence.model import ConfigOption, Evidence, Quantity
+from recommender.questionnaire import to_profile
+from recommender.recommend import decide_profile
+from tests.conftest import ROOT
+from tests.test_recommender import evidence, fw_ev
+
+
+def _timing(median_s: float) -> Timing:
+    return Timing(
+        first_call_s=median_s,
+        warmup_iters=5,
+        warmup_stable=True,
+        iterations=10,
+        median_s=median_s,
+        mean_s=median_s,
+        p90_s=median_s,
+        p99_s=median_s,
+        min_s=median_s,
+        iqr_s=median_s * 0.01,
+        total_s=median_s * 10,
+        noisy=False,
+    )
+
+
+def _result(fw: str, median_s: float, peak: int = 10 * 2**20, **m: object) -> ProbeResult:
+    meas = Measurement(
+        kind="infer",
+        batch=1,
+        settings_label="x",
+        timing=_timing(median_s),
+        phases=Phases(spawn_to_main_s=None, import_s=0, build_s=0, first_result_s=0, total_s=None),
+        memory=MemoryStats(
+            baseline_rss_bytes=0, peak_rss_bytes=peak, maxrss_bytes=peak, weight_bytes=0
+        ),
+        **m,  # type: ignore[arg-type]
+    )
+    return ProbeResult(status="ok", framework=fw, measurement=meas)  # type: ignore[arg-type]
+
+
+@dataclass
+class DriftingRunner:
+    """TF is truly 10% faster than torch, but the machine slows 2x halfway through."""
+
+    calls: int = 0
+    slow_after: int = 6
+    base: dict[str, float] = field(default_factory=lambda: {"torch": 1.0e-3, "tensorflow": 0.9e-3})
+
+    def run(self, req: ProbeRequest) -> ProbeResult:
+        self.calls += 1
+        factor = 2.0 if self.calls > self.slow_after else 1.0
+        return _result(req.framework, self.base[req.framework] * factor)
+
+
+LENET = resolve_spec("lenet5", ROOT / "data" / "zoo")
+
+
+def test_paired_verdict_survives_a_machine_that_slows_halfway() -> None:
+    # Sequential: torch measured first (fast machine), TF later (slow machine) -> wrong.
+    seq = DriftingRunner(slow_after=3)
+    torch_seq = [seq.run(_req("torch")) for _ in range(3)]
+    tf_seq = [seq.run(_req("tensorflow")) for _ in range(3)]
+    med = {
+        "torch": statistics.median(r.measurement.timing.median_s for r in torch_seq),  # type: ignore[union-attr]
+        "tensorflow": statistics.median(r.measurement.timing.median_s for r in tf_seq),  # type: ignore[union-attr]
+    }
+    assert med["torch"] < med["tensorflow"]  # the sequential comparison flipped
+    # Paired rounds on the same drifting machine: every round's ratio is right.
+    prober = Prober(DriftingRunner(slow_after=6))
+    cands = [
+        Candidate(framework="torch", settings=TorchSettings(), origin="default"),
+        Candidate(framework="tensorflow", settings=TFSettings(), origin="default"),
+    ]
+    conf = confirm(LENET, prober, cands, InferWorkload(batch=1), rounds=6)
+    pair = conf.pair(cands[0], cands[1])
+    assert pair is not None
+    assert pair.faster == "tensorflow"
+    assert pair.ratio == pytest.approx(1 / 0.9, rel=1e-6)
+
+
+def _req(fw: str) -> ProbeRequest:
+    return ProbeRequest(spec=LENET, framework=fw, workload=InferWorkload(batch=1))  # type: ignore[arg-type]
+
+
+def test_paired_interval_straddles_one_when_rounds_disagree() -> None:
+    c_t = Candidate(framework="torch", settings=TorchSettings(), origin="default")
+    c_f = Candidate(framework="tensorflow", settings=TFSettings(), origin="default")
+    a = CandidateRounds(candidate=c_t, medians_s=[1.0, 1.2, 0.9], flagged=[False] * 3)
+    b = CandidateRounds(candidate=c_f, medians_s=[1.1, 1.0, 1.0], flagged=[False] * 3)
+    pair = paired_ratio(a, b)
+    assert pair is not None and pair.lo < 1 < pair.hi and pair.faster == "tie"
+
+
+def _option(label: str, ms: float, mib: float) -> ConfigOption:
+    return ConfigOption(
+        label=label,
+        origin=label,
+        infer=Quantity(value=ms / 1e3, sigma=0.01, source=label),
+        memory=Quantity(value=mib * 2**20, sigma=0.01, source=label),
+    )
+
+
+def test_memory_weighted_profile_picks_the_low_memory_configuration() -> None:
+    options = {
+        "torch": [_option("compile", 0.220, 180), _option("eager", 0.227, 34)],
+        "tensorflow": [_option("xla", 0.250, 80)],
+    }
+    lean = to_profile({"memory_budget_mb": 512, "targets": ["android"], "emphasis": "inference"})
+    assert lean.weights["memory"] > 0
+    picked = choose(options, lean)  # type: ignore[arg-type]
+    assert options["torch"][picked["torch"]].label == "eager"
+    speed_only = lean.model_copy(
+        update={"weights": {k: (1.0 if k == "speed" else 0.0) for k in lean.weights}}
+    )
+    assert options["torch"][choose(options, speed_only)["torch"]].label == "compile"  # type: ignore[arg-type]
+
+
+def test_recommendation_names_the_assumed_configuration_and_what_the_others_change() -> None:
+    torch, tf = fw_ev("torch", 1, 100), fw_ev("tensorflow", 1, 100)
+    torch.options = [_option("compile", 0.9, 180), _option("eager", 1.0, 34)]
+    tf.options = [_option("xla", 0.95, 80)]
+    p = to_profile({"memory_budget_mb": 512, "emphasis": "inference"})
+    rec = decide_profile(evidence(torch, tf), p)
+    assert rec.evidence.frameworks["torch"].config == "eager"
+    assert rec.evidence.frameworks["tensorflow"].config == "xla"
+
+
+def test_a_ratio_inside_the_noise_is_not_a_confident_answer() -> None:
+    torch, tf = fw_ev("torch", 1, 100), fw_ev("tensorflow", 1, 100)
+    p = to_profile({"emphasis": "inference"})
+    torch.options = [_option("a", 1.00, 100)]
+    tf.options = [_option("b", 1.00 * 1.002, 100)]
+    assert decide_profile(evidence(torch, tf), p).confidence < 0.8
+
+
+def test_search_variance_lowers_the_confidence() -> None:
+    """The same paired figures, once from a search that covered its space and once
+    from one that tried few points: the second is less sure."""
+    p = to_profile({"emphasis": "inference"})
+    confs = []
+    for extra in (0.0, 0.10):
+        torch, tf = fw_ev("torch", 1, 100), fw_ev("tensorflow", 1, 100)
+        fast = _option("a", 0.93, 100)
+        assert fast.infer is not None
+        fast.infer.sigma = (0.01**2 + extra**2) ** 0.5
+        torch.options, tf.options = [fast], [_option("b", 1.0, 100)]
+        confs.append(decide_profile(evidence(torch, tf), p).confidence)
+    assert confs[1] < confs[0] - 0.1
+
+
+def test_priors_only_evidence_never_gives_more_than_either() -> None:
+    torch, tf = fw_ev("torch", 1, 1), fw_ev("tensorflow", 1, 1)
+    for f in (torch, tf):
+        f.infer = f.memory = None
+        f.targets = {}
+    ev = Evidence(model="m", mode="cached", frameworks={"torch": torch, "tensorflow": tf})
+    p = to_profile({"experience_torch": 3, "experience_tf": 0, "focus": "research"})
+    rec = decide_profile(ev, p)
+    assert rec.choice == "either" and rec.confidence <= 0.5
+    assert any("priors" in c for c in rec.caveats)
+
+
+def test_round_drift_becomes_shared_sigma_not_ratio_noise() -> None:
+    """Both frameworks slow together in round 2: the ratio is exact, so each
+    framework's own sigma stays at the floor while the shared sigma takes the drift."""
+    c_t = Candidate(framework="torch", settings=TorchSettings(), origin="default")
+    c_f = Candidate(framework="tensorflow", settings=TFSettings(), origin="default")
+    conf_rows = [
+        CandidateRounds(candidate=c_t, medians_s=[1.0, 2.0, 1.0], flagged=[False] * 3),
+        CandidateRounds(candidate=c_f, medians_s=[0.8, 1.6, 0.8], flagged=[False] * 3),
+    ]
+    from probes.tune.confirm import Confirmation
+
+    conf = Confirmation(model="m", workload="infer", batch=1, rounds=3, candidates=conf_rows)
+    opts = options_from_rounds(conf, {})
+    t, f = opts["torch"][0].infer, opts["tensorflow"][0].infer
+    assert t is not None and f is not None
+    assert t.value / f.value == pytest.approx(1.25)
+    assert t.shared_sigma > 0.3 and t.sigma < 0.05
+
+
+def test_contention_guard_flags_a_starved_probe() -> None:
+    before = Snapshot(run_ns=0, wait_ns=0, steal=0, total=1000)
+    starved = Snapshot(run_ns=500_000_000, wait_ns=500_000_000, steal=0, total=2000)
+    quiet = Snapshot(run_ns=990_000_000, wait_ns=10_000_000, steal=0, total=2000)
+    stolen = Snapshot(run_ns=990_000_000, wait_ns=0, steal=200, total=2000)
+    assert reading(before, starved, None, None).flagged
+    assert reading(before, starved, None, None).cpu_share == pytest.approx(0.5)
+    assert not reading(before, quiet, None, None).flagged
+    assert reading(before, stolen, None, None).flagged
+    # no readable /proc: never flagged, never fails
+    empty = Snapshot(run_ns=None, wait_ns=None, steal=None, total=None)
+    assert not reading(empty, empty, None, None).flagged
+
+
+LENET_FLOPS = analyze(build_graph(LENET)).flops
+
+
+@dataclass
+class PeakRunner:
+    """Peaks read low first (a busy machine), then right; the model runs at 20 GFLOP/s,
+    above the low reading."""
+
+    peaks: list[float] = field(default_factory=lambda: [10.0] * 4)
+    calls: list[str] = field(default_factory=list)
+
+    def run(self, req: ProbeRequest) -> ProbeResult:
+        self.calls.append(req.workload.kind)
+        if req.workload.kind == "peak":
+            gf = self.peaks.pop(0) if self.peaks else 100.0
+            return _result(req.framework, 2 * 2048**3 / gf / 1e9, gflops_per_s=gf)
+        return _result(req.framework, LENET_FLOPS / 20e9)
+
+
+def test_efficiency_is_capped_and_a_low_peak_is_measured_again(tmp_path: Path) -> None:
+    runner = PeakRunner()
+    prober = Prober(runner, ResultStore(tmp_path / "r.sqlite"))
+    r = prober.probe(LENET, "torch", InferWorkload(batch=1))
+    assert r.measurement is not None and r.measurement.efficiency is not None
+    assert r.measurement.gflops_per_s == pytest.approx(20.0)
+    assert runner.calls.count("peak") > 4  # the low peak was measured again
+    assert r.measurement.efficiency == pytest.approx(0.2)  # against the re-measured 100
+
+
+def test_a_stale_stored_peak_is_measured_again(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path / "r.sqlite")
+    first = PeakRunner(peaks=[100.0] * 4)
+    Prober(first, store).machine_peak_gflops()
+    again = PeakRunner(peaks=[100.0] * 4)
+    Prober(again, store).machine_peak_gflops()
+    assert again.calls.count("peak") == 0  # recent: answered by the store
+    import sqlite3
+
+    with sqlite3.connect(store.path) as db:
+        db.execute("UPDATE results SET created = created - 7 * 3600")
+    stale = PeakRunner(peaks=[100.0] * 4)
+    Prober(stale, store).machine_peak_gflops()
+    assert stale.calls.count("peak") >= 2
