@@ -8,6 +8,7 @@ import logging
 import secrets
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -15,6 +16,7 @@ from pydantic import BaseModel
 from probes.checks.parity import ParityReport, check_parity
 from probes.config import Settings
 from probes.errors import AdvisorError, SpecError
+from probes.importers import FORMATS
 from probes.runners.lifeline import die_with_parent
 from probes.runners.local import SubprocessRunner
 from probes.spec import (
@@ -129,10 +131,11 @@ def cmd_parity(args: argparse.Namespace, settings: Settings) -> int:
     names = zoo_names(settings.zoo_dir) if args.all else args.models
     if not names:
         raise AdvisorError("name a model or spec file, or pass --all")
+    files = [n for n in names if Path(n).suffix in FORMATS and args.mode == "forward"]
     loaded = [_load(settings, n, args.size) for n in names]  # fail fast on a bad file
     for _, graph in loaded:
         check_limits(analyze(graph), args.batch, settings.limits)
-    specs = [spec for spec, _ in loaded]
+    specs = [spec for (spec, _), n in zip(loaded, names, strict=True) if n not in files]
     runner = SubprocessRunner(timeout_s=settings.probe_timeout_s)
     reports = []
     for spec in specs:
@@ -148,18 +151,24 @@ def cmd_parity(args: argparse.Namespace, settings: Settings) -> int:
                 optimizer=args.optimizer,
             )
         )
-    summary = ParitySummary(passed=all(r.passed for r in reports), reports=reports)
-    text = table(
-        ["model", "mode", "input", "parity", "max|diff|", "rel", "wall", "detail"],
-        _parity_rows(reports),
-        align_right=(4, 5, 6),
+    imports = [import_cmd.cmd_parity_file(args, settings, f) for f in files]
+    summary = ParitySummary(
+        passed=all(r.passed for r in reports) and all(r.passed for r in imports),
+        reports=reports,
+        imports=imports,
     )
-    _emit(
-        args,
-        summary,
-        text + f"\n{sum(r.passed for r in reports)}/{len(reports)} passed "
-        f"(tolerance: max|diff| <= 1e-4 x max(1, max|output|))",
-    )
+    parts = [import_cmd.render_parity(r) for r in imports]
+    if reports:
+        text = table(
+            ["model", "mode", "input", "parity", "max|diff|", "rel", "wall", "detail"],
+            _parity_rows(reports),
+            align_right=(4, 5, 6),
+        )
+        parts.append(
+            text + f"\n{sum(r.passed for r in reports)}/{len(reports)} passed "
+            f"(tolerance: max|diff| <= 1e-4 x max(1, max|output|))"
+        )
+    _emit(args, summary, "\n\n".join(parts))
     return 0 if summary.passed else 1
 
 
