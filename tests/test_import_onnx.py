@@ -41,7 +41,7 @@ EXPECT = {
     "cnn_dynamo": ({"conv2d", "batch_norm", "max_pool2d", "dense"}, 570),
     "lstm_tagger": ({"embedding", "lstm", "dense"}, 800 + 4 * 12 * (16 + 12 + 1) + 65),
     "gru_classifier": ({"gru", "dense"}, 3 * 10 * (6 + 10 + 2) + 33),
-    "unet": ({"conv2d", "upsample2d", "concat", "sigmoid"}, 2108),
+    "unet": ({"conv2d", "conv_transpose2d", "upsample2d", "concat", "sigmoid"}, 3556),
     "mlp_ts": ({"dense", "layer_norm", "gelu"}, 868),
 }
 
@@ -93,7 +93,14 @@ def test_resolve_spec_imports_once_per_content(exported: Path, tmp_path: Path) -
 
 
 @pytest.mark.parametrize(
-    "name", ["cnn_dynamo", pytest.param("lstm_tagger", marks=pytest.mark.slow)]
+    "name",
+    [
+        "cnn_dynamo",
+        "unet",
+        pytest.param("lstm_tagger", marks=pytest.mark.slow),
+        pytest.param("gru_classifier", marks=pytest.mark.slow),
+        pytest.param("mlp_ts", marks=pytest.mark.slow),
+    ],
 )
 def test_three_way_parity(exported: Path, tmp_path: Path, name: str) -> None:
     res = import_file(exported / f"{name}.onnx", tmp_path / f"{name}.yaml")

@@ -223,3 +223,29 @@ def resize(ctx: Ctx, attrs: dict[str, Any], ins: Ins, name: str) -> list[Value]:
     if scales is None or scales[2] != scales[3] or scales[2] != int(scales[2]) or scales[1] != 1:
         raise Unsupported(f"Resize scales {scales} (an equal integer factor on H and W)")
     return [ctx.emit("upsample2d", [a], {"scale": int(scales[2])})]
+
+
+@converter("ConvTranspose")
+def conv_transpose(ctx: Ctx, attrs: dict[str, Any], ins: Ins, name: str) -> list[Value]:
+    a = ctx.act(ins[0])
+    w = const(ins[1], "the ConvTranspose weight")
+    if w.ndim != 4:
+        raise Unsupported("only 2-D transposed convolution")
+    if int(attrs.get("group", 1)) != 1 or any(int(d) != 1 for d in attrs.get("dilations", [])):
+        raise Unsupported("grouped or dilated transposed convolution")
+    if attrs.get("output_shape") or attrs.get("auto_pad", "NOTSET") != "NOTSET":
+        raise Unsupported("ConvTranspose with output_shape or auto_pad")
+    pads = [int(p) for p in attrs.get("pads", [0, 0, 0, 0])]
+    if pads[:2] != pads[2:]:
+        raise Unsupported(f"asymmetric pads {pads}")
+    bias = const(ins[2], "the bias") if len(ins) > 2 and ins[2] is not None else None
+    params = {
+        "filters": int(w.shape[1]),
+        "kernel": _one([int(v) for v in attrs.get("kernel_shape", w.shape[2:])]),
+        "stride": _one([int(v) for v in attrs.get("strides", [1, 1])]),
+        "padding": _one(pads[:2]),
+        "output_padding": _one([int(v) for v in attrs.get("output_padding", [0, 0])]),
+        "bias": bias is not None,
+    }
+    weights = {"weight": w} if bias is None else {"weight": w, "bias": bias}
+    return [ctx.emit("conv_transpose2d", [a], params, weights)]

@@ -28,6 +28,7 @@ CL, NEUTRAL = "cl", "neutral"
 SPATIAL = {
     "conv1d",
     "conv2d",
+    "conv_transpose2d",
     "max_pool2d",
     "avg_pool2d",
     "adaptive_avg_pool2d",
@@ -109,6 +110,27 @@ def _conv(node: GraphNode, x: Tensor) -> tuple[Any, keras.layers.Layer]:
     return layer(value), layer
 
 
+def _conv_transpose(node: GraphNode, x: Tensor) -> tuple[Any, keras.layers.Layer]:
+    """Full transposed conv (valid, with output_padding), then PyTorch's crop."""
+    p = node.params
+    k, s = pair(p.kernel, 2), pair(p.stride, 2)
+    pad, extra = pair(p.padding, 2), pair(p.output_padding, 2)
+    layer = keras.layers.Conv2DTranspose(
+        p.filters,
+        k,
+        strides=s,
+        padding="valid",
+        output_padding=extra,
+        use_bias=p.bias,
+        name=node.id,
+    )
+    value = layer(x.value)
+    if any(pad):
+        crop = ((pad[0], pad[0]), (pad[1], pad[1]))
+        value = keras.layers.Cropping2D(crop, name=f"{node.id}__crop")(value)
+    return value, layer
+
+
 def _pool(node: GraphNode, x: Tensor) -> Any:
     p = node.params
     k, s = pair(p.kernel, 2), pair(p.stride if p.stride is not None else p.kernel, 2)
@@ -151,6 +173,8 @@ def _layer(node: GraphNode, ins: list[Tensor]) -> tuple[Any, keras.layers.Layer 
     vals = [t.value for t in ins]
     if op in ("conv1d", "conv2d"):
         return _conv(node, x)
+    if op == "conv_transpose2d":
+        return _conv_transpose(node, x)
     if op in ("max_pool2d", "avg_pool2d"):
         return _pool(node, x), None
     if op == "adaptive_avg_pool2d":

@@ -179,6 +179,16 @@ def _module(node: GraphNode, ins: list[Any]) -> nn.Module:
         return simple[op]()
     if op in ("conv1d", "conv2d"):
         return _conv(node, ins)
+    if op == "conv_transpose2d":
+        return nn.ConvTranspose2d(
+            x.shape[0],
+            p.filters,
+            p.kernel,
+            stride=p.stride,
+            padding=p.padding,
+            output_padding=p.output_padding,
+            bias=p.bias,
+        )
     if op == "batch_norm":
         bn = nn.BatchNorm2d if x.rank == 3 else nn.BatchNorm1d
         return bn(x.shape[0], eps=p.eps, momentum=p.momentum)
@@ -233,7 +243,7 @@ class SpecModule(nn.Module):
 def _tensor_map(op: str, mod: nn.Module) -> dict[str, torch.Tensor]:
     """Neutral weight name -> the torch tensor (or a view of it) holding it."""
     core: Any = getattr(mod, "core", mod)
-    if op in ("dense", "conv1d", "conv2d", "embedding", "position_embedding"):
+    if op in ("dense", "conv1d", "conv2d", "conv_transpose2d", "embedding", "position_embedding"):
         m = {"weight": core.weight}
         if getattr(core, "bias", None) is not None:
             m["bias"] = core.bias
