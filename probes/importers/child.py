@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from probes.errors import AdvisorError, ImportRefusedError, UnsupportedOpsError
+from probes.errors import AdvisorError, UnsupportedOpsError
 from probes.runners.lifeline import die_with_parent
 
 
@@ -23,7 +23,9 @@ def _bound(memory_bytes: int, cpu_s: int) -> None:
 
 def convert(path: Path, shapes: dict[str, list[int]] | None) -> Any:
     if path.suffix == ".keras":
-        raise ImportRefusedError(".keras import is not implemented yet")
+        from probes.importers.keras_import import import_keras
+
+        return import_keras(path)
     from probes.importers.onnx_file import load_onnx
     from probes.importers.onnx_import import convert_graph
 

@@ -20,8 +20,9 @@ from probes.runners.local import ProbeRunner
 from probes.spec import ModelSpec, build_graph
 from probes.weights import load_npz, make_inputs, save_npz
 from probes.worker.artifact import run_standalone
+from probes.worker.keras_ref import run_keras_reference
 
-SIDES = ("onnxruntime", "torch", "tensorflow")
+SIDES = ("reference", "torch", "tensorflow")
 
 
 class ThreeWayReport(BaseModel):
@@ -38,8 +39,8 @@ class ThreeWayReport(BaseModel):
 def _reference(
     source: Path, arrays: list[np.ndarray], dtypes: list[str], names: list[str], tmp: Path
 ) -> list[np.ndarray] | str:
-    if source.suffix != ".onnx":
-        return "the reference runtime runs .onnx files only"
+    if source.suffix == ".keras":
+        return run_keras_reference(source, arrays, tmp)
     cast = [
         a.astype(d) if d else a for a, d in zip(arrays, dtypes or [""] * len(arrays), strict=True)
     ]
@@ -74,10 +75,11 @@ def three_way_parity(
             ref = pool.submit(_reference, source, arrays, input_dtypes or [], names, Path(tmp))
             results = list(pool.map(runner.run, reqs))
             got = ref.result()
+        ref_name = "keras (original graph)" if source.suffix == ".keras" else "onnxruntime"
         if isinstance(got, str):
-            failures["onnxruntime"] = got
+            failures[ref_name] = got
         else:
-            outs["onnxruntime"] = got
+            outs["reference"] = got
         for r in results:
             if r.status != "ok":
                 failures[r.framework] = f"{r.status}: {r.reason}"
@@ -89,7 +91,7 @@ def three_way_parity(
         for b in SIDES[i + 1 :]:
             if a in outs and b in outs:
                 for k, (x, y) in enumerate(zip(outs[a], outs[b], strict=False)):
-                    label = f"{a} vs {b}: {spec.outputs[k]}"
+                    label = f"{a.replace('reference', ref_name)} vs {b}: {spec.outputs[k]}"
                     compared.append(compare(label, x.astype(np.float32), y, rtol))
     worst = max((c.max_abs_diff / max(1.0, c.max_abs_value) for c in compared), default=None)
     return ThreeWayReport(
