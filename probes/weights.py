@@ -13,9 +13,6 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
-
 from probes.errors import SpecFileError
 from probes.spec import SpecGraph, WeightDef
 
@@ -106,6 +103,8 @@ def file_sha256(path: Path) -> str:
 
 def save_safetensors(path: Path, weights: NeutralWeights) -> str:
     """Write ``{node: {name: arr}}`` as safetensors (keys ``node/name``); returns its sha256."""
+    from safetensors.numpy import save_file  # only importers and workers need it
+
     flat = {k: np.ascontiguousarray(v) for k, v in flatten_weights(weights).items()}
     save_file(flat, str(path), metadata={"format": "fwadvisor-neutral-v1"})
     return file_sha256(path)
@@ -113,6 +112,9 @@ def save_safetensors(path: Path, weights: NeutralWeights) -> str:
 
 def load_spec_weights(graph: SpecGraph) -> NeutralWeights:
     """Read the spec's safetensors file and check it against every node's weight shapes."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
     ref = graph.spec.weights
     assert ref is not None
     path = Path(ref.file)

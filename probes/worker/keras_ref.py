@@ -17,10 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from probes.importers.keras_file import read_keras
-from probes.importers.keras_import import _history, _layers, _weight_paths
-from probes.importers.keras_layers import KERAS
-
 SKIP = ("initializer", "regularizer", "constraint", "dtype", "quantization")
 SAFE_STRINGS = {
     "relu", "sigmoid", "tanh", "gelu", "silu", "swish", "relu6", "hard_swish", "hard_silu",
@@ -44,6 +40,10 @@ def _plain(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def build(path: Path) -> tuple[Any, list[bool]]:
     import keras
+
+    from probes.importers.keras_file import read_keras
+    from probes.importers.keras_import import _history, _layers, _weight_paths
+    from probes.importers.keras_layers import KERAS
 
     archive = read_keras(path)
     kind, layers = _layers(archive.config)
