@@ -13,6 +13,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+
 from probes.errors import SpecFileError
 from probes.spec import SpecGraph, WeightDef
 

@@ -119,3 +119,23 @@ def test_not_a_zip_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b"PK not really")
     with pytest.raises(ImportRefusedError, match=r"not a \.keras archive"):
         import_file(path, tmp_path / "x.yaml")
+
+
+def test_hdf5_dataset_declaring_absurd_size_is_refused(tmp_path: Path) -> None:
+    import io
+
+    import h5py
+
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as h5:  # chunked + gzip: tiny on disk, 2**33 floats declared
+        h5.create_dataset(
+            "layers/dense/vars/0",
+            shape=(2**17, 2**16),
+            dtype="f4",
+            chunks=(1024, 1024),
+            compression="gzip",
+        )
+    dense = {"class_name": "Dense", "module": "keras.layers", "config": {"name": "d", "units": 2}}
+    path = _archive(tmp_path / "h5.keras", _seq(dense), {"model.weights.h5": buf.getvalue()})
+    with pytest.raises(ImportRefusedError, match="too large"):
+        import_file(path, tmp_path / "h5.yaml")

@@ -96,7 +96,7 @@ def test_resolve_spec_imports_once_per_content(exported: Path, tmp_path: Path) -
     "name",
     [
         "cnn_dynamo",
-        "unet",
+        pytest.param("unet", marks=pytest.mark.slow),
         pytest.param("lstm_tagger", marks=pytest.mark.slow),
         pytest.param("gru_classifier", marks=pytest.mark.slow),
         pytest.param("mlp_ts", marks=pytest.mark.slow),

@@ -65,6 +65,7 @@ def test_zoo_round_trip(quick: Path, tmp_path: Path, name: str) -> None:
     _round_trip(quick, name, tmp_path)
 
 
+@pytest.mark.slow
 def test_zoo_round_trip_parity(quick: Path, tmp_path: Path) -> None:
     res = import_file(quick / "lenet5.onnx", tmp_path / "lenet5.yaml")
     report = three_way_parity(res.spec, quick / "lenet5.onnx", SubprocessRunner(timeout_s=300))

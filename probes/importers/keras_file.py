@@ -23,6 +23,7 @@ from probes.errors import ImportRefusedError
 MAX_ENTRIES = 64
 MAX_CONFIG_BYTES = 32 * 2**20
 MAX_WEIGHTS_BYTES = 2**31
+MAX_ELEMENTS = 2**31
 MAX_RATIO = 200  # uncompressed / compressed; HDF5 weights compress ~1x, JSON ~10x
 
 
@@ -50,6 +51,7 @@ def _read(z: zipfile.ZipFile, name: str, limit: int) -> bytes:
 
 def _vars(h5: h5py.File) -> dict[str, list[np.ndarray]]:
     out: dict[str, list[np.ndarray]] = {}
+    total = [0]
 
     def visit(name: str, obj: Any) -> None:
         if isinstance(obj, h5py.Group) and (name.endswith("/vars") or name == "vars"):
@@ -59,6 +61,11 @@ def _vars(h5: h5py.File) -> dict[str, list[np.ndarray]]:
                 ds = obj[k]
                 if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "fiub":
                     raise ImportRefusedError(f"weights entry '{name}/{k}' is not a numeric array")
+                total[0] += int(ds.size) * ds.dtype.itemsize  # HDF5 filters can inflate too
+                if ds.size > MAX_ELEMENTS or total[0] > MAX_WEIGHTS_BYTES:
+                    raise ImportRefusedError(
+                        f"weights entry '{name}/{k}' declares {list(ds.shape)}: too large"
+                    )
                 arrays.append(np.asarray(ds[()]))
             out[name.removesuffix("/vars").removesuffix("vars")] = arrays
 

@@ -6,6 +6,10 @@ The parent imports no framework: each side runs in its own worker process.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,8 +23,6 @@ from probes.protocol import FRAMEWORKS, ForwardWorkload, ProbeRequest
 from probes.runners.local import ProbeRunner
 from probes.spec import ModelSpec, build_graph
 from probes.weights import load_npz, make_inputs, save_npz
-from probes.worker.artifact import run_standalone
-from probes.worker.keras_ref import run_keras_reference
 
 SIDES = ("reference", "torch", "tensorflow")
 
@@ -36,15 +38,41 @@ class ThreeWayReport(BaseModel):
     wall_s: float
 
 
+def _run(cmd: list[str], out: Path, timeout_s: float) -> list[np.ndarray] | str:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow"}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", *cmd],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+    except subprocess.TimeoutExpired:
+        return f"did not finish within {timeout_s:g} s"
+    if done.returncode != 0:
+        lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+        return lines[-1][:300] if lines else f"exit status {done.returncode}"
+    with np.load(out) as z:
+        return [z[f"arr_{i}"] for i in range(len(z.files))]
+
+
 def _reference(
     source: Path, arrays: list[np.ndarray], dtypes: list[str], names: list[str], tmp: Path
 ) -> list[np.ndarray] | str:
+    """The original model's outputs: ONNX Runtime on the file (``probes.worker.artifact``)
+    or the original Keras graph (``probes.worker.keras_ref``), each in a fresh process."""
+    inp, out = tmp / "reference_in.npz", tmp / "reference_out.npz"
     if source.suffix == ".keras":
-        return run_keras_reference(source, arrays, tmp)
-    cast = [
-        a.astype(d) if d else a for a, d in zip(arrays, dtypes or [""] * len(arrays), strict=True)
-    ]
-    return run_standalone("torch", "onnx", source, cast, names, 1, tmp)
+        np.savez(inp, *arrays)
+        return _run(["probes.worker.keras_ref", str(inp), str(out), str(source)], out, 600)
+    kinds = dtypes or [""] * len(arrays)
+    np.savez(inp, *[a.astype(d) if d else a for a, d in zip(arrays, kinds, strict=True)])
+    req = {"framework": "torch", "target": "onnx", "path": str(source), "inputs": str(inp),
+           "names": names, "threads": 1, "out": str(out)}  # fmt: skip
+    (tmp / "reference.json").write_text(json.dumps(req))
+    return _run(["probes.worker.artifact", str(tmp / "reference.json")], out, 600)
 
 
 def three_way_parity(

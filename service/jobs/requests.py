@@ -74,6 +74,9 @@ class ModelRef(BaseModel):
     def _one_source(self) -> ModelRef:
         if (self.model is None) == (self.spec is None):
             raise ValueError("give exactly one of 'model' (a zoo name) or 'spec'")
+        if self.spec is not None and self.spec.weights is not None:
+            # a path on this server: never read a file named by a request
+            raise ValueError("a spec sent to the API cannot name a weights file")
         return self
 
     def resolve(self, settings: Settings, batch: int = 1) -> ModelSpec:
