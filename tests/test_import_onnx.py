@@ -23,7 +23,15 @@ from probes.weights import init_weights
 from tests.conftest import ZOO
 
 FIXTURES = Path(__file__).parent / "fixtures" / "onnx_models.py"
-DEFAULT = ["cnn_folded", "cnn_dynamo", "lstm_tagger", "gru_classifier", "unet", "mlp_ts"]
+DEFAULT = [
+    "cnn_folded",
+    "cnn_dynamo",
+    "lstm_tagger",
+    "gru_classifier",
+    "unet",
+    "mlp_ts",
+    "encoder_ts",
+]
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +51,10 @@ EXPECT = {
     "gru_classifier": ({"gru", "dense"}, 3 * 10 * (6 + 10 + 2) + 33),
     "unet": ({"conv2d", "conv_transpose2d", "upsample2d", "concat", "sigmoid"}, 3556),
     "mlp_ts": ({"dense", "layer_norm", "gelu"}, 868),
+    "encoder_ts": (
+        {"embedding", "position_embedding", "matmul", "softmax", "slice", "layer_norm", "gelu"},
+        3203,
+    ),
 }
 
 
@@ -100,6 +112,7 @@ def test_resolve_spec_imports_once_per_content(exported: Path, tmp_path: Path) -
         pytest.param("lstm_tagger", marks=pytest.mark.slow),
         pytest.param("gru_classifier", marks=pytest.mark.slow),
         pytest.param("mlp_ts", marks=pytest.mark.slow),
+        pytest.param("encoder_ts", marks=pytest.mark.slow),
     ],
 )
 def test_three_way_parity(exported: Path, tmp_path: Path, name: str) -> None:
@@ -114,3 +127,16 @@ def test_three_way_parity(exported: Path, tmp_path: Path, name: str) -> None:
         "onnxruntime vs tensorflow",
         "torch vs tensorflow",
     }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["encoder_dynamo", "bilstm_tagger", "gru_tagger", "mlp_dynamo"])
+def test_more_exports_three_way(tmp_path: Path, name: str) -> None:
+    subprocess.run(
+        [sys.executable, str(FIXTURES), str(tmp_path), name], check=True, capture_output=True
+    )
+    res = import_file(tmp_path / f"{name}.onnx", tmp_path / f"{name}.yaml")
+    report = three_way_parity(
+        res.spec, tmp_path / f"{name}.onnx", SubprocessRunner(timeout_s=300), batch=2
+    )
+    assert report.passed, report.model_dump_json(indent=2)

@@ -38,3 +38,42 @@ def test_conv_transpose2d_parity(mode: str, runner: SubprocessRunner) -> None:
     report = check_parity(make_spec(UPCONV), runner, mode=mode)  # type: ignore[arg-type]
     assert report.passed, report.model_dump()
     assert report.compared[0].max_abs_value > 1e-2
+
+
+ATTN = [  # a batch-first attention core: scores, softmax, weighted sum, then the first token
+    {"id": "q", "op": "reshape", "inputs": ["x"], "params": {"shape": [6, 2, 4]}},
+    {"id": "qh", "op": "permute", "inputs": ["q"], "params": {"dims": [1, 0, 2]}},
+    {"id": "kt", "op": "permute", "inputs": ["q"], "params": {"dims": [1, 2, 0]}},
+    {"id": "s", "op": "matmul", "inputs": ["qh", "kt"]},
+    {"id": "p", "op": "softmax", "inputs": ["s"]},
+    {"id": "o", "op": "matmul", "inputs": ["p", "qh"]},
+    {
+        "id": "first",
+        "op": "slice",
+        "inputs": ["o"],
+        "params": {"axis": 1, "end": 1, "squeeze": True},
+    },
+    {
+        "id": "mid",
+        "op": "slice",
+        "inputs": ["first"],
+        "params": {"axis": -1, "start": 1, "end": -1},
+    },
+    {"id": "out", "op": "dense", "inputs": ["mid"], "params": {"units": 3}},
+]
+
+
+def test_matmul_and_slice_shapes() -> None:
+    from probes.spec import build_graph
+
+    g = build_graph(make_spec(ATTN, inputs=[{"name": "x", "shape": [6, 8]}]))
+    assert g.tensors["s"].shape == (2, 6, 6)
+    assert g.tensors["first"].shape == (2, 4)
+    assert g.tensors["mid"].shape == (2, 2)
+
+
+@pytest.mark.parametrize("mode", ["forward", "train_step"])
+def test_matmul_slice_parity(mode: str, runner: SubprocessRunner) -> None:
+    spec = make_spec(ATTN, inputs=[{"name": "x", "shape": [6, 8]}])
+    report = check_parity(spec, runner, mode=mode)  # type: ignore[arg-type]
+    assert report.passed, report.model_dump()

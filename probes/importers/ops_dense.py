@@ -45,7 +45,12 @@ def matmul(ctx: Ctx, attrs: dict[str, Any], ins: Ins, name: str) -> list[Value]:
         if y.ndim != 2:
             raise Unsupported(f"MatMul with a constant of rank {y.ndim}")
         return [dense(ctx, ctx.canonical(x), y.T, None)]
-    raise Unsupported("MatMul between two activations (or constant @ activation)")
+    if isinstance(x, Act) and isinstance(y, Act):
+        a, b = ctx.canonical(x), ctx.canonical(y)
+        if len(a.shape) < 2 or len(b.shape) < 2:
+            raise Unsupported(f"MatMul of per-sample shapes {list(a.shape)} and {list(b.shape)}")
+        return [ctx.emit("matmul", [a, b])]
+    raise Unsupported("MatMul of a constant by an activation")
 
 
 def fold_bias(ctx: Ctx, a: Act, c: np.ndarray) -> Act | None:

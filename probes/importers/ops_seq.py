@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from probes.importers.context import Act, Ctx, Unsupported, Value, const
+from probes.importers.context import Act, Ctx, Unsupported, Value, const, onnx_axis
 from probes.importers.ops_shape import reshape_to
 from probes.importers.registry import converter
 
@@ -33,18 +33,68 @@ def gather(ctx: Ctx, attrs: dict[str, Any], ins: Ins, name: str) -> list[Value]:
         if src[ax] == 1:  # selecting the only entry: a squeeze
             target = [d for i, d in enumerate(src) if i != ax]
             return [reshape_to(ctx, data, target, data.batch_axis - (ax < data.batch_axis))]
-        raise Unsupported(f"selecting one index on axis {axis} of {src} (needs slice)")
+        a = ctx.canonical(data)
+        i = int(idx)
+        params: dict[str, Any] = {"axis": ax - 1, "start": i, "squeeze": True}
+        params["end"] = i + 1 if i != -1 else None
+        return [ctx.emit("slice", [a], params)]
     raise Unsupported("Gather other than an embedding lookup")
 
 
 @converter("Split")
 def split(ctx: Ctx, attrs: dict[str, Any], ins: Ins, name: str) -> list[Value]:
-    if len(ctx.out_used) != 1:
-        raise Unsupported("splitting into several outputs (needs slice)")
     v = ins[0]
     if not isinstance(v, Act):
         raise Unsupported("expected an activation input")
-    return [v]
+    n = len(ctx.out_used)
+    if n == 1:
+        return [v]
+    a = ctx.canonical(v)
+    axis = int(attrs.get("axis", 0))
+    ax = onnx_axis(axis, len(a.shape) + 1)
+    if len(ins) > 1 and ins[1] is not None:
+        sizes = [int(s) for s in const(ins[1], "the split sizes")]
+    elif "split" in attrs:
+        sizes = [int(s) for s in attrs["split"]]
+    else:
+        size = -(-a.shape[ax] // n)
+        sizes = [min(size, a.shape[ax] - i * size) for i in range(n)]
+    outs: list[Value] = []
+    start = 0
+    for size, used in zip(sizes, ctx.out_used, strict=True):
+        params = {"axis": ax, "start": start, "end": start + size}
+        outs.append(ctx.emit("slice", [a], params) if used else np.zeros(0))
+        start += size
+    return outs
+
+
+@converter("Slice")
+def slice_(ctx: Ctx, attrs: dict[str, Any], ins: Ins, name: str) -> list[Value]:
+    a = ctx.act(ins[0])
+    starts = [int(v) for v in const(ins[1], "starts")]
+    ends = [int(v) for v in const(ins[2], "ends")]
+    rank = len(a.shape) + 1
+    axes = (
+        [int(v) for v in const(ins[3], "axes")]
+        if len(ins) > 3 and ins[3] is not None
+        else list(range(len(starts)))
+    )
+    steps = (
+        [int(v) for v in const(ins[4], "steps")]
+        if len(ins) > 4 and ins[4] is not None
+        else [1] * len(starts)
+    )
+    out = a
+    for s, e, axis, st in zip(starts, ends, axes, steps, strict=True):
+        full = (ctx.batch, *out.shape)[axis % rank]
+        if st == 1 and s in (0, -full) and e >= full:
+            continue  # the whole axis: no-op (also how exporters touch the batch axis)
+        if st <= 0:
+            raise Unsupported("Slice with a negative step")
+        ax = onnx_axis(axis, rank)
+        params = {"axis": ax, "start": s, "end": None if e >= full else e, "step": st}
+        out = ctx.emit("slice", [out], params)
+    return [out]
 
 
 @converter("LayerNormalization")

@@ -26,9 +26,11 @@ from probes.spec.ops_custom import CUSTOM_OPS
 from probes.spec.ops_resample import RESAMPLE_OPS
 from probes.spec.ops_seq import SEQ_OPS
 from probes.spec.ops_spatial import SPATIAL_OPS
+from probes.spec.ops_tensor import TENSOR_OPS
 
 OPS: dict[str, Op] = {
-    op.name: op for op in (*CORE_OPS, *SPATIAL_OPS, *RESAMPLE_OPS, *SEQ_OPS, *CUSTOM_OPS)
+    op.name: op
+    for op in (*CORE_OPS, *SPATIAL_OPS, *RESAMPLE_OPS, *TENSOR_OPS, *SEQ_OPS, *CUSTOM_OPS)
 }
 
 

@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from probes.frameworks.tf import layers as tl
+from probes.frameworks.tf import tensor_ops
 from probes.frameworks.tf.weights import load_weights
 from probes.spec import GraphNode, SpecGraph, TensorInfo
 from probes.spec.ops_core import ACTIVATIONS
@@ -190,6 +191,12 @@ def _layer(node: GraphNode, ins: list[Tensor]) -> tuple[Any, keras.layers.Layer 
         shapes = [list(t.info.shape) for t in ins]
         custom = tl.CustomExpr(p.model_dump(), shapes, x.layout == CL, name=node.id)
         return custom(vals), None
+    if op == "matmul":
+        return tensor_ops.MatMul(name=node.id)(vals[0], vals[1]), None
+    if op == "slice":
+        axis = p.axis % x.info.rank + 1
+        sl = tensor_ops.Slice(axis, p.start, p.end, p.step, p.squeeze, name=node.id)
+        return sl(x.value), None
     if op in ("add", "multiply", "concat"):
         layer = {"add": keras.layers.Add, "multiply": keras.layers.Multiply}.get(op)
         if layer is None:

@@ -68,6 +68,13 @@ class Lambda(nn.Module):
             return xs[0].mean(dim=kw["dim"], keepdim=kw["keepdims"])
         if k == "global_avg_pool":
             return xs[0].mean(dim=tuple(range(2, xs[0].dim())))
+        if k == "matmul":
+            return torch.matmul(xs[0], xs[1])
+        if k == "slice":
+            index = [slice(None)] * xs[0].dim()
+            index[kw["dim"]] = slice(kw["start"], kw["end"], kw["step"])
+            out = xs[0][tuple(index)]
+            return out.squeeze(kw["dim"]) if kw["squeeze"] else out
         raise ValueError(k)
 
 
@@ -174,6 +181,7 @@ def _module(node: GraphNode, ins: list[Any]) -> nn.Module:
         "multiply": lambda: Lambda("multiply"),
         "flatten": lambda: Lambda("flatten"),
         "global_avg_pool": lambda: Lambda("global_avg_pool"),
+        "matmul": lambda: Lambda("matmul"),
     }
     if op in simple:
         return simple[op]()
@@ -206,6 +214,9 @@ def _module(node: GraphNode, ins: list[Any]) -> nn.Module:
         return Lambda("permute", dims=list(p.dims))
     if op == "mean":
         return Lambda("mean", dim=_dim(p.axis), keepdims=p.keepdims)
+    if op == "slice":
+        dim = p.axis % x.rank + 1
+        return Lambda("slice", dim=dim, start=p.start, end=p.end, step=p.step, squeeze=p.squeeze)
     if op == "custom":
         return CustomExpr(compile_custom(p, ins, node.id))
     raise NotImplementedError(f"torch builder has no op '{op}'")
