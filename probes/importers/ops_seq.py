@@ -35,9 +35,9 @@ def gather(ctx: Ctx, attrs: dict[str, Any], ins: Ins, name: str) -> list[Value]:
             return [reshape_to(ctx, data, target, data.batch_axis - (ax < data.batch_axis))]
         a = ctx.canonical(data)
         i = int(idx)
-        params: dict[str, Any] = {"axis": ax - 1, "start": i, "squeeze": True}
-        params["end"] = i + 1 if i != -1 else None
-        return [ctx.emit("slice", [a], params)]
+        end = i + 1 if i != -1 else None
+        pick = {"axis": ax - 1, "start": i, "end": end, "squeeze": True}
+        return [ctx.emit("slice", [a], pick)]
     raise Unsupported("Gather other than an embedding lookup")
 
 
