@@ -140,3 +140,14 @@ def test_more_exports_three_way(tmp_path: Path, name: str) -> None:
         res.spec, tmp_path / f"{name}.onnx", SubprocessRunner(timeout_s=300), batch=2
     )
     assert report.passed, report.model_dump_json(indent=2)
+
+
+@pytest.mark.slow
+def test_tf2onnx_export_of_a_keras_model(tmp_path: Path) -> None:
+    script = Path(__file__).parent / "fixtures" / "tf2onnx_export.py"
+    src = tmp_path / "kcnn_tf2onnx.onnx"
+    subprocess.run([sys.executable, str(script), str(src)], check=True, capture_output=True)
+    res = import_file(src, tmp_path / "k.yaml")
+    assert "layer_norm" in {n.op for n in res.spec.nodes}  # TF's moments form, fused
+    report = three_way_parity(res.spec, src, SubprocessRunner(timeout_s=300), batch=2)
+    assert report.passed, report.model_dump_json(indent=2)

@@ -77,3 +77,23 @@ def test_matmul_slice_parity(mode: str, runner: SubprocessRunner) -> None:
     spec = make_spec(ATTN, inputs=[{"name": "x", "shape": [6, 8]}])
     report = check_parity(spec, runner, mode=mode)  # type: ignore[arg-type]
     assert report.passed, report.model_dump()
+
+
+AFFINE = [
+    {"id": "c", "op": "conv2d", "inputs": ["x"], "params": {"filters": 4, "kernel": 3}},
+    {"id": "ls", "op": "affine", "inputs": ["c"], "params": {"shape": [4, 1, 1]}},
+    {
+        "id": "bias",
+        "op": "affine",
+        "inputs": ["ls"],
+        "params": {"shape": [6, 6], "scale": False, "shift": True},
+    },
+    {"id": "f", "op": "flatten", "inputs": ["bias"]},
+    {"id": "both", "op": "affine", "inputs": ["f"], "params": {"shape": [144], "shift": True}},
+]
+
+
+@pytest.mark.parametrize("mode", ["forward", "train_step"])
+def test_affine_parity(mode: str, runner: SubprocessRunner) -> None:
+    report = check_parity(make_spec(AFFINE), runner, mode=mode)  # type: ignore[arg-type]
+    assert report.passed, report.model_dump()

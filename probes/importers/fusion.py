@@ -19,7 +19,7 @@ class _Graph:
         self.producer = {o: n for n in nodes for o in n.output}
         self.users: dict[str, list[Node]] = {}
         for n in nodes:
-            for i in n.input:
+            for i in dict.fromkeys(n.input):  # Mul(a, a) uses a once
                 self.users.setdefault(i, []).append(n)
         self.consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
         for n in nodes:
@@ -109,15 +109,70 @@ def _layer_norm(g: _Graph, mean: Node) -> tuple[list[Node], Node] | None:
             extra.append(g.other(bias, out))
             chain.append(bias)
             out = bias.output[0]
-    fused = helper.make_node("LayerNormalization", [x, *extra], [out], axis=-1, epsilon=eps)
+    axis = _axis(g, mean)
+    fused = helper.make_node("LayerNormalization", [x, *extra], [out], axis=axis, epsilon=eps)
     return chain, fused
 
 
-def _last_axis(g: _Graph, node: Node) -> bool:
+def _tf_moments(g: _Graph, mean: Node) -> tuple[list[Node], Node] | None:
+    """TensorFlow's form (tf2onnx): x * m + (-mean) * m with m = gamma / sqrt(var + eps)."""
+    x = mean.input[0]
+    users = g.users.get(mean.output[0], [])
+    sub = next((u for u in users if u.op_type == "Sub" and u.input[0] == x), None)
+    neg = next((u for u in users if u.op_type == "Neg"), None)
+    if sub is None or neg is None or len(users) != 2 or not _last_axis(g, mean):
+        return None
+    sq = g.only_user(sub.output[0], "Mul")
+    var = g.only_user(sq.output[0], "ReduceMean") if sq and sq.input[0] == sq.input[1] else None
+    add = g.only_user(var.output[0], "Add") if var and _last_axis(g, var) else None
+    sqrt = g.only_user(add.output[0], "Sqrt") if add else None
+    inv = g.only_user(sqrt.output[0], "Reciprocal") if sqrt else None
+    if add is None or sqrt is None or inv is None or var is None or sq is None:
+        return None
+    eps = g.scalar(g.other(add, var.output[0]))
+    chain = [mean, sub, neg, sq, var, add, sqrt, inv]
+    extra: list[str] = []
+    m = inv
+    gamma = g.only_user(inv.output[0], "Mul")
+    if gamma is not None:
+        extra.append(g.other(gamma, inv.output[0]))
+        chain.append(gamma)
+        m = gamma
+    m_users = g.users.get(m.output[0], [])
+    xm = next((u for u in m_users if u.op_type == "Mul" and x in u.input), None)
+    nm = next((u for u in m_users if u.op_type == "Mul" and neg.output[0] in u.input), None)
+    if eps is None or xm is None or nm is None or len(m_users) != 2:
+        return None
+    out = g.only_user(xm.output[0], "Add")
+    if out is None or g.other(out, xm.output[0]) != nm.output[0]:
+        return None
+    chain += [xm, nm, out]
+    if not extra:
+        extra.append("")  # LayerNormalization's scale slot stays empty
+    end = out.output[0]
+    beta = g.only_user(end, "Add")
+    if beta is not None and g.other(beta, end) in g.consts:
+        extra.append(g.other(beta, end))
+        chain.append(beta)
+        end = beta.output[0]
+    axis = _axis(g, mean)
+    fused = helper.make_node("LayerNormalization", [x, *extra], [end], axis=axis, epsilon=eps)
+    return chain, fused
+
+
+def _axis(g: _Graph, node: Node) -> int | None:
+    """The one reduced axis of a keepdims ReduceMean (the converter checks it is the last)."""
     axes = [list(a.ints) for a in node.attribute if a.name == "axes"]
     if not axes and len(node.input) > 1 and node.input[1] in g.consts:
-        axes = [list(g.consts[node.input[1]].reshape(-1))]
-    return axes == [[-1]]
+        axes = [[int(v) for v in g.consts[node.input[1]].reshape(-1)]]
+    keep = [a.i for a in node.attribute if a.name == "keepdims"]
+    if len(axes) != 1 or len(axes[0]) != 1 or keep == [0] or axes[0][0] == 0:
+        return None
+    return int(axes[0][0])
+
+
+def _last_axis(g: _Graph, node: Node) -> bool:
+    return _axis(g, node) is not None
 
 
 def fuse(nodes: list[Node], graph: onnx.GraphProto) -> list[Node]:
@@ -129,7 +184,7 @@ def fuse(nodes: list[Node], graph: onnx.GraphProto) -> list[Node]:
             continue
         found = _gelu(g, n) if n.op_type == "Erf" else None
         if n.op_type == "ReduceMean":
-            found = _layer_norm(g, n)
+            found = _layer_norm(g, n) or _tf_moments(g, n)
         if found is None or any(id(m) in dropped for m in found[0]):
             continue
         chain, fused = found

@@ -161,10 +161,7 @@ def arith(ctx: Ctx, op: str, x: Value, y: Value) -> Act:
             return ctx.emit("position_embedding", [a], params, {"weight": table})
     s = _scalar(c)
     if s is None:
-        raise Unsupported(
-            f"{op} with a constant tensor of shape {list(c.shape)} (only scalars and a bias "
-            "right after a conv or dense layer)"
-        )
+        return _affine(ctx, op, a, c, act_first)
     if op == "Pow":
         if not act_first or s not in (0.5, 1.0, 2.0, 3.0, -1.0, -0.5):
             raise Unsupported(f"Pow with exponent {s}")
@@ -172,3 +169,34 @@ def arith(ctx: Ctx, op: str, x: Value, y: Value) -> Act:
         return custom(ctx, [a], expr, {}, "pow")
     expr = f"x {BINARY[op]} c" if act_first else f"c {BINARY[op]} x"
     return custom(ctx, [a], expr, {"c": s}, op)
+
+
+def _affine(ctx: Ctx, op: str, a: Act, c: np.ndarray, act_first: bool) -> Act:
+    """An activation with a constant tensor: the spec's ``affine`` (scale and/or shift)."""
+    rank = len(a.shape) + 1
+    w = c.astype(np.float32)
+    if w.ndim == rank:
+        if w.shape[0] != 1:
+            raise Unsupported(f"a constant of shape {list(c.shape)} varies along the batch")
+        w = w.reshape(w.shape[1:])
+    while w.ndim > 1 and w.shape[0] == 1 and w.ndim > 0:
+        w = w.reshape(w.shape[1:])  # leading 1s broadcast anyway
+    if w.ndim > len(a.shape):
+        raise Unsupported(f"a constant of shape {list(c.shape)} for input {list(a.shape)}")
+    shape = list(w.shape) or [1]
+    if op == "Add":
+        return ctx.emit(
+            "affine", [a], {"shape": shape, "scale": False, "shift": True}, {"shift": w}
+        )
+    if op == "Sub" and act_first:
+        return ctx.emit(
+            "affine", [a], {"shape": shape, "scale": False, "shift": True}, {"shift": -w}
+        )
+    if op == "Sub":  # c - x
+        params = {"shape": shape, "scale": True, "shift": True}
+        return ctx.emit("affine", [a], params, {"scale": -np.ones_like(w), "shift": w})
+    if op == "Mul":
+        return ctx.emit("affine", [a], {"shape": shape}, {"scale": w})
+    if op == "Div" and act_first and np.all(w != 0):
+        return ctx.emit("affine", [a], {"shape": shape}, {"scale": 1.0 / w})
+    raise Unsupported(f"{op} of a constant tensor of shape {list(c.shape)} by an activation")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from probes.errors import ShapeMismatchError
-from probes.spec.ops_base import NoParams, Op, Params, TensorInfo, norm_axis, positive
+from probes.spec.ops_base import NoParams, Op, Params, TensorInfo, WeightDef, norm_axis, positive
 
 
 def broadcast(node: str, a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
@@ -80,3 +80,39 @@ class Slice(Op):
 
 
 TENSOR_OPS: list[Op] = [MatMul(), Slice()]
+
+
+class AffineParams(Params):
+    shape: list[int] = Field(min_length=1, description="Weight shape, broadcast to the input.")
+    scale: bool = True
+    shift: bool = False
+
+
+class Affine(Op):
+    """``x * scale + shift`` with learned tensors broadcast numpy-style over the input
+    (layer scale, a constant bias or mask, a decomposed norm's gamma and beta)."""
+
+    name = "affine"
+    params_model = AffineParams
+
+    def infer(self, node: str, p: AffineParams, ins: list[TensorInfo]) -> TensorInfo:
+        shape = tuple(p.shape)
+        if not (p.scale or p.shift) or any(d <= 0 for d in shape):
+            raise ShapeMismatchError("affine needs scale or shift and a positive shape", node=node)
+        if len(shape) > ins[0].rank or broadcast(node, shape, ins[0].shape) != ins[0].shape:
+            raise ShapeMismatchError(
+                f"weight shape {list(shape)} must broadcast to the input {list(ins[0].shape)}",
+                node=node,
+            )
+        return ins[0]
+
+    def weights(self, p: AffineParams, ins: list[TensorInfo]) -> dict[str, WeightDef]:
+        w = {}
+        if p.scale:
+            w["scale"] = WeightDef(tuple(p.shape), "ones_ish")
+        if p.shift:
+            w["shift"] = WeightDef(tuple(p.shape), "zeros_ish")
+        return w
+
+
+TENSOR_OPS.append(Affine())

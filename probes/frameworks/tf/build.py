@@ -193,6 +193,9 @@ def _layer(node: GraphNode, ins: list[Tensor]) -> tuple[Any, keras.layers.Layer 
         return custom(vals), None
     if op == "matmul":
         return tensor_ops.MatMul(name=node.id)(vals[0], vals[1]), None
+    if op == "affine":
+        aff = tensor_ops.Affine(list(p.shape), p.scale, p.shift, name=node.id)
+        return aff(x.value), aff
     if op == "slice":
         axis = p.axis % x.info.rank + 1
         sl = tensor_ops.Slice(axis, p.start, p.end, p.step, p.squeeze, name=node.id)

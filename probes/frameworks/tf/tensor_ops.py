@@ -36,3 +36,29 @@ class Slice(keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         extra = {"axis": self.axis, "start": self.start, "end": self.end, "step": self.step}
         return {**super().get_config(), **extra, "squeeze": self.squeeze}
+
+
+@keras.saving.register_keras_serializable(package="fwadvisor")
+class Affine(keras.layers.Layer):
+    """x * scale + shift with learned tensors broadcast over the per-sample shape."""
+
+    def __init__(self, shape: list[int], scale: bool, shift: bool, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.shape_, self.use_scale, self.use_shift = list(shape), scale, shift
+
+    def build(self, input_shape: Any) -> None:
+        if self.use_scale:
+            self.scale = self.add_weight(shape=tuple(self.shape_), initializer="ones", name="scale")
+        if self.use_shift:
+            self.shift = self.add_weight(
+                shape=tuple(self.shape_), initializer="zeros", name="shift"
+            )
+
+    def call(self, x: Any) -> Any:
+        if self.use_scale:
+            x = x * self.scale
+        return x + self.shift if self.use_shift else x
+
+    def get_config(self) -> dict[str, Any]:
+        extra = {"shape": self.shape_, "scale": self.use_scale, "shift": self.use_shift}
+        return {**super().get_config(), **extra}

@@ -36,6 +36,8 @@ def _to_keras(node: GraphNode, c_in: int, w: dict[str, np.ndarray]) -> list[np.n
         else:
             k = k.transpose(*range(2, k.ndim), 1, 0)
         return [k, *([w["bias"]] if "bias" in w else [])]
+    if op == "affine":
+        return [w[k] for k in ("scale", "shift") if k in w]
     if op == "conv_transpose2d":  # neutral (in, out, kh, kw) -> Keras (kh, kw, out, in)
         return [w["weight"].transpose(2, 3, 1, 0), *([w["bias"]] if "bias" in w else [])]
     if op == "batch_norm":
@@ -77,6 +79,9 @@ def _from_keras(node: GraphNode, c_in: int, v: list[np.ndarray]) -> dict[str, np
         else:
             k = k.transpose(k.ndim - 1, k.ndim - 2, *range(k.ndim - 2))
         return {"weight": k, **({"bias": v[1]} if len(v) > 1 else {})}
+    if op == "affine":
+        names = [k for k in ("scale", "shift") if getattr(node.params, k)]
+        return dict(zip(names, v, strict=True))
     if op == "conv_transpose2d":
         return {"weight": v[0].transpose(3, 2, 0, 1), **({"bias": v[1]} if len(v) > 1 else {})}
     if op == "batch_norm":

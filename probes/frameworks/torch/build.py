@@ -98,6 +98,20 @@ class PositionEmbedding(nn.Module):
         return x + self.weight[: x.shape[1]]
 
 
+class Affine(nn.Module):
+    """x * scale + shift, learned tensors broadcast over the per-sample shape."""
+
+    def __init__(self, shape: list[int], scale: bool, shift: bool) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(shape)) if scale else None
+        self.shift = nn.Parameter(torch.zeros(shape)) if shift else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.scale is not None:
+            x = x * self.scale
+        return x + self.shift if self.shift is not None else x
+
+
 class Recurrent(nn.Module):
     def __init__(self, cell: type[nn.LSTM] | type[nn.GRU], f: int, p: Any) -> None:
         super().__init__()
@@ -182,6 +196,7 @@ def _module(node: GraphNode, ins: list[Any]) -> nn.Module:
         "flatten": lambda: Lambda("flatten"),
         "global_avg_pool": lambda: Lambda("global_avg_pool"),
         "matmul": lambda: Lambda("matmul"),
+        "affine": lambda: Affine(list(p.shape), p.scale, p.shift),
     }
     if op in simple:
         return simple[op]()
@@ -254,6 +269,8 @@ class SpecModule(nn.Module):
 def _tensor_map(op: str, mod: nn.Module) -> dict[str, torch.Tensor]:
     """Neutral weight name -> the torch tensor (or a view of it) holding it."""
     core: Any = getattr(mod, "core", mod)
+    if op == "affine":
+        return {k: v for k, v in (("scale", core.scale), ("shift", core.shift)) if v is not None}
     if op in ("dense", "conv1d", "conv2d", "conv_transpose2d", "embedding", "position_embedding"):
         m = {"weight": core.weight}
         if getattr(core, "bias", None) is not None:
