@@ -31,6 +31,7 @@ DEFAULT = [
     "unet",
     "mlp_ts",
     "encoder_ts",
+    "norms_ts",
 ]
 
 
@@ -51,6 +52,7 @@ EXPECT = {
     "gru_classifier": ({"gru", "dense"}, 3 * 10 * (6 + 10 + 2) + 33),
     "unet": ({"conv2d", "conv_transpose2d", "upsample2d", "concat", "sigmoid"}, 3556),
     "mlp_ts": ({"dense", "layer_norm", "gelu"}, 868),
+    "norms_ts": ({"affine", "custom", "add", "relu"}, 300),
     "encoder_ts": (
         {"embedding", "position_embedding", "matmul", "softmax", "slice", "layer_norm", "gelu"},
         3203,
@@ -113,6 +115,7 @@ def test_resolve_spec_imports_once_per_content(exported: Path, tmp_path: Path) -
         pytest.param("gru_classifier", marks=pytest.mark.slow),
         pytest.param("mlp_ts", marks=pytest.mark.slow),
         pytest.param("encoder_ts", marks=pytest.mark.slow),
+        pytest.param("norms_ts", marks=pytest.mark.slow),
     ],
 )
 def test_three_way_parity(exported: Path, tmp_path: Path, name: str) -> None:
@@ -130,7 +133,9 @@ def test_three_way_parity(exported: Path, tmp_path: Path, name: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["encoder_dynamo", "bilstm_tagger", "gru_tagger", "mlp_dynamo"])
+@pytest.mark.parametrize(
+    "name", ["encoder_dynamo", "bilstm_tagger", "gru_tagger", "mlp_dynamo", "norms_dynamo"]
+)
 def test_more_exports_three_way(tmp_path: Path, name: str) -> None:
     subprocess.run(
         [sys.executable, str(FIXTURES), str(tmp_path), name], check=True, capture_output=True

@@ -12,7 +12,14 @@ import onnx
 from onnx import helper, numpy_helper
 
 from probes.errors import ImportRefusedError, UnsupportedOpsError
-from probes.importers import ops_act, ops_conv, ops_dense, ops_seq, ops_shape  # noqa: F401
+from probes.importers import (  # noqa: F401  (each module registers its converters)
+    ops_act,
+    ops_conv,
+    ops_dense,
+    ops_norm,
+    ops_seq,
+    ops_shape,
+)
 from probes.importers.context import BATCH_SENTINEL, Act, Ctx, Unsupported, Value
 from probes.importers.fold import fold_node
 from probes.importers.fusion import fuse
