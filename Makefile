@@ -18,11 +18,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The main job, in the order a newcomer reads it: the model, both builds agreeing, an
+# instant estimate, then the measured answer (search, paired rounds, exports).
 demo: $(STAMP)
-	$(BIN)/fwadvisor parity --all --size small
-	$(BIN)/fwadvisor probe lenet5 --workload infer,train,cold --batch 1,16 --min-time 0.5
-	$(BIN)/fwadvisor tune lenet5 --framework both --trials 8
-	$(BIN)/fwadvisor deploy lenet5 --targets native,onnx,litert
+	$(BIN)/fwadvisor models show lenet5
+	$(BIN)/fwadvisor parity lenet5 mlp --size small
+	$(BIN)/fwadvisor recommend lenet5 --answers data/examples/mobile.yaml
 	$(BIN)/fwadvisor recommend lenet5 --answers data/examples/mobile.yaml --mode measure --trials 4
 
 serve: $(STAMP)

@@ -22,7 +22,6 @@ from probes.spec import Limits, ModelSpec, analyze, build_graph, check_limits
 from probes.store import ResultStore, result_key
 
 TRAIN_FLOP_FACTOR = 3  # forward + backward (~2x forward) per training step
-CONTENTION_RETRIES = 2  # a contended timing is measured again, at most this many times
 PEAK_RUNS = 2  # the machine peak is the best of this many runs per framework
 PEAK_MAX_AGE_S = 6 * 3600.0  # an older stored peak is measured again
 
@@ -37,7 +36,6 @@ class Prober:
     limits: ProbeLimits = field(default_factory=ProbeLimits)
     spec_limits: Limits = field(default_factory=Limits)
     fresh: bool = False
-    contention_retries: int = CONTENTION_RETRIES
     from_store: int = 0
     _peaks: dict[str, float | None] = field(default_factory=dict)
 
@@ -71,10 +69,7 @@ class Prober:
     ) -> ProbeResult:
         """Measure, or answer from the store. ``measure`` overrides the method for this
         call (tuning sets an early-stop threshold per trial); ``use_store=False`` always
-        measures (paired rounds), and still stores the new result.
-
-        A timing taken while the machine was contended is measured again (at most
-        ``contention_retries`` times); the least contended one is kept, with its flag."""
+        measures (paired rounds), and still stores the new result."""
         if spec is not None:
             self.check(spec, framework, workload, settings, device)
         env = environment()
@@ -99,7 +94,7 @@ class Prober:
             measure=measure,
             limits=self.limits,
         )
-        result = self._run_uncontended(req)
+        result = self.runner.run(req)
         if result.status == "ok" and spec is not None:
             self._add_efficiency(result, spec, workload, device)
         timing = result.measurement.timing if result.measurement else None
@@ -119,18 +114,6 @@ class Prober:
                 result=result,
             )
         return result
-
-    def _run_uncontended(self, req: ProbeRequest) -> ProbeResult:
-        best = self.runner.run(req)
-        for _ in range(self.contention_retries):
-            c = best.measurement.contention if best.measurement else None
-            if best.status != "ok" or c is None or not c.flagged:
-                break
-            again = self.runner.run(req)
-            a = again.measurement.contention if again.measurement else None
-            if again.status == "ok" and a is not None and a.cpu_share > c.cpu_share:
-                best = again
-        return best
 
     def machine_peak_gflops(self, device: Device = "cpu", refresh: bool = False) -> float | None:
         """Attainable float32 GFLOP/s: the best large matmul of either framework, over

@@ -7,6 +7,7 @@ below 0.8 the answer is "either" (the frameworks are within noise for this profi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ from probes.frameworks.facts import other as other_fw
 from probes.measure.environment import environment
 from probes.protocol import FRAMEWORKS, Framework
 from probes.spec import ModelSpec
+from probes.tune.confirm import Z90
 from recommender.evidence.configs import assume_configs, usable, with_option
 from recommender.evidence.gatherer import Gatherer, Mode
 from recommender.evidence.model import Evidence
@@ -27,6 +29,7 @@ from recommender.questionnaire import CRITERIA, Profile, to_profile
 from recommender.resample import confidence
 from recommender.score import (
     EITHER_BELOW,
+    RUN_TO_RUN_SIGMA,
     CriterionRow,
     Flip,
     Veto,
@@ -40,6 +43,15 @@ from recommender.score import (
 
 Choice = Literal["torch", "tensorflow", "either", "neither"]
 NAMES: dict[str, str] = {f.name: f.label for f in FACTS.values()}
+
+
+class RatioInterval(BaseModel):
+    ratio: float
+    lo: float
+    hi: float
+
+    def text(self) -> str:
+        return f"{self.ratio:.2f} (90% interval {self.lo:.2f}-{self.hi:.2f})"
 
 
 class Recommendation(BaseModel):
@@ -61,6 +73,25 @@ class Recommendation(BaseModel):
     evidence: Evidence
     profile: Profile
     summary: str
+    assumed: dict[Framework, str] = Field(
+        default_factory=dict, description="The configuration each framework is assumed to run."
+    )
+    latency_ratio: RatioInterval | None = Field(
+        default=None, description="torch / TF latency of the assumed configurations."
+    )
+
+
+def latency_ratio(ev: Evidence) -> RatioInterval | None:
+    """torch / TF inference latency with a 90% interval from both sides' own sigmas
+    (the shared part, drift or a predictor's common error, cancels in the ratio)."""
+    t, f = ev.frameworks.get("torch"), ev.frameworks.get("tensorflow")
+    if not (t and f and t.infer and f.infer):
+        return None
+    r = t.infer.value / f.infer.value
+    half = Z90 * math.hypot(
+        max(t.infer.sigma, RUN_TO_RUN_SIGMA), max(f.infer.sigma, RUN_TO_RUN_SIGMA)
+    )
+    return RatioInterval(ratio=r, lo=r * math.exp(-half), hi=r * math.exp(half))
 
 
 def _detail(ev: Evidence, p: Profile, c: str, fw: Framework) -> str:
@@ -224,6 +255,8 @@ def decide_profile(ev: Evidence, p: Profile, samples: int = 2000) -> Recommendat
         evidence=ev,
         profile=p,
         summary="",
+        assumed={fw: f.config for fw, f in ev.frameworks.items() if f.config},
+        latency_ratio=latency_ratio(ev),
     )
     rec.summary = summarize(rec)
     return rec

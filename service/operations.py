@@ -23,6 +23,7 @@ from probes.protocol import (
 )
 from probes.settings import Device, TFSettings, TorchSettings, settings_label
 from probes.spec import ModelSpec
+from probes.tune.confirm import Round, ratio_of_rounds
 from recommender.knowledge.capabilities import load_matrix, merge
 from service.schemas import Comparison, DeployReport, ProbeReport, ProbeRow
 
@@ -45,30 +46,46 @@ def workloads_for(kinds: list[str], batches: list[int], optimizer: str) -> list[
     return out
 
 
-def _compare(kind: str, batch: int, rows: list[ProbeRow]) -> Comparison:
-    def metric(r: ProbeRow) -> float | None:
-        m = r.result.measurement
-        if r.result.status != "ok" or m is None:
-            return None
-        return m.phases.total_s if kind == "cold" else (m.timing.median_s if m.timing else None)
+def _metric(r: ProbeRow) -> float | None:
+    m = r.result.measurement
+    if r.result.status != "ok" or m is None:
+        return None
+    return m.phases.total_s if r.workload == "cold" else (m.timing.median_s if m.timing else None)
 
-    vals = {r.framework: metric(r) for r in rows}
-    if len(vals) < 2 or None in vals.values():
-        failed = [f"{r.framework}: {r.result.status}" for r in rows if metric(r) is None]
+
+def _contended(r: ProbeRow) -> bool:
+    m = r.result.measurement
+    return bool(m and m.contention and m.contention.flagged)
+
+
+def _compare(kind: str, batch: int, rows: list[ProbeRow]) -> Comparison:
+    """Paired over rounds: each round's torch/TF ratio, then their mean and interval."""
+    by_round: dict[int, dict[str, ProbeRow]] = {}
+    for r in rows:
+        by_round.setdefault(r.round, {})[r.framework] = r
+    rounds: list[Round] = []
+    for pair in by_round.values():
+        t, f = pair.get("torch"), pair.get("tensorflow")
+        if t and f:
+            rounds.append((_metric(t), _metric(f), _contended(t), _contended(f)))
+    ratio = ratio_of_rounds("torch", "tensorflow", rounds)
+    if ratio is None:
+        failed = sorted({f"{r.framework}: {r.result.status}" for r in rows if _metric(r) is None})
         return Comparison(
             workload=kind, batch=batch, faster=None, note="; ".join(failed) or "one framework only"
         )
-    t, f = vals["torch"], vals["tensorflow"]
-    assert t is not None and f is not None
-    faster: Framework = "torch" if t < f else "tensorflow"
-    ratio = max(t, f) / min(t, f)
     what = "cold start" if kind == "cold" else "median"
+    win = ratio.faster
     return Comparison(
         workload=kind,
         batch=batch,
-        faster=faster,
-        ratio=ratio,
-        note=f"{faster} {ratio:.2f}x faster ({what})",
+        faster=None if win == "tie" else win,
+        ratio=max(ratio.ratio, 1 / ratio.ratio),
+        lo=ratio.lo,
+        hi=ratio.hi,
+        rounds=len(ratio.rounds),
+        contended_rounds=ratio.flagged_rounds,
+        note=f"{what}: {ratio.note()}",
     )
 
 
@@ -80,25 +97,30 @@ def run_probes(
     chosen: dict[str, TorchSettings | TFSettings],
     device: Device,
     say: Callable[[str], None],
+    rounds: int = 1,
 ) -> ProbeReport:
-    """Every (workload, framework) probe, one after another, and their comparisons.
+    """Every (workload, framework) probe in ``rounds`` interleaved rounds (torch, TF,
+    torch, TF …; the first framework alternates by round), and the paired comparisons.
+    The first round may answer from the store; later rounds always measure.
     Shared by ``fwadvisor probe`` and the API's probe jobs."""
     for w in workloads:  # reject impossible combinations before any process starts
         for fw in fws:
             prober.check(spec, fw, w, chosen[fw], device)
     peak = prober.machine_peak_gflops(device)
-    rows, jobs = [], [(w, fw) for w in workloads for fw in fws]
-    for i, (w, fw) in enumerate(jobs, start=1):
-        label = settings_label(chosen[fw])
-        say(f"[{i}/{len(jobs)}] {fw} {w.kind} b={getattr(w, 'batch', 1)} ({label}) ...")
-        res = prober.probe(spec, fw, w, chosen[fw], device)
+    jobs = [
+        (rnd, w, fw)
+        for rnd in range(1, rounds + 1)
+        for w in workloads
+        for fw in (fws if rnd % 2 else fws[::-1])
+    ]
+    rows = []
+    for i, (rnd, w, fw) in enumerate(jobs, start=1):
+        label, batch = settings_label(chosen[fw]), getattr(w, "batch", 1)
+        say(f"[{i}/{len(jobs)}] round {rnd}: {fw} {w.kind} b={batch} ({label}) ...")
+        res = prober.probe(spec, fw, w, chosen[fw], device, use_store=rnd == 1)
         rows.append(
             ProbeRow(
-                framework=fw,
-                workload=w.kind,
-                batch=getattr(w, "batch", 1),
-                settings=settings_label(chosen[fw]),
-                result=res,
+                framework=fw, workload=w.kind, batch=batch, settings=label, result=res, round=rnd
             )
         )
     comparisons = [

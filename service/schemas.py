@@ -43,13 +43,18 @@ class ProbeRow(BaseModel):
     batch: int
     settings: str
     result: ProbeResult
+    round: int = Field(default=1, description="Paired round (torch and TF alternate).")
 
 
 class Comparison(BaseModel):
     workload: str
     batch: int
-    faster: Framework | None
-    ratio: float | None = None
+    faster: Framework | None = Field(description="None: a tie within the interval, or no result.")
+    ratio: float | None = Field(default=None, description="Slower over faster, paired.")
+    lo: float | None = Field(default=None, description="90% interval of torch/TF, low end.")
+    hi: float | None = Field(default=None, description="90% interval of torch/TF, high end.")
+    rounds: int = Field(default=0, description="Paired rounds the ratio is built from.")
+    contended_rounds: int = Field(default=0, description="Of those, rounds with contention.")
     note: str
 
 

@@ -53,11 +53,13 @@ def test_measure_then_cached(tmp_path: Path) -> None:
     for fw in ("torch", "tensorflow"):
         ev = measured.evidence.frameworks[fw]
         assert ev.infer is not None and ev.train is not None and ev.memory is not None
-        assert ev.infer.source.startswith("tuned")
+        assert ev.infer.source.startswith("paired rounds")
+        assert ev.config in {o.label for o in ev.options}
         assert ev.targets["browser"].verdict == "verified"  # the ONNX export ran
     cached = recommend(spec, answers, "cached", settings=settings)
     for fw in ("torch", "tensorflow"):
         m, c = measured.evidence.frameworks[fw], cached.evidence.frameworks[fw]
-        assert c.infer is not None and c.infer.value <= m.infer.value * 1.0001  # type: ignore[union-attr]
+        assert c.options and c.infer is not None and m.infer is not None
+        assert 0.5 < c.infer.value / m.infer.value < 2  # stored single probes vs paired rounds
         assert c.targets["browser"].verdict == "verified"
     assert cached.leaning == measured.leaning

@@ -262,3 +262,153 @@ def test_a_stale_stored_peak_is_measured_again(tmp_path: Path) -> None:
     stale = PeakRunner(peaks=[100.0] * 4)
     Prober(stale, store).machine_peak_gflops()
     assert stale.calls.count("peak") >= 2
+
+
+@pytest.mark.parametrize(
+    ("shares", "kept", "loops"),
+    [([0.4, 0.6, 0.99], 0.99, 3), ([0.4, 0.6, 0.5, 0.99], 0.6, 3), ([0.95], 0.95, 1)],
+)
+def test_a_contended_timed_loop_is_run_again_in_process(
+    monkeypatch: pytest.MonkeyPatch, shares: list[float], kept: float, loops: int
+) -> None:
+    from probes.measure.contention import Contention
+    from probes.measure.timing import MeasureConfig
+    from probes.worker import probe as worker
+
+    readings = iter(shares)
+    used: list[float] = []
+
+    class FakeMeter:
+        def __enter__(self) -> FakeMeter:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            used.append(share := next(readings))
+            self.result = Contention(cpu_share=share, flagged=share < 0.85)
+
+    monkeypatch.setattr(worker, "ContentionMeter", FakeMeter)
+    _, c = worker._timed(lambda: None, MeasureConfig(min_time_s=0, min_iters=2), 0.0)
+    assert c is not None and c.cpu_share == kept and len(used) == loops
+
+
+def test_search_variance_is_zero_for_a_covered_space_and_positive_otherwise() -> None:
+    from probes.tune.models import FrameworkTuning, TrialSummary
+    from recommender.evidence.configs import search_sigma
+
+    def trial(n: int, v: float) -> TrialSummary:
+        return TrialSummary(
+            number=n,
+            state="COMPLETE",
+            params={"k": n},
+            values=[v],
+            source=None,
+            reason=None,
+            settings=None,
+            batch=1,
+            median_s=v,
+            throughput_sps=None,
+            peak_rss_bytes=None,
+            feasible=True,
+        )
+
+    def tuning(size: int) -> FrameworkTuning:
+        hist = [trial(0, 1.0), trial(1, 1.1), trial(2, 1.5), trial(3, 2.0)]
+        return FrameworkTuning(
+            framework="torch",
+            study_name="s",
+            search_space={},
+            space_size=size,
+            counts={},
+            default=hist[0],
+            best=hist[0],
+            best_result=None,
+            speedup=None,
+            pareto=[],
+            history=hist,
+        )
+
+    assert search_sigma(tuning(4)) == 0.0
+    assert 0.05 < search_sigma(tuning(48)) <= 0.15
+
+
+def test_progress_counts_probes_and_estimates_the_time_left() -> None:
+    from recommender.evidence.progress import ClockedRunner, WorkClock, stepped
+
+    clock = WorkClock(planned=4)
+    assert clock.eta_s() is None  # nothing done: no estimate yet
+    runner = ClockedRunner(DriftingRunner(), clock)
+    runner.run(_req("torch"))
+    runner.run(_req("tensorflow"))
+    assert clock.done == 2
+    eta = clock.eta_s()
+    assert eta is not None and eta == pytest.approx(clock.spent_s, rel=1e-9)  # 2 left x mean
+    lines: list[str] = []
+    stepped(lines.append, clock, "paired rounds")("round 1")
+    assert lines[0].startswith("[paired rounds] round 1 (2/4 probes, 0:00 elapsed")
+    assert "left" in lines[0]
+
+
+def test_web_page_and_zoo_report_show_the_assumed_configurations_and_interval(
+    tmp_path: Path,
+) -> None:
+    from flask import render_template
+
+    from recommender.zoo.models import ProfileVerdict
+    from service.app import create_app
+    from service.settings import ServiceSettings
+    from service.web.charts import charts, deployment_rows
+
+    torch, tf = fw_ev("torch", 1, 100), fw_ev("tensorflow", 1, 100)
+    torch.options = [_option("compile t1", 0.9, 180), _option("eager t2", 1.0, 34)]
+    tf.options = [_option("xla t1", 0.95, 80)]
+    rec = decide_profile(evidence(torch, tf), to_profile({"memory_budget_mb": 512}))
+    assert rec.latency_ratio is not None and rec.latency_ratio.lo < rec.latency_ratio.ratio
+    app = create_app(ServiceSettings(data_dir=tmp_path))
+    with app.test_request_context():
+        html = render_template(
+            "result.html", rec=rec, charts=charts(rec), deployment=deployment_rows(rec)
+        )
+    assert "Assumed configurations" in html and "eager t2" in html and "xla t1" in html
+    assert "90% interval" in html
+    v = ProfileVerdict(
+        profile="mobile",
+        choice=rec.choice,
+        leaning=rec.leaning,
+        confidence=rec.confidence,
+        margin=rec.margin,
+        utilities=dict(rec.utilities),
+        summary=rec.summary,
+        assumed=dict(rec.assumed),
+        latency_ratio=[rec.latency_ratio.ratio, rec.latency_ratio.lo, rec.latency_ratio.hi],
+    )
+    assert v.assumed["torch"] == "eager t2"
+
+
+def test_an_unknown_model_name_gets_a_did_you_mean() -> None:
+    from probes.errors import UnknownModelError
+
+    with pytest.raises(UnknownModelError, match="did you mean 'resnet18'"):
+        resolve_spec("resnet81", ROOT / "data" / "zoo")
+    with pytest.raises(UnknownModelError) as e:
+        resolve_spec("qqqqqq", ROOT / "data" / "zoo")
+    assert "did you mean" not in str(e.value)
+
+
+def test_probe_comparisons_are_paired_over_rounds_and_count_contended_ones() -> None:
+    from probes.measure.contention import Contention
+    from service.operations import _compare
+    from service.schemas import ProbeRow
+
+    def row(fw: str, rnd: int, ms: float, busy: bool = False) -> ProbeRow:
+        r = _result(fw, ms / 1e3)
+        assert r.measurement is not None
+        r.measurement.contention = Contention(cpu_share=0.5 if busy else 1.0, flagged=busy)
+        return ProbeRow(framework=fw, workload="infer", batch=1, settings="x", result=r, round=rnd)  # type: ignore[arg-type]
+
+    # the machine doubles its times in round 2 for both: the pairing still sees 0.8
+    rows = [row("torch", 1, 0.8), row("tensorflow", 1, 1.0), row("tensorflow", 2, 2.0)]
+    rows += [row("torch", 2, 1.6), row("torch", 3, 0.8, busy=True), row("tensorflow", 3, 1.0)]
+    c = _compare("infer", 1, rows)
+    assert c.faster == "torch" and c.ratio == pytest.approx(1.25)
+    assert c.rounds == 2 and c.contended_rounds == 0  # two clean rounds: the busy one is out
+    assert c.lo is not None and c.hi is not None and c.hi < 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -57,7 +58,7 @@ def test_failures_become_fail_trials_and_invalid_are_pruned(tmp_path: Path) -> N
 
 def test_default_first_budget_and_speedup(tmp_path: Path) -> None:
     runner = FakeRunner()
-    rep = run(tmp_path, runner, n_trials=8)
+    rep = run(tmp_path, runner, n_trials=8, confirm_rounds=0)
     for fw in rep.frameworks:  # type: ignore[attr-defined]
         assert fw.history[0].source == "default" and fw.default.number == 0
         probed = [t for t in fw.history if t.state != "PRUNED" or t.median_s is not None]
@@ -65,6 +66,22 @@ def test_default_first_budget_and_speedup(tmp_path: Path) -> None:
     peak_calls = sum(r.workload.kind == "peak" for r in runner.calls)
     model_calls = len(runner.calls) - peak_calls
     assert model_calls == 16  # exactly the budget: duplicates are answered, not re-probed
+
+
+def test_verdicts_come_from_paired_rounds_over_default_and_best(tmp_path: Path) -> None:
+    runner = FakeRunner(bias={"tensorflow": 0.5})
+    rep = run(tmp_path, runner, n_trials=8, confirm_rounds=3)
+    conf = rep.confirmation  # type: ignore[attr-defined]
+    assert conf is not None and conf.rounds == 3
+    origins = {(c.candidate.framework, c.candidate.origin) for c in conf.candidates}
+    assert {("torch", "default"), ("tensorflow", "default")} <= origins
+    model_calls = [r for r in runner.calls if r.workload.kind != "peak"]
+    assert len(model_calls) == 16 + 3 * len(conf.candidates)
+    # rounds alternate the frameworks: no two consecutive confirmation probes share one
+    tail = [r.framework for r in model_calls[16:]]
+    assert all(a != b for a, b in itertools.pairwise(tail[:2]))
+    for v in (rep.naive, rep.tuned):  # type: ignore[attr-defined]
+        assert v.paired and v.lo is not None and v.hi is not None and "90% interval" in v.note
 
 
 def test_timeout_budget(tmp_path: Path) -> None:
@@ -307,6 +324,22 @@ def test_informed_starts_follow_the_default() -> None:
     assert informed_starts({"precision": "fp32"}, {"precision": ["fp32", "bf16"]}, True) == [
         {"precision": "bf16"}
     ]
+    modes = ({"mode": "compile"},)
+    space_m = {"mode": ["eager", "compile"], "precision": ["fp32", "bf16"]}
+    default_m = {"mode": "eager", "precision": "fp32"}
+    assert informed_starts(default_m, space_m, False, modes) == [
+        {"mode": "compile", "precision": "fp32"}
+    ]
+    # a mode the space does not hold is not invented
+    assert informed_starts(default_m, {"precision": ["fp32"]}, False, modes) == []
+
+
+def test_a_small_budget_always_measures_the_graph_compiler(tmp_path: Path) -> None:
+    rep = run(tmp_path, FakeRunner(), n_trials=3, confirm_rounds=0)
+    for fw, mode in (("torch", "compile"), ("tensorflow", "xla")):
+        ft = next(f for f in rep.frameworks if f.framework == fw)  # type: ignore[attr-defined]
+        informed = [t for t in ft.history if t.source == "informed"]
+        assert any(t.params.get("mode") == mode for t in informed), fw
 
 
 def test_informed_start_tries_largest_batch_second(tmp_path: Path) -> None:

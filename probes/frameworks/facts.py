@@ -51,6 +51,9 @@ class FrameworkFacts:
     export_targets: tuple[ExportTarget, ...]
     space_knobs: SpaceKnobs
     aliases: tuple[str, ...]
+    #: The main tuned modes, tried right after the defaults: a small search budget must
+    #: not decide the verdict by whether it happened to sample the graph compiler.
+    informed: tuple[dict[str, Any], ...] = ()
 
     def default_settings(self) -> TorchSettings | TFSettings:
         return self.settings_cls()
@@ -69,6 +72,7 @@ FACTS: dict[Framework, FrameworkFacts] = {
         export_targets=("native", "onnx", "litert", "aot", "executorch"),
         space_knobs=_torch_knobs,
         aliases=("torch", "pytorch", "pt"),
+        informed=({"mode": "compile"},),
     ),
     "tensorflow": FrameworkFacts(
         name="tensorflow",
@@ -79,6 +83,7 @@ FACTS: dict[Framework, FrameworkFacts] = {
         export_targets=("native", "onnx", "litert"),
         space_knobs=_tf_knobs,
         aliases=("tensorflow", "tf", "keras"),
+        informed=({"mode": "xla"},),
     ),
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,9 @@ def resolve_spec(name_or_file: str, zoo_dir: Path, import_dir: Path | None = Non
     zoo_file = zoo_dir / f"{name_or_file}.yaml"
     if zoo_file.exists():
         return load_spec_file(zoo_file)
+    names = zoo_names(zoo_dir)
+    close = difflib.get_close_matches(name_or_file.lower(), names, n=1, cutoff=0.6)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
     raise UnknownModelError(
-        f"'{name_or_file}' is neither a spec file nor a zoo model "
-        f"(zoo: {', '.join(zoo_names(zoo_dir))})"
+        f"'{name_or_file}' is neither a spec file nor a zoo model{hint} (zoo: {', '.join(names)})"
     )

@@ -166,6 +166,8 @@ def verdict(
     faster = FRAMEWORKS[0] if (va > vb if higher else va < vb) else FRAMEWORKS[1]
     ratio = max(va, vb) / min(va, vb)
     what = "throughput" if higher else "latency"
+    if a.contended or b.contended:
+        what += " (measured while the machine was busy: not a reliable ratio)"
     threshold = noise_threshold(*noise)
     if ratio < threshold:
         return Verdict(

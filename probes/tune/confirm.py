@@ -29,13 +29,13 @@ if TYPE_CHECKING:  # models.py holds a Confirmation: import its types for mypy o
     from probes.tune.models import FrameworkTuning, TrialSummary
 
 ROUNDS = 3
-CONFIRM_MEASURE = MeasureConfig(min_time_s=0.2, max_warmup_s=3.0)
 #: Two-sided 90% Student t quantiles by degrees of freedom (n rounds -> n - 1).
 T90 = {1: 6.314, 2: 2.920, 3: 2.353, 4: 2.132, 5: 2.015, 6: 1.943, 7: 1.895, 8: 1.860}
 Z90 = 1.645
 #: Log-space floor of one round's ratio spread: run-to-run CV of medians is 0.5-1.8% here.
 MIN_LOG_SD = 0.02
 NEAR_FASTEST = 1.25
+LEANER = 0.8  # a third candidate only if it needs <= 80% of the others' memory
 
 
 class Candidate(BaseModel):
@@ -114,11 +114,20 @@ class PairedRatio(BaseModel):
 
 def paired_ratio(a: CandidateRounds, b: CandidateRounds) -> PairedRatio | None:
     """``a`` (torch) against ``b`` (TensorFlow), round by round; None if < 1 pair."""
-    pairs = [
-        (x, y, fa or fb)
-        for x, y, fa, fb in zip(a.medians_s, b.medians_s, a.flagged, b.flagged, strict=True)
-        if x is not None and y is not None
-    ]
+    return ratio_of_rounds(
+        a.candidate.label,
+        b.candidate.label,
+        list(zip(a.medians_s, b.medians_s, a.flagged, b.flagged, strict=True)),
+    )
+
+
+Round = tuple[float | None, float | None, bool, bool]  # torch, TF, and their contention flags
+
+
+def ratio_of_rounds(torch_label: str, tf_label: str, rounds: list[Round]) -> PairedRatio | None:
+    """The paired ratio over rounds that have both values; contended rounds are left
+    out while at least two clean ones remain (and counted either way)."""
+    pairs = [(x, y, fa or fb) for x, y, fa, fb in rounds if x and y]
     clean = [p for p in pairs if not p[2]]
     used = clean if len(clean) >= 2 else pairs
     if not used:
@@ -129,8 +138,8 @@ def paired_ratio(a: CandidateRounds, b: CandidateRounds) -> PairedRatio | None:
     se = sd / math.sqrt(len(logs))
     half = T90.get(len(logs) - 1, Z90) * se if len(logs) > 1 else math.inf
     return PairedRatio(
-        torch=a.candidate.label,
-        tensorflow=b.candidate.label,
+        torch=torch_label,
+        tensorflow=tf_label,
         rounds=[math.exp(v) for v in logs],
         flagged_rounds=sum(f for _, _, f in used),
         ratio=math.exp(mean),
@@ -185,10 +194,11 @@ def confirm(
     candidates: list[Candidate],
     workload: Workload,
     rounds: int = ROUNDS,
-    measure: MeasureConfig = CONFIRM_MEASURE,
+    measure: MeasureConfig | None = None,
     say: Callable[[str], None] | None = None,
 ) -> Confirmation:
-    """Every candidate timed once per round, frameworks alternating, each a fresh probe."""
+    """Every candidate timed once per round, frameworks alternating, each a fresh probe
+    (with ``measure``, or the prober's own method)."""
     unique = list({c.key: c for c in candidates}.values())
     table = {c.key: CandidateRounds(candidate=c) for c in unique}
     total, done = rounds * len(unique), 0
@@ -221,7 +231,8 @@ def candidates_of(ft: FrameworkTuning, near: float = NEAR_FASTEST) -> list[Candi
         out.append(_from_trial(fw, ft.best, "fastest in search"))
         close = [t for t in ok if t.values and t.values[0] <= near * ft.best.values[0]]
         lean = min(close, key=lambda t: t.peak_rss_bytes or 0, default=None)
-        if lean is not None and lean.peak_rss_bytes:
+        known = [t.peak_rss_bytes for t in (ft.best, ft.default) if t and t.peak_rss_bytes]
+        if lean and lean.peak_rss_bytes and lean.peak_rss_bytes <= LEANER * min(known, default=0):
             out.append(_from_trial(fw, lean, f"lowest memory within {near:.2g}x of the fastest"))
     return list({c.key: c for c in out}.values())
 

@@ -56,6 +56,7 @@ class TrialSummary(BaseModel):
     throughput_sps: float | None
     peak_rss_bytes: int | None
     feasible: bool
+    contended: bool = Field(default=False, description="Timed while the machine was busy.")
 
 
 class FrameworkTuning(BaseModel):

@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from probes.errors import AdvisorError
 from probes.features import spec_features
+from probes.frameworks.facts import facts
 from probes.measure.environment import environment
 from probes.probe import Prober
 from probes.protocol import Framework, InferWorkload, ProbeResult, TrainWorkload
@@ -104,7 +105,8 @@ class FrameworkTuner:
             self.study.enqueue_trial(default, user_attrs={"source": "default"})
         queued = [default]
         if self.cfg.informed_starts and default is not None:
-            for params in informed_starts(default, self.space, environment().native_bf16):
+            modes = facts(self.fw).informed
+            for params in informed_starts(default, self.space, environment().native_bf16, modes):
                 if params not in queued:
                     self.study.enqueue_trial(params, user_attrs={"source": "informed"})
                     queued.append(params)
@@ -191,7 +193,15 @@ class FrameworkTuner:
         twin = self._finished_twin(params)
         if twin is not None:  # samplers revisit points; the budget is for distinct probes
             trial.set_user_attr("source", f"duplicate of #{twin.number}")
-            for k in ("reason", "median_s", "throughput_sps", "peak_rss_bytes", "constraints"):
+            copied = (
+                "reason",
+                "median_s",
+                "throughput_sps",
+                "peak_rss_bytes",
+                "constraints",
+                "contended",
+            )
+            for k in copied:
                 if k in twin.user_attrs:
                     trial.set_user_attr(k, twin.user_attrs[k])
             for key, value in zip(
@@ -225,6 +235,7 @@ class FrameworkTuner:
         trial.set_user_attr("median_s", median)
         trial.set_user_attr("throughput_sps", m.throughput_sps)
         trial.set_user_attr("peak_rss_bytes", peak)
+        trial.set_user_attr("contended", bool(m.contention and m.contention.flagged))
         trial.set_user_attr("result", result.model_dump(mode="json"))
         cfg = self.cfg
         over = {  # > 0 is infeasible; samplers read them through set_constraint

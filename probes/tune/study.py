@@ -91,11 +91,16 @@ def study_name(spec: ModelSpec, framework: Framework, cfg: TuneConfig, device: D
 
 
 def informed_starts(
-    default: dict[str, Any], space: dict[str, list[Any]], native_bf16: bool
+    default: dict[str, Any],
+    space: dict[str, list[Any]],
+    native_bf16: bool,
+    modes: tuple[dict[str, Any], ...] = (),
 ) -> list[dict[str, Any]]:
     """Points that domain knowledge says to try right after the defaults:
     - throughput rises with batch until memory runs out (Triton Model Analyzer's quick
       search starts from the same prior), so try the largest batch;
+    - the framework's graph compiler (``modes``: torch.compile, XLA) is the main tuned
+      mode, so a small budget always measures it;
     - on CPUs with native bf16 (AMX / AVX512-BF16) bf16 usually wins (PyTorch's CPU
       performance guide), so try it too.
     """
@@ -103,9 +108,13 @@ def informed_starts(
     if "batch" in space:
         base["batch"] = max(space["batch"])
     out = [base]
+    for mode in modes:
+        if all(k in space and v in space[k] for k, v in mode.items()):
+            out.append({**base, **mode})
     if native_bf16 and "bf16" in space.get("precision", []):
         out.append({**base, "precision": "bf16"})
-    return [p for p in out if p != default]
+    unique = [p for i, p in enumerate(out) if p not in out[:i]]
+    return [p for p in unique if p != default]
 
 
 def spent_probe(t: FrozenTrial) -> bool:
@@ -135,5 +144,6 @@ def summarize_trial(t: FrozenTrial) -> TrialSummary:
         median_s=t.user_attrs.get("median_s"),
         throughput_sps=t.user_attrs.get("throughput_sps"),
         peak_rss_bytes=t.user_attrs.get("peak_rss_bytes"),
+        contended=bool(t.user_attrs.get("contended")),
         feasible=all(c <= 0 for c in constraints_of(t)),
     )

@@ -16,11 +16,11 @@ from typing import Any, cast
 import numpy as np
 
 from probes.errors import AdvisorError, UnsupportedError
-from probes.frameworks import Backend
+from probes.frameworks import Backend, Step
 from probes.frameworks.facts import facts
-from probes.measure.contention import ContentionMeter
+from probes.measure.contention import Contention, ContentionMeter
 from probes.measure.memory import PeakSampler, maxrss_bytes, rss_bytes
-from probes.measure.timing import first_call, measure
+from probes.measure.timing import MeasureConfig, Timing, first_call, measure
 from probes.protocol import (
     ColdStartWorkload,
     InferWorkload,
@@ -46,6 +46,7 @@ from probes.weights import (
 from probes.worker.custom import run_custom_op
 from probes.worker.export import run_export
 
+CONTENTION_RETRIES = 2  # a contended timed loop is run again in-process, at most this often
 OOM_MARKERS = (
     "can't allocate memory",
     "out of memory",
@@ -141,9 +142,7 @@ def _measure(req: ProbeRequest, main_start: float) -> ProbeResult:
             step(), step()
     timing, contention = None, None
     if req.workload.kind != "cold":
-        with ContentionMeter() as meter:
-            timing = measure(step, req.measure, first_s)
-        contention = meter.result
+        timing, contention = _timed(step, req.measure, first_s)
     batch = getattr(req.workload, "batch", None)
     total = (t2_wall + first_s - req.spawn_time) if req.spawn_time else None
     phases = Phases(
@@ -174,6 +173,23 @@ def _measure(req: ProbeRequest, main_start: float) -> ProbeResult:
     if req.workload.kind == "peak" and timing:
         m.gflops_per_s = 2 * req.workload.n**3 / timing.median_s / 1e9
     return ProbeResult(status="ok", framework=req.framework, measurement=m)
+
+
+def _timed(step: Step, cfg: MeasureConfig, first_s: float) -> tuple[Timing, Contention | None]:
+    """The timing method, repeated in this process (no respawn, no recompile) while the
+    machine was contended, at most ``CONTENTION_RETRIES`` more times; the least
+    contended timing is kept, with its reading."""
+    best: tuple[Timing, Contention | None] | None = None
+    for _ in range(1 + CONTENTION_RETRIES):
+        with ContentionMeter() as meter:
+            timing = measure(step, cfg, first_s)
+        c = meter.result
+        if best is None or (c and best[1] and c.cpu_share > best[1].cpu_share):
+            best = (timing, c)
+        if c is None or not c.flagged or timing.stopped_early:
+            break
+    assert best is not None
+    return best
 
 
 def _failure(req: ProbeRequest, e: BaseException) -> ProbeResult:

@@ -34,6 +34,7 @@ from recommender.evidence.gatherer import (
     target_evidence,
 )
 from recommender.evidence.model import ConfigOption, Evidence, FrameworkEvidence
+from recommender.evidence.progress import ClockedRunner, WorkClock, stepped
 from recommender.knowledge.capabilities import load_matrix
 from recommender.knowledge.ecosystem import Ecosystem, load_ecosystem
 from recommender.questionnaire import Profile
@@ -72,13 +73,15 @@ def _search(spec: ModelSpec, p: Profile, g: Gatherer, prober: Prober, say: Say) 
 
 
 def _measured_options(
-    spec: ModelSpec, p: Profile, g: Gatherer, prober: Prober, say: Say
+    spec: ModelSpec, p: Profile, g: Gatherer, prober: Prober, say: Say, clock: WorkClock
 ) -> tuple[dict[Framework, list[ConfigOption]], list[str]]:
     """Measure mode: search, then paired rounds over each framework's candidates."""
-    rep = _search(spec, p, g, prober, say)
+    rep = _search(spec, p, g, prober, stepped(say, clock, "search"))
     by_fw = {ft.framework: ft for ft in rep.frameworks}
     cands = [c for ft in rep.frameworks for c in candidates_of(ft)]
-    conf = confirm(spec, prober, cands, InferWorkload(batch=p.batch), g.rounds, say=say)
+    clock.planned += g.rounds * (len(cands) - PLANNED_CANDIDATES)  # now known exactly
+    rounds_say = stepped(say, clock, "paired rounds")
+    conf = confirm(spec, prober, cands, InferWorkload(batch=p.batch), g.rounds, say=rounds_say)
     searched = {fw: search_sigma(by_fw.get(fw)) for fw in FRAMEWORKS}
     notes = [f"search: {g.trials} trials per framework; then {g.rounds} paired rounds"]
     for fw, s in searched.items():
@@ -88,6 +91,13 @@ def _measured_options(
                 f"configuration may exist (counted in the confidence as {s:.0%} on latency; "
                 "more --trials narrows it)"
             )
+    busy = sum(sum(c.flagged) for c in conf.candidates)
+    if busy:
+        notes.append(
+            f"{busy} of the paired probes ran while the machine was busy (contention "
+            "guard); their rounds are left out where two clean ones remain. Ask again on a "
+            "quiet machine to remove this caveat"
+        )
     return options_from_rounds(conf, searched), notes
 
 
@@ -121,25 +131,50 @@ def _cached_options(
     return out
 
 
+PLANNED_CANDIDATES = 4  # per round: a default and a best per framework, usually
+
+
+def _plan(p: Profile, g: Gatherer, exp: list[ExportTarget]) -> WorkClock:
+    """A clock for the probes measure mode plans: the search, the machine peak (two runs
+    per framework), the paired rounds, the training step and the exports."""
+    train = 2 if p.infer_share < 1 else 0
+    planned = 2 * g.trials + 4 + g.rounds * PLANNED_CANDIDATES + train + 2 * len(exp)
+    return WorkClock(planned=planned)
+
+
 def gather_measured(spec: ModelSpec, p: Profile, g: Gatherer, say: Say) -> Evidence:
     prober = g.prober()
     matrix, eco = load_matrix(), load_ecosystem()
     caveats: list[str] = []
+    targets = needed_targets(p)
+    exp_targets = export_targets(matrix, targets)
+    clock = WorkClock(planned=0)
     if g.mode == "measure":
-        options, notes = _measured_options(spec, p, g, prober, say)
+        clock = _plan(p, g, exp_targets)
+        prober.runner = ClockedRunner(prober.runner, clock)
+        say(
+            f"measuring {spec.name}: a {g.trials}-trial search per framework, "
+            f"{g.rounds} paired rounds, {'a training step, ' if p.infer_share < 1 else ''}"
+            f"exports ({', '.join(exp_targets)}); about {clock.planned} probes"
+        )
+        options, notes = _measured_options(spec, p, g, prober, say, clock)
     else:
         options, notes = _cached_options(spec, p, prober), [CACHED_NOTE]
     caveats += notes
     train: dict[Framework, ProbeResult | None] = {}
     if p.infer_share < 1:
         for fw in FRAMEWORKS:
-            say(f"{fw}: training step at default settings")
+            stepped(say, clock, "training")(f"{fw}: training step at default settings")
             train[fw] = _timing(prober.probe(spec, fw, TrainWorkload(batch=max(8, p.batch))))
         caveats.append("training time is at default settings (inference is tuned)")
-    targets = needed_targets(p)
-    exp_targets = export_targets(matrix, targets)
-    say(f"exports: {', '.join(exp_targets)}")
-    exports = check_exports(spec, prober, targets=exp_targets, measure=EXPORT_MEASURE)
+    stepped(say, clock, "exports")(f"{', '.join(exp_targets)}")
+    exports = check_exports(
+        spec,
+        prober,
+        targets=exp_targets,
+        measure=EXPORT_MEASURE,
+        progress=stepped(say, clock, "exports"),
+    )
     has_custom = any(n.op == "custom" for n in build_graph(spec).nodes)
     custom = None
     if has_custom and p.weights["custom_ops"] > 0:

@@ -81,6 +81,12 @@ class ProfileVerdict(BaseModel):
     caveats: list[str] = Field(
         default_factory=list, description="The recommendation's caveats, e.g. GPU not measured."
     )
+    assumed: dict[str, str] = Field(
+        default_factory=dict, description="The configuration each framework is assumed to run."
+    )
+    latency_ratio: list[float] | None = Field(
+        default=None, description="torch/TF latency of those configurations: [ratio, lo, hi]."
+    )
 
 
 class ModelOutcome(BaseModel):

@@ -111,7 +111,7 @@ def _row(
     big_ms, big_iqr = _timing_ms(big.best_result)
     sps = batch / (big_ms / 1e3) if big_ms else None
     sps_iqr = sps * big_iqr / big_ms if sps and big_iqr and big_ms else None
-    eff = flops * sps / 1e9 / peak if sps and peak and flops else None
+    eff = min(1.0, flops * sps / 1e9 / peak) if sps and peak and flops else None
     default = b1.default.median_s if b1.default and b1.default.median_s else None
     trials = [p for t in b1.history if (p := _point(t))]
     spent = [t for t in b1.history if _spent(t)]
@@ -314,7 +314,7 @@ class ZooRunner:
             )
         b1, big = reports[1], reports[batches[-1]]
         rows = [
-            _row(f1, fb, batches[-1], a.flops, self.peak)
+            _row(f1, fb, batches[-1], a.flops, self.prober.machine_peak_gflops(device))
             for f1, fb in zip(b1.frameworks, big.frameworks, strict=True)
         ]
         verdicts = []
@@ -340,6 +340,14 @@ class ZooRunner:
                     summary=rec.summary,
                     vetoes=[f"{v.framework}: {v.constraint} ({v.reason})" for v in rec.vetoes],
                     caveats=list(rec.caveats),
+                    assumed=dict(rec.assumed),
+                    latency_ratio=[
+                        rec.latency_ratio.ratio,
+                        rec.latency_ratio.lo,
+                        rec.latency_ratio.hi,
+                    ]
+                    if rec.latency_ratio
+                    else None,
                 )
             )
         matrix = load_matrix()

@@ -119,7 +119,7 @@ def cmd_probe(args: argparse.Namespace, settings: Settings, spec: ModelSpec) -> 
         if not args.json:
             print(label, file=sys.stderr, flush=True)
 
-    report = run_probes(spec, prober, fws, workloads, chosen, args.device, say)
+    report = run_probes(spec, prober, fws, workloads, chosen, args.device, say, args.rounds)
     rows = report.rows
     print(report.model_dump_json(indent=2) if args.json else probe_render.render(report))
     if prober.from_store and not args.json:
@@ -177,4 +177,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=600.0, help="per probe, seconds")
     p.add_argument("--memory-mb", type=int, default=None, help="per probe RSS cap")
     p.add_argument("--fresh", action="store_true", help="ignore stored results")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="paired rounds: torch and TF alternate, and each comparison is the mean of "
+        "the per-round ratios with its 90%% interval (default: 3; 1 = one probe each)",
+    )
     return p

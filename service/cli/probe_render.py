@@ -25,12 +25,13 @@ def _row_cells(r: ProbeRow) -> list[str]:
         ]
     t = m.timing
     mem = m.memory.peak_rss_bytes / 2**20 if m.memory else None
+    busy = "~" if m.contention and m.contention.flagged else ""
     return [
         r.workload,
         str(r.batch),
         r.framework,
         r.settings,
-        _ms(t.median_s) if t else _ms(m.phases.total_s),
+        (_ms(t.median_s) if t else _ms(m.phases.total_s)) + busy,
         _ms(t.p90_s) if t else "-",
         _ms(t.p99_s) if t else "-",
         f"{100 * t.iqr_s / t.median_s:.0f}%{'!' if t.noisy else ''}" if t else "-",
@@ -47,7 +48,8 @@ def render(report: ProbeReport) -> str:
         f"{report.model} {report.input_shapes} on {env.cpu_model}, "
         f"{env.cores_available} cores; peak {report.machine_peak_gflops or 0:.0f} GFLOP/s"
     )
-    rows = [_row_cells(r) for r in report.rows]
+    rounds = max((r.round for r in report.rows), default=1)
+    rows = [[*_row_cells(r), str(r.round)] for r in report.rows]
     body = table(
         [
             "workload",
@@ -62,6 +64,7 @@ def render(report: ProbeReport) -> str:
             "first ms",
             "mem MiB",
             "eff",
+            "round",
         ],
         rows,
         align_right=tuple(range(4, 12)),
@@ -74,7 +77,9 @@ def render(report: ProbeReport) -> str:
     verdicts = [f"  {c.workload} b={c.batch}: {c.note}" for c in report.comparisons]
     legend = (
         "cold: median column is spawn->first result; IQR '!' = noisy (>10% of median); "
-        "mem = peak RSS above the post-import baseline"
+        "'~' = measured while the machine was contended (see contention in --json); "
+        "mem = peak RSS above the post-import baseline; eff = achieved / machine peak; "
+        f"comparisons pair the {rounds} round(s) (torch/TF per round)"
     )
     return "\n".join([head, body, *failures, *verdicts, legend])
 

@@ -77,9 +77,15 @@ def render(r: Recommendation) -> str:
     rows.append(("utility", "", *("" for _ in fws), *(f"{r.utilities[fw]:.3f}" for fw in fws)))
     heads = ["criterion", "weight", *(f"{NAMES[f]} score" for f in fws)]
     heads += [f"{NAMES[f]} contrib" for f in fws]
-    lines = [
-        f"{r.model} ({r.mode} mode): {r.summary}",
-        "",
+    lines = [f"{r.model} ({r.mode} mode): {r.summary}", ""]
+    if r.assumed:
+        lines.append(
+            "assumed configurations: "
+            + "; ".join(f"{NAMES[fw]} {cfg}" for fw, cfg in r.assumed.items())
+        )
+    if r.latency_ratio:
+        lines.append(f"torch/TF latency: {r.latency_ratio.text()}")
+    lines += [
         table(heads, rows, align_right=tuple(range(1, len(heads)))),
         "",
         "evidence per criterion:",

@@ -57,7 +57,7 @@ def _probe(req: ProbeJob, settings: ServiceSettings, say: Progress) -> BaseModel
     timeout = min(req.timeout_s, settings.probe_timeout_s)
     prober = _prober(settings, req.min_time_s, timeout, None)
     work = workloads_for(list(req.workloads), req.batches, "sgd")
-    return run_probes(spec, prober, fws, work, chosen, "cpu", say)
+    return run_probes(spec, prober, fws, work, chosen, "cpu", say, req.rounds)
 
 
 def _tune(req: TuneJob, settings: ServiceSettings, say: Progress) -> BaseModel:

@@ -122,6 +122,7 @@ class ProbeJob(ModelRef):
     )
     min_time_s: float = Field(default=0.5, ge=0.05, le=30)
     timeout_s: float = Field(default=300, gt=0, le=3600, description="Per probe.")
+    rounds: int = Field(default=3, ge=1, le=10, description="Paired rounds (torch, TF, …).")
 
     def preflight(self, settings: Settings) -> None:
         self.resolve(settings, max(self.batches))
