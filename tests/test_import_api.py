@@ -73,3 +73,17 @@ def test_api_spec_may_not_name_a_weights_file(tmp_path: Path) -> None:
     resp = _client(tmp_path).post("/v1/recommendations", json={"spec": spec, "mode": "predict"})
     assert resp.status_code == 422
     assert "cannot name a weights file" in resp.get_data(as_text=True)
+
+
+def test_web_form_takes_an_uploaded_model(tmp_path: Path) -> None:
+    import io
+
+    client = _client(tmp_path)
+    page = client.get("/").get_data(as_text=True)
+    assert 'type="file"' in page and 'enctype="multipart/form-data"' in page
+    form = {"mode": "predict", "model_file": (io.BytesIO(_onnx()), "tiny.onnx")}
+    resp = client.post("/recommend", data=form, content_type="multipart/form-data")
+    assert resp.status_code == 200, resp.get_data(as_text=True)[:500]
+    bad = {"mode": "predict", "model_file": (io.BytesIO(b"junk"), "x.onnx")}
+    resp = client.post("/recommend", data=bad, content_type="multipart/form-data")
+    assert resp.status_code == 422 and "not a valid ONNX file" in resp.get_data(as_text=True)

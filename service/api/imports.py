@@ -37,27 +37,15 @@ class ImportedModel(BaseModel):
     spec: ModelSpec = Field(description="The neutral spec (its weights stay on the server).")
 
 
-@bp.op(
-    "/v1/imports",
-    "POST",
-    "Upload a .onnx or .keras file (raw body); returns the imported spec and its id.",
-    responses={201: ImportedModel},
-    query=ImportQuery,
-    problems=(400, 413, 415),
-)
-def upload(query: ImportQuery) -> Reply:
+def import_bytes(data: bytes, fmt: str, name: str) -> ImportedModel:
+    """Import an uploaded file (cached by content); refusals become 422 problems."""
     settings = ctx().settings
-    request.max_content_length = settings.max_upload_bytes
-    if request.mimetype != "application/octet-stream":
-        found = request.mimetype or "none"
-        raise ApiProblem("unsupported_media_type", f"send application/octet-stream ({found})")
-    data = request.get_data(cache=False)  # 413 past max_upload_bytes
     if not data:
         raise ApiProblem("bad_request", "the body is empty: send the model file")
     digest = hashlib.sha256(data).hexdigest()
     uploads = settings.data_dir / "uploads" / digest
     uploads.mkdir(parents=True, exist_ok=True)
-    path = uploads / f"{query.name}.{query.format}"
+    path = uploads / f"{name}.{fmt}"
     if not path.exists():
         path.write_bytes(data)
     try:
@@ -72,14 +60,29 @@ def upload(query: ImportQuery) -> Reply:
         err = FieldError(path="body", message=e.message, code=e.code)
         raise ApiProblem("validation_failed", e.message, errors=[err]) from None
     a = analyze(build_graph(res.spec))
-    shown = res.spec.model_copy(update={"weights": None})
-    model = ImportedModel(
+    return ImportedModel(
         id=res.spec_file.parent.name,
         name=res.spec.name,
         nodes=len(res.spec.nodes),
         params=a.params,
         flops=a.flops,
         input_shapes=a.input_shapes,
-        spec=shown,
+        spec=res.spec.model_copy(update={"weights": None}),
     )
-    return Reply(model, 201)
+
+
+@bp.op(
+    "/v1/imports",
+    "POST",
+    "Upload a .onnx or .keras file (raw body); returns the imported spec and its id.",
+    responses={201: ImportedModel},
+    query=ImportQuery,
+    problems=(400, 413, 415),
+)
+def upload(query: ImportQuery) -> Reply:
+    request.max_content_length = ctx().settings.max_upload_bytes
+    if request.mimetype != "application/octet-stream":
+        found = request.mimetype or "none"
+        raise ApiProblem("unsupported_media_type", f"send application/octet-stream ({found})")
+    data = request.get_data(cache=False)  # 413 past max_upload_bytes
+    return Reply(import_bytes(data, query.format, query.name), 201)
