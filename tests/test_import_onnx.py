@@ -50,7 +50,7 @@ EXPECT = {
     "cnn_dynamo": ({"conv2d", "batch_norm", "max_pool2d", "dense"}, 570),
     "lstm_tagger": ({"embedding", "lstm", "dense"}, 800 + 4 * 12 * (16 + 12 + 1) + 65),
     "gru_classifier": ({"gru", "dense"}, 3 * 10 * (6 + 10 + 2) + 33),
-    "unet": ({"conv2d", "conv_transpose2d", "upsample2d", "concat", "sigmoid"}, 3556),
+    "unet": ({"conv2d", "conv_transpose2d", "upsample2d", "concat", "sigmoid"}, 4132),
     "mlp_ts": ({"dense", "layer_norm", "gelu"}, 868),
     "norms_ts": ({"affine", "custom", "add", "relu"}, 300),
     "encoder_ts": (

@@ -97,3 +97,16 @@ AFFINE = [
 def test_affine_parity(mode: str, runner: SubprocessRunner) -> None:
     report = check_parity(make_spec(AFFINE), runner, mode=mode)  # type: ignore[arg-type]
     assert report.passed, report.model_dump()
+
+
+BILINEAR = [
+    {"id": "c", "op": "conv2d", "inputs": ["x"], "params": {"filters": 3, "kernel": 3}},
+    {"id": "up", "op": "upsample2d", "inputs": ["c"], "params": {"scale": 2, "mode": "bilinear"}},
+    {"id": "up3", "op": "upsample2d", "inputs": ["up"], "params": {"scale": 3, "mode": "bilinear"}},
+]
+
+
+@pytest.mark.parametrize("mode", ["forward", "train_step"])
+def test_bilinear_upsample_parity(mode: str, runner: SubprocessRunner) -> None:
+    report = check_parity(make_spec(BILINEAR), runner, mode=mode)  # type: ignore[arg-type]
+    assert report.passed, report.model_dump()

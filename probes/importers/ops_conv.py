@@ -212,8 +212,13 @@ def _reduce(ctx: Ctx, attrs: dict[str, Any], ins: Ins, mx: bool) -> Act:
 def resize(ctx: Ctx, attrs: dict[str, Any], ins: Ins, name: str) -> list[Value]:
     a = ctx.act(ins[0])
     mode = attrs.get("mode", "nearest")
-    if mode != "nearest" or len(a.shape) != 3:
-        raise Unsupported(f"Resize mode '{mode}' (nearest on [C, H, W] only)")
+    coords = attrs.get("coordinate_transformation_mode", "half_pixel")
+    if len(a.shape) != 3 or mode not in ("nearest", "linear"):
+        raise Unsupported(f"Resize mode '{mode}' (nearest or linear on [C, H, W] only)")
+    if mode == "linear" and coords not in ("half_pixel", "pytorch_half_pixel"):
+        raise Unsupported(f"linear Resize with coordinate_transformation_mode={coords}")
+    if mode == "nearest" and coords not in ("asymmetric", "half_pixel", "pytorch_half_pixel"):
+        raise Unsupported(f"nearest Resize with coordinate_transformation_mode={coords}")
     scales = None
     for v in ins[1:]:
         if isinstance(v, np.ndarray) and v.size == 4 and v.dtype.kind == "f":
@@ -222,7 +227,8 @@ def resize(ctx: Ctx, attrs: dict[str, Any], ins: Ins, name: str) -> list[Value]:
             scales = [float(o) / float(i) for o, i in zip(v, (1, *a.shape), strict=True)]
     if scales is None or scales[2] != scales[3] or scales[2] != int(scales[2]) or scales[1] != 1:
         raise Unsupported(f"Resize scales {scales} (an equal integer factor on H and W)")
-    return [ctx.emit("upsample2d", [a], {"scale": int(scales[2])})]
+    spec_mode = "bilinear" if mode == "linear" else "nearest"
+    return [ctx.emit("upsample2d", [a], {"scale": int(scales[2]), "mode": spec_mode})]
 
 
 @converter("ConvTranspose")

@@ -218,7 +218,7 @@ def _layer(node: GraphNode, ins: list[Tensor]) -> tuple[Any, keras.layers.Layer 
         "dropout": lambda: keras.layers.Dropout(p.rate, name=node.id),
         "flatten": lambda: keras.layers.Flatten(name=node.id),
         "upsample2d": lambda: keras.layers.UpSampling2D(
-            p.scale, interpolation="nearest", name=node.id
+            p.scale, interpolation=p.mode, name=node.id
         ),
         "reshape": lambda: keras.layers.Reshape(tuple(node.out.shape), name=node.id),
         "permute": lambda: keras.layers.Permute(tuple(d + 1 for d in p.dims), name=node.id),

@@ -190,7 +190,11 @@ def _module(node: GraphNode, ins: list[Any]) -> nn.Module:
         "lstm": lambda: Recurrent(nn.LSTM, x.shape[1], p),
         "gru": lambda: Recurrent(nn.GRU, x.shape[1], p),
         "self_attention": lambda: SelfAttention(x.shape[1], x.shape[0], p),
-        "upsample2d": lambda: nn.Upsample(scale_factor=p.scale, mode="nearest"),
+        "upsample2d": lambda: nn.Upsample(
+            scale_factor=p.scale,
+            mode=p.mode,
+            **({"align_corners": False} if p.mode == "bilinear" else {}),
+        ),
         "add": lambda: Lambda("add"),
         "multiply": lambda: Lambda("multiply"),
         "flatten": lambda: Lambda("flatten"),
