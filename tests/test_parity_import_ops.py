@@ -6,6 +6,7 @@ import pytest
 
 from probes.checks.parity import check_parity
 from probes.runners.local import SubprocessRunner
+from probes.spec import ModelSpec
 from tests.conftest import make_spec
 
 UPCONV = [
@@ -31,13 +32,6 @@ def test_conv_transpose2d_shapes() -> None:
     g = build_graph(make_spec(UPCONV))
     assert g.tensors["up1"].shape == (5, 12, 12)  # (6-1)*2 - 2 + 3 + 1
     assert g.tensors["up2"].shape == (2, 24, 14)
-
-
-@pytest.mark.parametrize("mode", ["forward", "train_step"])
-def test_conv_transpose2d_parity(mode: str, runner: SubprocessRunner) -> None:
-    report = check_parity(make_spec(UPCONV), runner, mode=mode)  # type: ignore[arg-type]
-    assert report.passed, report.model_dump()
-    assert report.compared[0].max_abs_value > 1e-2
 
 
 ATTN = [  # a batch-first attention core: scores, softmax, weighted sum, then the first token
@@ -72,13 +66,6 @@ def test_matmul_and_slice_shapes() -> None:
     assert g.tensors["mid"].shape == (2, 2)
 
 
-@pytest.mark.parametrize("mode", ["forward", "train_step"])
-def test_matmul_slice_parity(mode: str, runner: SubprocessRunner) -> None:
-    spec = make_spec(ATTN, inputs=[{"name": "x", "shape": [6, 8]}])
-    report = check_parity(spec, runner, mode=mode)  # type: ignore[arg-type]
-    assert report.passed, report.model_dump()
-
-
 AFFINE = [
     {"id": "c", "op": "conv2d", "inputs": ["x"], "params": {"filters": 4, "kernel": 3}},
     {"id": "ls", "op": "affine", "inputs": ["c"], "params": {"shape": [4, 1, 1]}},
@@ -93,12 +80,6 @@ AFFINE = [
 ]
 
 
-@pytest.mark.parametrize("mode", ["forward", "train_step"])
-def test_affine_parity(mode: str, runner: SubprocessRunner) -> None:
-    report = check_parity(make_spec(AFFINE), runner, mode=mode)  # type: ignore[arg-type]
-    assert report.passed, report.model_dump()
-
-
 BILINEAR = [
     {"id": "c", "op": "conv2d", "inputs": ["x"], "params": {"filters": 3, "kernel": 3}},
     {"id": "up", "op": "upsample2d", "inputs": ["c"], "params": {"scale": 2, "mode": "bilinear"}},
@@ -106,7 +87,32 @@ BILINEAR = [
 ]
 
 
+def _rename(nodes: list[dict[str, object]], prefix: str, src: str) -> list[dict[str, object]]:
+    ids = {str(n["id"]) for n in nodes}
+    out = []
+    for n in nodes:
+        ins = [f"{prefix}{i}" if i in ids else src for i in n["inputs"]]  # type: ignore[attr-defined]
+        out.append({**n, "id": f"{prefix}{n['id']}", "inputs": ins})
+    return out
+
+
+def combined_spec() -> ModelSpec:
+    """Every new op in one two-input model: one parity run covers them all."""
+    nodes = [
+        *_rename(UPCONV, "u_", "img"),
+        *_rename(AFFINE, "a_", "img"),
+        *_rename(BILINEAR, "b_", "img"),
+        *_rename(ATTN, "m_", "seq"),
+    ]
+    inputs = [{"name": "img", "shape": [3, 8, 8]}, {"name": "seq", "shape": [6, 8]}]
+    outs = ["u_up2", "a_both", "b_up3", "m_out"]
+    return make_spec(nodes, inputs=inputs, outputs=outs)
+
+
 @pytest.mark.parametrize("mode", ["forward", "train_step"])
-def test_bilinear_upsample_parity(mode: str, runner: SubprocessRunner) -> None:
-    report = check_parity(make_spec(BILINEAR), runner, mode=mode)  # type: ignore[arg-type]
+def test_new_ops_parity(mode: str, runner: SubprocessRunner) -> None:
+    report = check_parity(combined_spec(), runner, mode=mode)  # type: ignore[arg-type]
     assert report.passed, report.model_dump()
+    if mode == "forward":
+        assert len(report.compared) == 4
+        assert all(c.max_abs_value > 1e-2 for c in report.compared)
