@@ -94,6 +94,7 @@ def cmd_tune(args: argparse.Namespace, settings: Settings, spec: ModelSpec) -> i
         memory_budget_mb=args.memory_budget_mb,
         latency_slo_ms=args.slo_ms,
         warm_start=not args.no_warm_start,
+        confirm_rounds=args.confirm_rounds,
     )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     storage = args.storage or f"sqlite:///{settings.data_dir.resolve()}/optuna.sqlite3"
@@ -144,4 +145,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--memory-mb", type=int, default=None, help="per-probe RSS cap")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--no-warm-start", action="store_true")
+    p.add_argument(
+        "--confirm-rounds",
+        type=int,
+        default=3,
+        help="paired rounds (torch, TF alternating) over each framework's default and best "
+        "that decide the verdicts (default: 3; 0: compare the searches' own figures)",
+    )
     return p
