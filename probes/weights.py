@@ -94,6 +94,16 @@ def make_inputs(graph: SpecGraph, batch: int, seed: int = 0) -> dict[str, np.nda
     return arrays
 
 
+def make_targets(graph: SpecGraph, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random regression targets for every output (neutral layout), for the training step
+    of parity, timing and the custom-op probe; the parent and the workers draw the same."""
+    rng = np.random.default_rng([seed, 0x7A6])
+    return {
+        out: rng.standard_normal((batch, *graph.tensors[out].shape)).astype(np.float32)
+        for out in graph.spec.outputs
+    }
+
+
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:

@@ -19,7 +19,9 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
     settings = settings or ServiceSettings()
     app = Flask(__name__, template_folder="web/templates")
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
-    app.extensions[EXTENSION] = AppContext(settings, JobStore(settings.job_db_url()))
+    app.extensions[EXTENSION] = AppContext(
+        settings, JobStore(settings.job_db_url(), tolerate_damage=True)
+    )
     blueprints = (health.bp, models.bp, imports.bp, recommendations.bp, jobs.bp, docs.bp, views.bp)
     for bp in blueprints:
         app.register_blueprint(bp)

@@ -101,14 +101,23 @@ def test_probe_json_side_by_side(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FWADVISOR_DATA_DIR", str(tmp_path))
-    code, out, _ = run(capsys, "probe", "mlp", "--batch", "4", "--min-time", "0.05", "--json")
+    args = ["probe", "mlp", "--batch", "4", "--min-time", "0.05", "--rounds", "2"]
+    code, out, _ = run(capsys, *args, "--json")
     data = json.loads(out)
-    assert code == 0 and len(data["rows"]) == 2 and data["machine_peak_gflops"] > 0
-    assert {r["framework"] for r in data["rows"]} == {"torch", "tensorflow"}
+    assert code == 0 and len(data["rows"]) == 4 and data["machine_peak_gflops"] > 0
+    assert [(r["round"], r["framework"]) for r in data["rows"]] == [
+        (1, "torch"),
+        (1, "tensorflow"),
+        (2, "tensorflow"),  # the first framework alternates by round
+        (2, "torch"),
+    ]
     assert all(r["result"]["measurement"]["timing"]["iterations"] >= 10 for r in data["rows"])
-    assert [c["faster"] in ("torch", "tensorflow") for c in data["comparisons"]] == [True]
-    code, out, _ = run(capsys, "probe", "mlp", "--batch", "4", "--min-time", "0.05")
-    assert code == 0 and "samples/s" in out and "faster" in out
+    assert all("contention" in r["result"]["measurement"] for r in data["rows"])
+    (c,) = data["comparisons"]
+    assert c["rounds"] == 2 and c["lo"] <= c["hi"] and "interval" in c["note"]
+    assert c["faster"] in ("torch", "tensorflow", None)  # None: a tie within the interval
+    code, out, _ = run(capsys, *args)
+    assert code == 0 and "samples/s" in out and "90% interval" in out
     assert (tmp_path / "results.sqlite").exists()
 
 

@@ -21,7 +21,7 @@ from service.cli.main import main
 def _model(
     nodes: list[onnx.NodeProto],
     inits: list[TensorProto],
-    out_shape: list[int],
+    out_shape: list[int | str],
     in_shape: list[int | str] | None = None,
     opset: int = 17,
     extra_opsets: list[onnx.OperatorSetIdProto] | None = None,

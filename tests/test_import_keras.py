@@ -11,6 +11,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,7 +70,7 @@ def _archive(path: Path, config: dict[str, object], extra: dict[str, bytes] | No
     return path
 
 
-def _seq(*layers: dict[str, object], shape: list[object] | None = None) -> dict[str, object]:
+def _seq(*layers: dict[str, Any], shape: list[object] | None = None) -> dict[str, object]:
     inp = {"class_name": "InputLayer", "config": {"batch_shape": shape or [None, 4], "name": "in"}}
     return {"class_name": "Sequential", "config": {"name": "m", "layers": [inp, *layers]}}
 

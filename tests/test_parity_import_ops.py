@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from probes.checks.parity import check_parity
@@ -9,7 +11,7 @@ from probes.runners.local import SubprocessRunner
 from probes.spec import ModelSpec
 from tests.conftest import make_spec
 
-UPCONV = [
+UPCONV: list[dict[str, Any]] = [
     {"id": "c", "op": "conv2d", "inputs": ["x"], "params": {"filters": 4, "kernel": 3}},
     {
         "id": "up1",
@@ -34,7 +36,8 @@ def test_conv_transpose2d_shapes() -> None:
     assert g.tensors["up2"].shape == (2, 24, 14)
 
 
-ATTN = [  # a batch-first attention core: scores, softmax, weighted sum, then the first token
+# a batch-first attention core: scores, softmax, weighted sum, then the first token
+ATTN: list[dict[str, Any]] = [
     {"id": "q", "op": "reshape", "inputs": ["x"], "params": {"shape": [6, 2, 4]}},
     {"id": "qh", "op": "permute", "inputs": ["q"], "params": {"dims": [1, 0, 2]}},
     {"id": "kt", "op": "permute", "inputs": ["q"], "params": {"dims": [1, 2, 0]}},
@@ -66,7 +69,7 @@ def test_matmul_and_slice_shapes() -> None:
     assert g.tensors["mid"].shape == (2, 2)
 
 
-AFFINE = [
+AFFINE: list[dict[str, Any]] = [
     {"id": "c", "op": "conv2d", "inputs": ["x"], "params": {"filters": 4, "kernel": 3}},
     {"id": "ls", "op": "affine", "inputs": ["c"], "params": {"shape": [4, 1, 1]}},
     {
@@ -80,18 +83,18 @@ AFFINE = [
 ]
 
 
-BILINEAR = [
+BILINEAR: list[dict[str, Any]] = [
     {"id": "c", "op": "conv2d", "inputs": ["x"], "params": {"filters": 3, "kernel": 3}},
     {"id": "up", "op": "upsample2d", "inputs": ["c"], "params": {"scale": 2, "mode": "bilinear"}},
     {"id": "up3", "op": "upsample2d", "inputs": ["up"], "params": {"scale": 3, "mode": "bilinear"}},
 ]
 
 
-def _rename(nodes: list[dict[str, object]], prefix: str, src: str) -> list[dict[str, object]]:
+def _rename(nodes: list[dict[str, Any]], prefix: str, src: str) -> list[dict[str, Any]]:
     ids = {str(n["id"]) for n in nodes}
     out = []
     for n in nodes:
-        ins = [f"{prefix}{i}" if i in ids else src for i in n["inputs"]]  # type: ignore[attr-defined]
+        ins = [f"{prefix}{i}" if i in ids else src for i in n["inputs"]]
         out.append({**n, "id": f"{prefix}{n['id']}", "inputs": ins})
     return out
 

@@ -11,6 +11,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 from wsgiref.util import setup_testing_defaults
 
 import optuna
@@ -38,7 +39,7 @@ def run(
     tmp_path: Path, runner: FakeRunner, name: str = "lenet5", store: bool = False, **cfg: object
 ) -> object:
     prober = Prober(runner, ResultStore(tmp_path / "r.sqlite") if store else None)
-    config = TuneConfig(**{"n_trials": 12, "seed": 1, **cfg})  # type: ignore[arg-type]
+    config = TuneConfig(**{"n_trials": 12, "seed": 1, **cfg})
     return tune(zoo_spec(name), config, prober, url(tmp_path))
 
 
@@ -312,8 +313,8 @@ def test_real_tuning_tiny_model(tmp_path: Path) -> None:
 
 
 def test_informed_starts_follow_the_default() -> None:
-    space = {"precision": ["fp32", "bf16"], "batch": [1, 8, 32]}
-    default = {"precision": "fp32", "batch": 1}
+    space: dict[str, list[Any]] = {"precision": ["fp32", "bf16"], "batch": [1, 8, 32]}
+    default: dict[str, Any] = {"precision": "fp32", "batch": 1}
     assert informed_starts(default, space, native_bf16=False) == [
         {"precision": "fp32", "batch": 32}
     ]

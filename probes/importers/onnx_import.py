@@ -199,26 +199,14 @@ def convert_graph(
         ctx.values[t.name] = numpy_helper.to_array(t)
     inputs = _inputs(graph, ctx, input_shapes)
     nodes = fuse(list(graph.node), graph)
-    for node in nodes:
-        for used in node.input:
-            ctx.consumers[used] = ctx.consumers.get(used, 0) + 1
-    for o in graph.output:
-        ctx.consumers[o.name] = ctx.consumers.get(o.name, 0) + 1
+    used = [*(u for node in nodes for u in node.input), *(o.name for o in graph.output)]
+    for u in used:
+        ctx.consumers[u] = ctx.consumers.get(u, 0) + 1
     failed: list[tuple[str, str, str]] = []
     run_nodes(ctx, nodes, failed)
     if failed:
         raise UnsupportedOpsError(failed)
-    outputs = []
-    for o in graph.output:
-        v = ctx.values.get(o.name)
-        if not isinstance(v, Act):
-            raise ImportRefusedError(
-                f"output '{o.name}' is a constant, not computed from the inputs"
-            )
-        a = ctx.canonical(v)
-        if a.ref in {i["name"] for i in inputs}:
-            raise ImportRefusedError(f"output '{o.name}' is a model input passed through")
-        outputs.append(a.ref)
+    outputs = [_output(ctx, o.name, inputs) for o in graph.output]
     for i in inputs:
         del i["onnx"]
         if i["dtype"] == "int64":
@@ -237,6 +225,16 @@ def convert_graph(
         "input_dtypes": [_np_dtype(graph, i) for i in _real_inputs(graph)],
     }
     return simplify(Imported(spec, ctx.weights, ctx.tensors, extra))
+
+
+def _output(ctx: Ctx, name: str, inputs: list[dict[str, Any]]) -> str:
+    v = ctx.values.get(name)
+    if not isinstance(v, Act):
+        raise ImportRefusedError(f"output '{name}' is a constant, not computed from the inputs")
+    a = ctx.canonical(v)
+    if a.ref in {i["name"] for i in inputs}:
+        raise ImportRefusedError(f"output '{name}' is a model input passed through")
+    return a.ref
 
 
 def _real_inputs(graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:

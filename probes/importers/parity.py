@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
-from probes.checks.parity import RTOL, ArrayDiff, compare
+from probes.checks.parity import RTOL, compare
+from probes.payloads import ArrayDiff, ForwardData
 from probes.protocol import FRAMEWORKS, ForwardWorkload, ProbeRequest
-from probes.runners.local import ProbeRunner
+from probes.runners.base import ProbeRunner
 from probes.spec import ModelSpec, build_graph
 from probes.weights import load_npz, make_inputs, save_npz
 
@@ -112,7 +113,10 @@ def three_way_parity(
             if r.status != "ok":
                 failures[r.framework] = f"{r.status}: {r.reason}"
                 continue
-            data = load_npz(Path(tmp) / str(r.data["outputs_file"]))
+            if not isinstance(r.data, ForwardData):
+                failures[r.framework] = "the worker returned no forward outputs"
+                continue
+            data = load_npz(Path(tmp) / r.data.outputs_file)
             outs[r.framework] = [data[o] for o in spec.outputs]
     compared = []
     for i, a in enumerate(SIDES):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from probes.errors import SpecError
 
@@ -61,6 +61,16 @@ class ModelSpec(BaseModel):
     weights: WeightsRef | None = Field(
         default=None, description="Imported weights; None: seeded random weights."
     )
+
+    @field_validator("nodes", mode="before")
+    @classmethod
+    def _node_count(cls, nodes: Any, info: ValidationInfo) -> Any:
+        """Count before building: a caller that passes ``context={"max_nodes": N}``
+        (the API) refuses a 10,000-node spec without validating 10,000 nodes."""
+        limit = (info.context or {}).get("max_nodes")
+        if isinstance(limit, int) and isinstance(nodes, list) and len(nodes) > limit:
+            raise ValueError(f"spec has {len(nodes)} nodes; the limit is {limit}")
+        return nodes
 
     def resized(self, size: str | None) -> ModelSpec:
         """Return a copy whose input shapes are the named size preset (None/"default": as is)."""

@@ -35,6 +35,8 @@ from service.cli import probe as probe_cmd
 from service.cli import recommend as recommend_cmd
 from service.cli import tune as tune_cmd
 from service.cli import zoo as zoo_cmd
+from service.cli.errors import Parser, run
+from service.cli.options import positive_int
 from service.cli.render import si, table
 from service.schemas import ModelList, ModelSummary, ParitySummary
 from service.settings import ServiceSettings
@@ -165,7 +167,9 @@ def cmd_parity(args: argparse.Namespace, settings: Settings) -> int:
             align_right=(4, 5, 6),
         )
         parts.append(
-            text + f"\n{sum(r.passed for r in reports)}/{len(reports)} passed "
+            text
+            + "".join(f"\nnote: {r.model}: {n}" for r in reports for n in r.notes)
+            + f"\n{sum(r.passed for r in reports)}/{len(reports)} passed "
             f"(tolerance: max|diff| <= 1e-4 x max(1, max|output|))"
         )
     _emit(args, summary, "\n\n".join(parts))
@@ -255,15 +259,18 @@ def _service_parsers(sub: Any) -> list[argparse.ArgumentParser]:
         default=None,
         help="default: $FWADVISOR_PORT, else 8000",
     )
-    serve.add_argument("--workers", type=int, default=2, help="web processes (gunicorn)")
-    serve.add_argument("--threads", type=int, default=4, help="threads per web process")
+    serve.add_argument("--workers", type=positive_int, default=2, help="web processes (gunicorn)")
+    serve.add_argument("--threads", type=positive_int, default=4, help="threads per web process")
     serve.add_argument(
-        "--worker-class", choices=["gthread", "sync"], default="gthread", help="gunicorn's"
+        "--worker-class",
+        choices=["gevent", "gthread", "sync"],
+        default="gevent",
+        help="gunicorn's; gevent (default) is not starved by slow clients",
     )
     serve.add_argument("--no-worker", action="store_true", help="do not start a job worker")
     serve.set_defaults(func=cmd_serve)
     worker = sub.add_parser("worker", help="run queued jobs, one at a time per machine")
-    worker.add_argument("--max-jobs", type=int, default=None, help="exit after this many")
+    worker.add_argument("--max-jobs", type=positive_int, default=None, help="exit after this many")
     worker.add_argument("--drain", action="store_true", help="exit when the queue is empty")
     worker.set_defaults(func=cmd_worker)
     key = sub.add_parser("api-key", help="API keys").add_subparsers(dest="sub", required=True)
@@ -273,7 +280,7 @@ def _service_parsers(sub: Any) -> list[argparse.ArgumentParser]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fwadvisor", description=__doc__)
+    p = Parser(prog="fwadvisor", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     models = sub.add_parser("models", help="the model zoo").add_subparsers(
         dest="sub", required=True
@@ -282,12 +289,12 @@ def parser() -> argparse.ArgumentParser:
     ls.set_defaults(func=cmd_models_list)
     show = models.add_parser("show", help="per-node table of a zoo model or spec file")
     show.add_argument("model", metavar="NAME|FILE")
-    show.add_argument("--batch", type=int, default=1)
+    show.add_argument("--batch", type=positive_int, default=1)
     show.set_defaults(func=cmd_models_show)
     par = sub.add_parser("parity", help="check both frameworks compute the same outputs")
     par.add_argument("models", nargs="*", metavar="NAME|FILE")
     par.add_argument("--all", action="store_true", help="every zoo model")
-    par.add_argument("--batch", type=int, default=2)
+    par.add_argument("--batch", type=positive_int, default=2)
     par.add_argument("--seed", type=int, default=0)
     par.add_argument(
         "--mode",
@@ -318,18 +325,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    batch = getattr(args, "batch", 1)
-    if isinstance(batch, int) and batch < 1:
-        print("error: --batch must be >= 1", file=sys.stderr)
-        return 2
-    try:
+    """Every error, whatever raised it, is one line and exit code 2 (service.cli.errors)."""
+    args_in = list(sys.argv[1:] if argv is None else argv)
+
+    def body() -> int:
+        args = parser().parse_args(args_in)
         return int(args.func(args, Settings()))
-    except AdvisorError as e:
-        print(f"error: {e.message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+
+    return run(body, as_json="--json" in args_in)
 
 
 if __name__ == "__main__":

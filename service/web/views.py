@@ -18,6 +18,7 @@ from werkzeug.datastructures import MultiDict
 from probes.errors import AdvisorError
 from probes.spec import zoo_names
 from recommender.questionnaire import Question, load_questionnaire
+from service.api.bodies import unencodable
 from service.api.context import ctx
 from service.api.imports import import_bytes
 from service.api.jobs import find_job, submit, view
@@ -71,8 +72,12 @@ def _request(form: MultiDict[str, str]) -> RecommendationRequest:
         body["model"] = form.get("model") or None
     if form.get("size"):
         body["size"] = form["size"]
+    where = unencodable(body, "form")
+    if where is not None:
+        raise ApiProblem("validation_failed", f"{where}: not valid Unicode text")
     try:
-        return RecommendationRequest.model_validate(body)
+        limit = {"max_nodes": ctx().settings.limits.max_nodes}
+        return RecommendationRequest.model_validate(body, context=limit)
     except ValidationError as e:
         raise from_validation(e, "form", body) from None
 
