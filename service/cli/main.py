@@ -8,6 +8,7 @@ import logging
 import secrets
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -15,6 +16,7 @@ from pydantic import BaseModel
 from probes.checks.parity import ParityReport, check_parity
 from probes.config import Settings
 from probes.errors import AdvisorError, SpecError
+from probes.importers import FORMATS
 from probes.runners.lifeline import die_with_parent
 from probes.runners.local import SubprocessRunner
 from probes.spec import (
@@ -28,6 +30,7 @@ from probes.spec import (
 )
 from service.api.context import hash_key
 from service.cli import deploy as deploy_cmd
+from service.cli import importer as import_cmd
 from service.cli import probe as probe_cmd
 from service.cli import recommend as recommend_cmd
 from service.cli import tune as tune_cmd
@@ -45,7 +48,7 @@ def _emit(args: argparse.Namespace, model: BaseModel, text: str) -> None:
 
 def _load(settings: Settings, name: str, size: str | None) -> tuple[ModelSpec, SpecGraph]:
     """Resolve, resize and validate; errors name the file (or zoo model) and the node."""
-    spec = resolve_spec(name, settings.zoo_dir).resized(size)
+    spec = resolve_spec(name, settings.zoo_dir, settings.data_dir / "imports").resized(size)
     try:
         return spec, build_graph(spec)
     except SpecError as e:
@@ -130,10 +133,11 @@ def cmd_parity(args: argparse.Namespace, settings: Settings) -> int:
     names = zoo_names(settings.zoo_dir) if args.all else args.models
     if not names:
         raise AdvisorError("name a model or spec file, or pass --all")
+    files = [n for n in names if Path(n).suffix in FORMATS and args.mode == "forward"]
     loaded = [_load(settings, n, args.size) for n in names]  # fail fast on a bad file
     for _, graph in loaded:
         check_limits(analyze(graph), args.batch, settings.limits)
-    specs = [spec for spec, _ in loaded]
+    specs = [spec for (spec, _), n in zip(loaded, names, strict=True) if n not in files]
     runner = SubprocessRunner(timeout_s=settings.probe_timeout_s)
     reports = []
     for spec in specs:
@@ -149,20 +153,26 @@ def cmd_parity(args: argparse.Namespace, settings: Settings) -> int:
                 optimizer=args.optimizer,
             )
         )
-    summary = ParitySummary(passed=all(r.passed for r in reports), reports=reports)
-    text = table(
-        ["model", "mode", "input", "parity", "max|diff|", "rel", "wall", "detail"],
-        _parity_rows(reports),
-        align_right=(4, 5, 6),
+    imports = [import_cmd.cmd_parity_file(args, settings, f) for f in files]
+    summary = ParitySummary(
+        passed=all(r.passed for r in reports) and all(r.passed for r in imports),
+        reports=reports,
+        imports=imports,
     )
-    _emit(
-        args,
-        summary,
-        text
-        + "".join(f"\nnote: {r.model}: {n}" for r in reports for n in r.notes)
-        + f"\n{sum(r.passed for r in reports)}/{len(reports)} passed "
-        f"(tolerance: max|diff| <= 1e-4 x max(1, max|output|))",
-    )
+    parts = [import_cmd.render_parity(r) for r in imports]
+    if reports:
+        text = table(
+            ["model", "mode", "input", "parity", "max|diff|", "rel", "wall", "detail"],
+            _parity_rows(reports),
+            align_right=(4, 5, 6),
+        )
+        parts.append(
+            text
+            + "".join(f"\nnote: {r.model}: {n}" for r in reports for n in r.notes)
+            + f"\n{sum(r.passed for r in reports)}/{len(reports)} passed "
+            f"(tolerance: max|diff| <= 1e-4 x max(1, max|output|))"
+        )
+    _emit(args, summary, "\n\n".join(parts))
     return 0 if summary.passed else 1
 
 
@@ -302,10 +312,12 @@ def parser() -> argparse.ArgumentParser:
     deploy.set_defaults(func=cmd_deploy)
     zoo = zoo_cmd.add_parser(sub)
     zoo.set_defaults(func=cmd_zoo)
+    imp = import_cmd.add_parser(sub)
+    imp.set_defaults(func=import_cmd.cmd_import)
     ask, rec = recommend_cmd.add_parsers(sub)
     ask.set_defaults(func=recommend_cmd.cmd_ask)
     rec.set_defaults(func=cmd_recommend)
-    for cmd in (ls, show, par, probe, tune, deploy, zoo, ask, rec, *_service_parsers(sub)):
+    for cmd in (ls, show, par, probe, tune, deploy, zoo, ask, rec, imp, *_service_parsers(sub)):
         cmd.add_argument("--json", action="store_true", help="machine-readable output")
     for cmd in (show, par, probe, tune, deploy, rec):
         cmd.add_argument("--size", default=None, help="input-size preset, e.g. 'small'")
