@@ -158,7 +158,7 @@ def main() -> None:
     ap.add_argument("--connections", default="1,4,8")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=4)
-    ap.add_argument("--worker-class", choices=["gthread", "sync"], default="gthread")
+    ap.add_argument("--worker-class", choices=["gevent", "gthread", "sync"], default="gevent")
     ap.add_argument("--no-worker", action="store_true", help="serve without its job worker")
     args = ap.parse_args()
     if shutil.which("wrk") is None:

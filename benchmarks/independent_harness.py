@@ -30,7 +30,8 @@ TOOL = {"torch": "torch.utils.benchmark blocked_autorange", "tensorflow": "timei
 
 def independent(fw: str, model: str, batch: int, shape: list[int] | None) -> float:
     script = Path(__file__).with_name("_independent_worker.py")
-    argv = [sys.executable, str(script), fw, model, str(batch), *(map(str, shape or ["-"]))]
+    dims = [str(d) for d in shape] if shape else ["-"]
+    argv = [sys.executable, str(script), fw, model, str(batch), *dims]
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     return float(json.loads(out.strip().splitlines()[-1])["median_s"])
 
@@ -56,7 +57,7 @@ def main() -> None:
         for fw in ("torch", "tensorflow"):
             ours, refs = [], []
             for _ in range(repeats):
-                r = prober.probe(spec, fw, InferWorkload(batch=batch))  # type: ignore[arg-type]
+                r = prober.probe(spec, fw, InferWorkload(batch=batch))
                 assert r.measurement and r.measurement.timing, r.reason
                 ours.append(r.measurement.timing.median_s)
                 refs.append(independent(fw, model, batch, shape))

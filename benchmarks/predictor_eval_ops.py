@@ -151,8 +151,10 @@ def _metrics(
     ape = [abs(preds[i][0] / rows[i].latency_s - 1) for i in idx]
     cover = [preds[i][1] <= rows[i].latency_s <= preds[i][2] for i in idx]
     mem = [
-        abs(preds[i][3] / rows[i].peak_bytes - 1) for i in idx if preds[i][3] and rows[i].peak_bytes
-    ]  # type: ignore[operator]
+        abs(m / peak - 1)
+        for i in idx
+        if (m := preds[i][3]) is not None and (peak := rows[i].peak_bytes)
+    ]
     pair: dict[tuple[int, int], dict[str, int]] = {}
     for i in idx:
         pair.setdefault((id(rows[i].graph), rows[i].batch), {})[rows[i].framework] = i
@@ -222,7 +224,10 @@ def main(argv: Iterable[str] | None = None) -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(list(argv) if argv is not None else None)
     settings = Settings()
-    floats = lambda t: tuple(float(x) for x in t.split(",") if x)  # noqa: E731
+
+    def floats(t: str) -> tuple[float, ...]:
+        return tuple(float(x) for x in t.split(",") if x)
+
     items = family_specs(
         settings.zoo_dir, floats(args.widths), floats(args.scales), args.max_mflops
     )

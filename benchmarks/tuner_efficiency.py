@@ -124,7 +124,7 @@ def replay(
         n_trials=budget,
         sampler=sampler,
         seed=seed,
-        warm_start=False,  # type: ignore[arg-type]
+        warm_start=False,
         informed_starts=informed,
     )
     with tempfile.TemporaryDirectory() as tmp:

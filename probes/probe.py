@@ -16,7 +16,7 @@ from probes.protocol import (
     ProbeResult,
     Workload,
 )
-from probes.runners.local import ProbeRunner
+from probes.runners.base import ProbeRunner
 from probes.settings import Device, FrameworkSettings, default_settings, invalid_reasons
 from probes.spec import Limits, ModelSpec, analyze, build_graph, check_limits
 from probes.store import ResultStore, result_key

@@ -6,16 +6,20 @@ stays small. The parent never imports a framework: it only reads the arrays back
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from probes.calibrate.cells import CalibrateWorkload
 from probes.measure.contention import Contention
 from probes.measure.timing import MeasureConfig, Timing
+from probes.payloads import EXPORT_TARGETS as EXPORT_TARGETS
+from probes.payloads import ExportTarget as ExportTarget
+from probes.payloads import Payload, legacy_payload
 from probes.settings import Device, FrameworkSettings, default_settings
 from probes.spec import ModelSpec
 
+P = TypeVar("P", bound=BaseModel)
 Framework = Literal["torch", "tensorflow"]
 FRAMEWORKS: tuple[Framework, ...] = ("torch", "tensorflow")
 Status = Literal["ok", "failed", "timeout", "oom", "crashed", "unsupported"]
@@ -78,17 +82,6 @@ class ConvergenceWorkload(BaseModel):
     target: float | None = Field(
         default=None, description="Time-to-target threshold: accuracy (>=) or MSE (<=)."
     )
-
-
-class EpochStats(BaseModel):
-    epoch: int
-    train_loss: float
-    val_metric: float
-    train_time_s: float = Field(description="Cumulative training time (evaluation excluded).")
-
-
-ExportTarget = Literal["native", "onnx", "litert", "aot", "executorch", "tfjs"]
-EXPORT_TARGETS: tuple[ExportTarget, ...] = ("native", "onnx", "litert", "aot", "executorch", "tfjs")
 
 
 class ExportWorkload(BaseModel):
@@ -217,7 +210,16 @@ class ProbeResult(BaseModel):
     status: Status
     framework: Framework
     reason: str | None = None
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: Payload | None = Field(default=None, description="The workload's own result.")
     measurement: Measurement | None = None
     wall_s: float | None = None
     peak_group_rss_bytes: int | None = Field(default=None, description="Seen by the runner.")
+
+    def payload(self, model: type[P]) -> P | None:
+        """``data`` if it is a ``model`` (e.g. ``ExportData``), else None."""
+        return self.data if isinstance(self.data, model) else None
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _untagged(cls, v: Any) -> Any:
+        return legacy_payload(v)

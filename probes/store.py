@@ -6,19 +6,25 @@ Only successful results are stored: a timeout or crash may be transient.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from probes.protocol import ProbeResult
 from probes.spec import ModelSpec
 from probes.spec.memo import spec_hash
+
+log = logging.getLogger("fwadvisor.store")
+T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -84,12 +90,34 @@ class StoredResult(BaseModel):
     result: ProbeResult
 
 
+def _parsed(text: str) -> ProbeResult | None:
+    """A stored result, or None if it no longer parses (stored by an older version whose
+    result format changed): the store is a cache, so that row counts as missing."""
+    try:
+        return ProbeResult.model_validate_json(text)
+    except ValidationError:
+        return None
+
+
+#: SQLite's result codes for a file that is damaged or not a database at all
+_DAMAGED = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
+
+
+def is_damaged(e: sqlite3.DatabaseError) -> bool:
+    name = getattr(e, "sqlite_errorname", "") or ""
+    if any(name == d or name.startswith(f"{d}_") for d in _DAMAGED):
+        return True
+    return "not a database" in str(e) or "malformed" in str(e)
+
+
 class ResultStore:
+    """A cache: a damaged file is moved aside (``<name>.damaged-<time>``) and a fresh one
+    is started, with a warning; a row whose JSON does not parse is a miss."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        with self._db() as db:
-            db.executescript(SCHEMA)
+        self._do(lambda db: db.executescript(SCHEMA))
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -100,13 +128,43 @@ class ResultStore:
         finally:
             db.close()
 
+    def _do(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn`` in a transaction; once more on a fresh file if this one is damaged."""
+        try:
+            with self._db() as db:
+                return fn(db)
+        except sqlite3.DatabaseError as e:
+            if not is_damaged(e):
+                raise
+            self._quarantine(e)
+        with self._db() as db:
+            db.executescript(SCHEMA)
+            return fn(db)
+
+    def _quarantine(self, e: sqlite3.DatabaseError) -> None:
+        aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            src = Path(f"{self.path}{suffix}")
+            with contextlib.suppress(FileNotFoundError):
+                src.rename(f"{aside}{suffix}")
+        log.warning(
+            "warning: the results store %s is damaged (%s); moved it to %s and started an "
+            "empty one (it is a cache: results are measured again)",
+            self.path,
+            e,
+            aside.name,
+        )
+
     def get(self, key: str, max_age_s: float | None = None) -> ProbeResult | None:
         """The stored result, or None; with ``max_age_s``, None when it is older."""
-        with self._db() as db:
-            row = db.execute("SELECT result, created FROM results WHERE key = ?", (key,)).fetchone()
+        row = self._do(
+            lambda db: db.execute(
+                "SELECT result, created FROM results WHERE key = ?", (key,)
+            ).fetchone()
+        )
         if row is None or (max_age_s is not None and time.time() - row[1] > max_age_s):
             return None
-        return ProbeResult.model_validate_json(row[0])
+        return _parsed(row[0])
 
     def put(
         self,
@@ -130,8 +188,9 @@ class ResultStore:
             time.time(),
             result.model_dump_json(),
         )
-        with self._db() as db:
-            db.execute("INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?)", row)
+        self._do(
+            lambda db: db.execute("INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?)", row)
+        )
 
     def query(
         self, *, framework: str | None = None, kind: str | None = None, env_key: str | None = None
@@ -145,22 +204,26 @@ class ResultStore:
         if kind is not None:
             sql += " AND json_extract(workload, '$.kind') = ?"
             args.append(kind)
-        with self._db() as db:
-            rows = db.execute(sql + " ORDER BY created DESC", args).fetchall()
-        return [
-            StoredResult(
-                key=r[0],
-                spec_hash=r[1],
-                model=r[2],
-                framework=r[3],
-                workload=json.loads(r[4]),
-                settings=json.loads(r[5]),
-                env_key=r[6],
-                created=r[7],
-                result=ProbeResult.model_validate_json(r[8]),
-            )
-            for r in rows
-        ]
+        rows = self._do(lambda db: db.execute(sql + " ORDER BY created DESC", args).fetchall())
+        out = []
+        for r in rows:
+            try:
+                out.append(
+                    StoredResult(
+                        key=r[0],
+                        spec_hash=r[1],
+                        model=r[2],
+                        framework=r[3],
+                        workload=json.loads(r[4]),
+                        settings=json.loads(r[5]),
+                        env_key=r[6],
+                        created=r[7],
+                        result=ProbeResult.model_validate_json(r[8]),
+                    )
+                )
+            except (ValueError, TypeError):  # a damaged row: skipped, as a miss
+                continue
+        return out
 
     def put_tuned(self, best: TunedBest) -> None:
         row = (
@@ -176,19 +239,23 @@ class ResultStore:
             best.value,
             time.time(),
         )
-        with self._db() as db:
-            db.execute("INSERT OR REPLACE INTO tuned VALUES (?,?,?,?,?,?,?,?,?,?,?)", row)
+        self._do(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO tuned VALUES (?,?,?,?,?,?,?,?,?,?,?)", row
+            )
+        )
 
     def tuned(
         self, *, framework: str, workload: str, objective: str, env_key: str
     ) -> list[TunedBest]:
-        with self._db() as db:
-            rows = db.execute(
+        rows = self._do(
+            lambda db: db.execute(
                 "SELECT study, spec_hash, model, framework, workload, objective, env_key, "
                 "features, params, value FROM tuned WHERE framework = ? AND workload = ? "
                 "AND objective = ? AND env_key = ?",
                 (framework, workload, objective, env_key),
             ).fetchall()
+        )
         keys = ("study", "spec_hash", "model", "framework", "workload", "objective", "env_key")
         return [
             TunedBest(

@@ -9,6 +9,7 @@ each raw weight is then divided by their sum.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -76,6 +77,21 @@ def _num(v: float) -> str:
     return f"{v:g}" if isinstance(v, float) or abs(v) < 1e300 else "a number too large to print"
 
 
+def _from_text(text: str, qid: str) -> int | float:
+    """A number written as text, coerced as pydantic coerces "8" for an int field."""
+    t = text.strip()
+    if len(t) > 100:
+        raise AnswerError(f"expected a number, found text of {len(t)} characters", question=qid)
+    try:
+        return int(t)
+    except ValueError:
+        pass
+    try:
+        return float(t)
+    except ValueError:
+        raise AnswerError(f"expected a number, found {text!r}", question=qid) from None
+
+
 class Option(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     value: str | int
@@ -111,6 +127,11 @@ class Question(BaseModel):
             if value not in allowed or isinstance(value, bool):
                 raise AnswerError(f"{value!r} is not one of {allowed}", question=self.id)
             return value
+        return self.check_number(value)
+
+    def check_number(self, value: Any) -> Any:
+        if isinstance(value, str):  # "8", as pydantic's lax mode takes it for `batch`
+            value = _from_text(value, self.id)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise AnswerError(f"expected a number, found {value!r}", question=self.id)
         if isinstance(value, float) and not math.isfinite(value):
@@ -207,16 +228,11 @@ def _constraints(a: dict[str, Any]) -> list[Constraint]:
     return list(unique.values())
 
 
-def to_profile(answers: dict[str, Any], q: Questionnaire | None = None) -> Profile:
-    """Map (partial) answers to a Profile. The rules, in order, are the documentation."""
-    a = (q or load_questionnaire()).resolve(answers)
-    w: dict[Criterion, float] = dict(BASE_WEIGHTS)
-    why: list[str] = []
+Add = Callable[[Criterion, float, str], None]
 
-    def add(c: Criterion, dw: float, reason: str) -> None:
-        w[c] = max(0.0, w[c] + dw)
-        why.append(f"{c} {dw:+g}: {reason}")
 
+def _weight_rules(a: dict[str, Any], add: Add) -> None:
+    """What the answers say about the criteria weights (``add`` records each change)."""
     if a["focus"] == "research":
         add("ecosystem", 2, "research focus")
         add("deployment", -1, "research focus")
@@ -237,6 +253,10 @@ def to_profile(answers: dict[str, Any], q: Questionnaire | None = None) -> Profi
     gap = abs(a["experience_torch"] - a["experience_tf"])
     if gap >= 2:
         add("team", 1, "the team knows one framework much better")
+
+
+def _ecosystem_factors(a: dict[str, Any], add: Add) -> dict[str, float]:
+    """The ecosystem's factor weights (unnormalised), and the ecosystem weight they add."""
     factors = {"dynamic": 0.0, "distributed": 0.0, "debugging": 0.5, "research": 0.5}
     if a["dynamic"] == "yes":
         add("ecosystem", 1, "dynamic control flow or variable-length inputs")
@@ -251,6 +271,21 @@ def to_profile(answers: dict[str, Any], q: Questionnaire | None = None) -> Profi
         factors["research"] = 2.0
     elif a["focus"] == "production":
         factors["research"] = 0.0
+    return factors
+
+
+def to_profile(answers: dict[str, Any], q: Questionnaire | None = None) -> Profile:
+    """Map (partial) answers to a Profile. The rules, in order, are the documentation."""
+    a = (q or load_questionnaire()).resolve(answers)
+    w: dict[Criterion, float] = dict(BASE_WEIGHTS)
+    why: list[str] = []
+
+    def add(c: Criterion, dw: float, reason: str) -> None:
+        w[c] = max(0.0, w[c] + dw)
+        why.append(f"{c} {dw:+g}: {reason}")
+
+    _weight_rules(a, add)
+    factors = _ecosystem_factors(a, add)
     total, ftotal = sum(w.values()), sum(factors.values())
     share = {"inference": 1.0, "both": 0.5, "training": 0.0}[a["emphasis"]]
     if a["training_scale"] == "none":

@@ -18,7 +18,7 @@ from probes.frameworks.facts import FACTS
 from probes.frameworks.facts import other as other_fw
 from probes.measure.environment import environment
 from probes.protocol import FRAMEWORKS, Framework
-from probes.spec import ModelSpec
+from probes.spec import ModelSpec, analyzed, check_limits
 from probes.tune.confirm import Z90
 from recommender.evidence.configs import assume_configs, usable, with_option
 from recommender.evidence.gatherer import Gatherer, Mode
@@ -271,7 +271,7 @@ def _machine_caveats(ev: Evidence, p: Profile) -> list[str]:
     where = f"{env.cores_available} CPU cores ({env.cpu_model})"
     gpu = "GPU present but not measured" if env.cuda_device else "GPU not measured"
     out = [
-        f"predicted for {where} by the instant predictor (docs/predictor.md); nothing was measured; {gpu}"
+        f"predicted for {where} by the instant predictor; nothing was measured; {gpu}"
         if ev.mode == "predict"
         else f"measured on {where}; {gpu}"
     ]
@@ -331,6 +331,9 @@ def recommend(
     """Gather evidence for ``spec`` in ``mode`` and decide under the answers' profile."""
     profile = to_profile(answers)
     g = gatherer or Gatherer(settings or Settings(), mode, trials)
+    # every mode refuses what could not run: predict mode once answered for a 10^12-
+    # parameter spec that the measure mode (and the API) would refuse
+    check_limits(analyzed(spec)[1], profile.batch, g.settings.limits)
     say = progress or (lambda _: None)
     ev = (
         gather_predicted(spec, profile, settings=g.settings)

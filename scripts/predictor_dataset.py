@@ -75,13 +75,7 @@ VARIANTS: tuple[tuple[str, tuple[Framework, ...], dict[str, object], tuple[int, 
 )
 
 
-def plan() -> list[Job]:
-    """Default settings first (every batch under WORK_CAP), then every variant at each
-    model's smallest size, then the variants at full size: a run cut short by its
-    budget still covers every variant."""
-    specs = sorted(zoo_specs().values(), key=lambda t: (t[0], t[1] != "small"))
-    work = {h: analyze(build_graph(s)).flops for h, (_, _, s) in zoo_specs().items()}
-    have = {(m, s) for m, s, _ in specs}
+def _default_jobs(specs: list[tuple[str, str, ModelSpec]], work: dict[str, int]) -> list[Job]:
     jobs: list[Job] = []
     for model, size, spec in specs:
         for b in BATCHES:
@@ -89,21 +83,43 @@ def plan() -> list[Job]:
                 continue
             for fw in ("torch", "tensorflow"):
                 jobs.append(Job(model, size, spec, fw, b, default_settings(fw), "default"))
-    for full in (False, True):
-        for tag, fws, change, batches in VARIANTS:
-            for model, size, spec in specs:
-                big = size != "small" and (model, "small") in have
-                if big != full:
-                    continue
-                if tag.startswith("torch.mode") and (big or len(spec.nodes) > 40):
-                    continue  # Inductor compiles for 10-60 s per model
-                for b in batches:
-                    if work[spec_hash(spec)] * b > VARIANT_WORK_CAP:
-                        continue
-                    for fw in fws:
-                        s = default_settings(fw).model_copy(update=change)
-                        jobs.append(Job(model, size, spec, fw, b, s, tag))
     return jobs
+
+
+def _variant_jobs(
+    specs: list[tuple[str, str, ModelSpec]], work: dict[str, int], full: bool
+) -> list[Job]:
+    """Every variant at each model's smallest size (or, with ``full``, its larger ones)."""
+    have = {(m, s) for m, s, _ in specs}
+    jobs: list[Job] = []
+    for tag, fws, change, batches in VARIANTS:
+        for model, size, spec in specs:
+            big = size != "small" and (model, "small") in have
+            if big != full:
+                continue
+            if tag.startswith("torch.mode") and (big or len(spec.nodes) > 40):
+                continue  # Inductor compiles for 10-60 s per model
+            for b in batches:
+                if work[spec_hash(spec)] * b <= VARIANT_WORK_CAP:
+                    jobs += [Job(model, size, spec, fw, b, _changed(fw, change), tag) for fw in fws]
+    return jobs
+
+
+def _changed(fw: Framework, change: dict[str, object]) -> TorchSettings | TFSettings:
+    return default_settings(fw).model_copy(update=change)
+
+
+def plan() -> list[Job]:
+    """Default settings first (every batch under WORK_CAP), then every variant at each
+    model's smallest size, then the variants at full size: a run cut short by its
+    budget still covers every variant."""
+    specs = sorted(zoo_specs().values(), key=lambda t: (t[0], t[1] != "small"))
+    work = {h: analyze(build_graph(s)).flops for h, (_, _, s) in zoo_specs().items()}
+    return (
+        _default_jobs(specs, work)
+        + _variant_jobs(specs, work, full=False)
+        + _variant_jobs(specs, work, full=True)
+    )
 
 
 def measure(jobs: list[Job], budget_s: float, store: ResultStore) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from probes.spec import analyze, build_graph
@@ -9,8 +11,10 @@ from probes.spec.ops_spatial import resolve_pads
 from tests.conftest import ZOO_NAMES, make_spec, zoo_spec
 
 
-def stats(nodes: list[dict], **kw: object) -> dict[str, tuple[list[int], int, int]]:
-    a = analyze(build_graph(make_spec(nodes, **kw)))  # type: ignore[arg-type]
+def stats(
+    nodes: list[dict[str, Any]], inputs: list[dict[str, Any]] | None = None
+) -> dict[str, tuple[list[int], int, int]]:
+    a = analyze(build_graph(make_spec(nodes, inputs)))
     return {n.id: (n.output_shape, n.params, n.flops) for n in a.nodes}
 
 

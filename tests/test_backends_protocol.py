@@ -1,4 +1,5 @@
-"""Both framework backends expose every function of the Backend protocol (checked in a
+"""Both framework backends expose every function of the Backend protocol through
+``BACKEND`` (mypy checks the signatures; this checks the objects the worker gets, in a
 worker-like subprocess: the test process itself never imports a framework)."""
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ SCRIPT = """
 import importlib, inspect, sys
 names = sys.argv[1].split(",")
 for mod in ("probes.frameworks.torch.backend", "probes.frameworks.tf.backend"):
-    m = importlib.import_module(mod)
-    missing = [n for n in names if not callable(getattr(m, n, None))]
+    b = importlib.import_module(mod).BACKEND
+    missing = [n for n in names if not callable(getattr(b, n, None))]
     print(mod, "MISSING", missing)
 """
 

@@ -84,12 +84,12 @@ def test_missing_target_and_bad_level_are_refused() -> None:
 
 
 def _check(fw: str, target: str, status: str, reason: str | None = None) -> ExportCheck:
-    return ExportCheck(framework=fw, target=target, status=status, reason=reason)  # type: ignore[arg-type]
+    return ExportCheck(framework=fw, target=target, status=status, reason=reason)
 
 
 def _report(*checks: ExportCheck) -> ExportReport:
     targets = list(dict.fromkeys(c.target for c in checks))
-    return ExportReport(model="m", batch=1, targets=targets, checks=list(checks), wall_s=0)  # type: ignore[arg-type]
+    return ExportReport(model="m", batch=1, targets=targets, checks=list(checks), wall_s=0)
 
 
 def _cell(cells: list[Any], target: str, fw: str) -> Any:

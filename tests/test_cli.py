@@ -101,14 +101,23 @@ def test_probe_json_side_by_side(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FWADVISOR_DATA_DIR", str(tmp_path))
-    code, out, _ = run(capsys, "probe", "mlp", "--batch", "4", "--min-time", "0.05", "--json")
+    args = ["probe", "mlp", "--batch", "4", "--min-time", "0.05", "--rounds", "2"]
+    code, out, _ = run(capsys, *args, "--json")
     data = json.loads(out)
-    assert code == 0 and len(data["rows"]) == 2 and data["machine_peak_gflops"] > 0
-    assert {r["framework"] for r in data["rows"]} == {"torch", "tensorflow"}
+    assert code == 0 and len(data["rows"]) == 4 and data["machine_peak_gflops"] > 0
+    assert [(r["round"], r["framework"]) for r in data["rows"]] == [
+        (1, "torch"),
+        (1, "tensorflow"),
+        (2, "tensorflow"),  # the first framework alternates by round
+        (2, "torch"),
+    ]
     assert all(r["result"]["measurement"]["timing"]["iterations"] >= 10 for r in data["rows"])
-    assert [c["faster"] in ("torch", "tensorflow") for c in data["comparisons"]] == [True]
-    code, out, _ = run(capsys, "probe", "mlp", "--batch", "4", "--min-time", "0.05")
-    assert code == 0 and "samples/s" in out and "faster" in out
+    assert all("contention" in r["result"]["measurement"] for r in data["rows"])
+    (c,) = data["comparisons"]
+    assert c["rounds"] == 2 and c["lo"] <= c["hi"] and "interval" in c["note"]
+    assert c["faster"] in ("torch", "tensorflow", None)  # None: a tie within the interval
+    code, out, _ = run(capsys, *args)
+    assert code == 0 and "samples/s" in out and "90% interval" in out
     assert (tmp_path / "results.sqlite").exists()
 
 
@@ -220,3 +229,15 @@ def test_ask_and_recommend_reject_bad_answers(
     monkeypatch.setattr("sys.stdin", io.StringIO(""))  # CI has no stdin: an error, no hang
     code, _, err = run(capsys, "ask")
     assert code == 2 and "stdin closed" in err
+
+
+def test_version_and_framework_aliases(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith("fwadvisor ")
+    from service.cli.options import framework_option
+
+    assert framework_option("PyTorch") == "torch" and framework_option("keras") == "tensorflow"
+    assert framework_option("pt") == "torch" and framework_option("both") == "both"
+    code, _, err = run(capsys, "deploy", "mlp", "--framework", "jax")
+    assert code == 2 and "unknown framework 'jax'" in err

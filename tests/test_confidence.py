@@ -66,7 +66,7 @@ TARGET_VETO = evidence(fw_ev("torch", 10, 300), fw_ev("tensorflow", 10.2, 301))
 TARGET_VETO.frameworks["torch"] = TARGET_VETO.frameworks["torch"].model_copy(
     update={"targets": _failed_target()}
 )
-CASES = {
+CASES: dict[str, tuple[Evidence, dict[str, Any]]] = {
     "close": (CLOSE, {}),
     "predicted, shared sigma": (PREDICTED, {}),
     "training time": (TRAINED, {"emphasis": "both", "training_scale": "single_machine"}),

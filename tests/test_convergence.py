@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 
 from probes.checks.convergence import check_convergence
 from probes.checks.datasets import make_dataset
 from probes.errors import UnsupportedError
+from probes.frameworks import Trainer
 from probes.protocol import ConvergenceWorkload
 from probes.runners.local import SubprocessRunner
 from probes.spec import build_graph
+from probes.worker.training import fit, val_metric
 from tests.conftest import make_spec, zoo_spec
 
 
@@ -59,3 +64,35 @@ def test_curves_agree_between_frameworks(name: str, runner: SubprocessRunner) ->
     assert rep.curves[0].epochs[-1].train_loss < rep.curves[0].epochs[0].train_loss  # learns
     if name == "mlp":
         assert rep.metric == "val_accuracy" and rep.curves[0].epochs_to_target is not None
+
+
+def test_the_shared_loop_runs_full_batches_in_order_and_scores_each_epoch() -> None:
+    """The loop both backends share, with a fake framework half: steps see the given
+    batch order (the ragged tail dropped), the epoch context wraps only the steps, and
+    the metric is computed on the predictions after each epoch."""
+    seen: list[list[int]] = []
+    events: list[str] = []
+
+    @contextlib.contextmanager
+    def epoch() -> Iterator[None]:
+        events.append("enter")
+        yield
+        events.append("exit")
+
+    def step(rows: np.ndarray) -> float:
+        seen.append(rows.tolist())
+        return float(len(seen))
+
+    def predict() -> np.ndarray:
+        events.append("predict")
+        return np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3]], np.float32)
+
+    orders = np.array([[4, 3, 2, 1, 0], [0, 1, 2, 3, 4]])
+    data = {"orders": orders, "y_val": np.array([0, 1, 1])}
+    stats = fit(Trainer(step=step, predict=predict, epoch=epoch), data, 2, "classification")
+    assert seen == [[4, 3], [2, 1], [0, 1], [2, 3]]
+    assert events == ["enter", "exit", "predict"] * 2
+    assert [s.epoch for s in stats] == [1, 2] and [s.train_loss for s in stats] == [1.5, 3.5]
+    assert stats[0].val_metric == pytest.approx(2 / 3)
+    assert 0 <= stats[0].train_time_s <= stats[1].train_time_s
+    assert val_metric(np.array([[1.0], [3.0]]), np.array([[1.0], [1.0]]), "regression") == 2.0

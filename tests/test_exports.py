@@ -9,7 +9,6 @@ from probes.checks.parity import compare
 from probes.export.checks import (
     NO_ROUTE,
     ExportCheck,
-    ExportData,
     ExportReport,
     check_exports,
     condense,
@@ -17,8 +16,9 @@ from probes.export.checks import (
     to_check,
 )
 from probes.measure.timing import MeasureConfig
+from probes.payloads import ExportData
 from probes.probe import Prober
-from probes.protocol import EXPORT_TARGETS, ProbeRequest, ProbeResult
+from probes.protocol import EXPORT_TARGETS, ExportWorkload, ProbeRequest, ProbeResult
 from probes.runners.local import SubprocessRunner
 from tests.conftest import make_spec
 
@@ -38,7 +38,8 @@ SMALL_CNN = make_spec(
 
 class CountingRunner:
     def __init__(self, inner: SubprocessRunner) -> None:
-        self.inner, self.requests = inner, []  # type: ignore[var-annotated]
+        self.inner = inner
+        self.requests: list[ProbeRequest] = []
 
     def run(self, request: ProbeRequest) -> ProbeResult:
         self.requests.append(request)
@@ -49,7 +50,12 @@ class CountingRunner:
 def report() -> ExportReport:
     runner = CountingRunner(SubprocessRunner(timeout_s=600))
     rep = check_exports(SMALL_CNN, Prober(runner), measure=QUICK)
-    routes = {(r.framework, r.workload.target) for r in runner.requests}  # type: ignore[union-attr]
+    routes = {
+        (r.framework, r.workload.target)
+        for r in runner.requests
+        if isinstance(r.workload, ExportWorkload)
+    }
+    assert len(routes) == len(runner.requests)
     assert not routes & set(NO_ROUTE), "no-route cells must not spawn a worker"
     return rep
 
@@ -90,9 +96,7 @@ def test_a_mismatching_artifact_is_failed_not_verified() -> None:
         latency=None,
     )
     # The worker sends this through JSON: a NaN difference must survive the trip.
-    result = ProbeResult(
-        status="failed", framework="tensorflow", reason="differs", data=data.model_dump()
-    )
+    result = ProbeResult(status="failed", framework="tensorflow", reason="differs", data=data)
     back = ProbeResult.model_validate_json(result.model_dump_json())
     check = to_check("tensorflow", "litert", back)
     assert check.status == "failed" and check.size_bytes == 10 and check.latency_ms is None

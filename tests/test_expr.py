@@ -32,7 +32,7 @@ B = RNG.standard_normal((2, 3))  # per-sample [3]: broadcasts along A's last axi
 
 
 def sig(v: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-v))
+    return np.asarray(1.0 / (1.0 + np.exp(-v)))
 
 
 VALID: list[tuple[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]] = [

@@ -152,8 +152,13 @@ def test_worker_records_failures(
 def test_cancel_while_running_kills_probes(
     settings: ServiceSettings, store: WorkerStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    killed = []
-    monkeypatch.setattr(LIVE, "kill_all", lambda: killed.append(1) or 0)
+    killed: list[int] = []
+
+    def kill_all() -> int:
+        killed.append(1)
+        return 0
+
+    monkeypatch.setattr(LIVE, "kill_all", kill_all)
     monkeypatch.setattr("service.jobs.worker.execute", fake_execute(100, pause=0.02))
     jid = queue(store)
     w = JobWorker(settings, store)

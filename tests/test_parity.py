@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 import numpy as np
 import pytest
 
@@ -28,7 +30,7 @@ def test_zoo_forward_parity_default_size(name: str, runner: SubprocessRunner) ->
     assert check_parity(zoo_spec(name, None), runner).passed
 
 
-CNN = [
+CNN: list[dict[str, Any]] = [
     # No bias before batch norm: its true gradient is 0, and Adam would turn float noise
     # (~1e-9, different in each framework) into full +-lr steps of random sign.
     {
@@ -49,13 +51,13 @@ CNN = [
     {"id": "f", "op": "flatten", "inputs": ["mp"]},
     {"id": "out", "op": "dense", "inputs": ["f"], "params": {"units": 5}},
 ]
-MLP = [
+MLP: list[dict[str, Any]] = [
     {"id": "h", "op": "dense", "inputs": ["v"], "params": {"units": 16}},
     {"id": "a", "op": "gelu", "inputs": ["h"]},
     {"id": "ln", "op": "layer_norm", "inputs": ["a"]},
     {"id": "out", "op": "dense", "inputs": ["ln"], "params": {"units": 3}},
 ]
-LSTM = [
+LSTM: list[dict[str, Any]] = [
     {
         "id": "l1",
         "op": "lstm",
@@ -70,7 +72,7 @@ LSTM = [
     },
     {"id": "out", "op": "dense", "inputs": ["l2"], "params": {"units": 2}},
 ]
-TRAIN_SPECS = {
+TRAIN_SPECS: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {
     "mlp": (MLP, [{"name": "v", "shape": [12]}]),
     "cnn": (CNN, [{"name": "x", "shape": [3, 12, 12]}]),
     "lstm": (LSTM, [{"name": "s", "shape": [7, 5]}]),
@@ -79,7 +81,9 @@ TRAIN_SPECS = {
 
 @pytest.mark.parametrize("kind", sorted(TRAIN_SPECS))
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_train_step_parity(kind: str, optimizer: str, runner: SubprocessRunner) -> None:
+def test_train_step_parity(
+    kind: str, optimizer: Literal["sgd", "adam"], runner: SubprocessRunner
+) -> None:
     nodes, inputs = TRAIN_SPECS[kind]
     # SGD at lr=1: updated weights differ exactly by the gradient difference, so this is a
     # gradient check at the parity tolerance. Adam's first step is ~lr*sign(g) anyway.
@@ -91,7 +95,7 @@ def test_train_step_parity(kind: str, optimizer: str, runner: SubprocessRunner) 
         mode="train_step",
         optimizer=optimizer,
         lr=lr,
-    )  # type: ignore[arg-type]
+    )
     assert report.passed, [c for c in report.compared if not c.passed] or report.failures
     assert report.loss["torch"] == pytest.approx(report.loss["tensorflow"], rel=1e-4)
     names = {c.name for c in report.compared}
@@ -116,7 +120,7 @@ class SkewedRunner:
 
 
 def test_parity_detects_different_weights(runner: SubprocessRunner) -> None:
-    report = check_parity(zoo_spec("lenet5"), SkewedRunner(runner))  # type: ignore[arg-type]
+    report = check_parity(zoo_spec("lenet5"), SkewedRunner(runner))
     assert not report.passed and report.max_abs_diff and report.max_abs_diff > 1e-3
 
 

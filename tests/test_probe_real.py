@@ -75,7 +75,7 @@ def test_cuda_request_without_gpu_is_unsupported(framework: str) -> None:
     req = ProbeRequest(
         spec=zoo_spec("mlp"),
         framework=framework,
-        workload=InferWorkload(),  # type: ignore[arg-type]
+        workload=InferWorkload(),
         device="cuda",
         measure=QUICK,
     )
@@ -97,7 +97,7 @@ def test_cuda_probe_reports_allocator_peak(prober: Prober, framework: str) -> No
 def test_resnet18_both_frameworks(prober: Prober) -> None:
     spec = zoo_spec("resnet18", None).model_copy()
     for fw in ("torch", "tensorflow"):
-        r = prober.probe(spec.resized("small"), fw, InferWorkload(batch=8))  # type: ignore[arg-type]
+        r = prober.probe(spec.resized("small"), fw, InferWorkload(batch=8))
         assert r.status == "ok"
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from probes.config import Settings
+from probes.protocol import FRAMEWORKS
 from recommender.questionnaire import load_answers
 from recommender.recommend import NAMES, recommend
 from tests.conftest import ROOT, ZOO, zoo_spec
@@ -57,7 +58,7 @@ def test_measure_then_cached(tmp_path: Path) -> None:
         assert ev.config in {o.label for o in ev.options}
         assert ev.targets["browser"].verdict == "verified"  # the ONNX export ran
     cached = recommend(spec, answers, "cached", settings=settings)
-    for fw in ("torch", "tensorflow"):
+    for fw in FRAMEWORKS:
         m, c = measured.evidence.frameworks[fw], cached.evidence.frameworks[fw]
         assert c.options and c.infer is not None and m.infer is not None
         assert 0.5 < c.infer.value / m.infer.value < 2  # stored single probes vs paired rounds

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from probes.protocol import Framework
 from recommender.evidence.model import Evidence, FrameworkEvidence, Quantity, TargetEvidence
 from recommender.evidence.predicted import gather_predicted
 from recommender.knowledge.capabilities import load_matrix
@@ -20,12 +21,13 @@ from recommender.questionnaire import (
     QUESTIONS_PATH,
     AnswerError,
     Constraint,
+    Criterion,
     load_answers,
     load_questionnaire,
     to_profile,
 )
 from recommender.recommend import NAMES, apply_flip, decide_profile
-from recommender.score import scores, utilities
+from recommender.score import Flip, scores, utilities
 from tests.conftest import ROOT, zoo_spec
 
 
@@ -42,7 +44,7 @@ def fw_ev(
         summary="ok",
     )
     return FrameworkEvidence(
-        framework=fw,  # type: ignore[arg-type]
+        framework=fw,
         infer=Quantity(value=infer_ms / 1e3, sigma=0.01, source="measured"),
         train=Quantity(value=train_ms / 1e3, sigma=0.01, source="m") if train_ms else None,
         memory=Quantity(value=mem_mb * 2**20, sigma=0.01, source="measured"),
@@ -152,12 +154,14 @@ def test_faster_framework_wins_speed_and_smaller_wins_memory() -> None:
     st.floats(0.01, 10),
 )
 def test_more_weight_on_a_criterion_a_wins_never_lowers_its_advantage(
-    raw: list[float], w: list[float], c: str, extra: float
+    raw: list[float], w: list[float], c: Criterion, extra: float
 ) -> None:
     """Raw (answer-given) weight added to a criterion A wins raises A's weighted
     advantage, and so never turns A's win into a loss: normalising the weights to sum 1
     is a positive scaling, which keeps the sign of the margin."""
-    s = {k: {"torch": raw[2 * i], "tensorflow": raw[2 * i + 1]} for i, k in enumerate(CRITERIA)}
+    s: dict[Criterion, dict[Framework, float]] = {
+        k: {"torch": raw[2 * i], "tensorflow": raw[2 * i + 1]} for i, k in enumerate(CRITERIA)
+    }
     if s[c]["torch"] <= s[c]["tensorflow"]:
         s[c]["torch"], s[c]["tensorflow"] = s[c]["tensorflow"], s[c]["torch"]
     if s[c]["torch"] - s[c]["tensorflow"] < 1e-6:
@@ -165,9 +169,9 @@ def test_more_weight_on_a_criterion_a_wins_never_lowers_its_advantage(
     before = dict(zip(CRITERIA, w, strict=True))
     after = {k: v + (extra if k == c else 0) for k, v in before.items()}
 
-    def margin(raw_w: dict[str, float], normalise: bool) -> float:
+    def margin(raw_w: dict[Criterion, float], normalise: bool) -> float:
         total = sum(raw_w.values()) if normalise else 1.0
-        u = utilities(s, {k: v / total for k, v in raw_w.items()})  # type: ignore[arg-type]
+        u = utilities(s, {k: v / total for k, v in raw_w.items()})
         return u["torch"] - u["tensorflow"]
 
     assert margin(after, False) > margin(before, False)
@@ -224,14 +228,16 @@ def test_every_reported_weight_flip_really_flips() -> None:
             ev, apply_flip(p, f.model_copy(update={"weight_to": _past(f)})), 50
         )
         assert flipped.leaning != rec.leaning, f.text
+        assert f.weight_from is not None and f.weight_to is not None
         short = f.model_copy(
             update={"weight_to": f.weight_from + 0.98 * (f.weight_to - f.weight_from)}
-        )  # type: ignore[operator]
+        )
         assert decide_profile(ev, apply_flip(p, short), 50).leaning == rec.leaning, f.text
 
 
-def _past(f: Any) -> float:
+def _past(f: Flip) -> float:
     """Just beyond the tie point, clamped to [0, 1]."""
+    assert f.weight_from is not None and f.weight_to is not None
     step = 0.01 if f.weight_to > f.weight_from else -0.01
     return min(1.0, max(0.0, f.weight_to + step))
 

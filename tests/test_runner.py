@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from probes.errors import UnsupportedError
+from probes.payloads import ForwardData
 from probes.protocol import ForwardWorkload, ProbeLimits, ProbeRequest
 from probes.runners.local import SubprocessRunner
 from probes.worker.probe import _failure
@@ -19,7 +20,8 @@ FAKES = {
     "echo": """
         import json, sys
         req = json.loads(sys.stdin.read())
-        print(json.dumps({"status": "ok", "framework": req["framework"], "data": {"echo": 1}}))
+        data = {"kind": "forward", "outputs_file": "echo.npz"}
+        print(json.dumps({"status": "ok", "framework": req["framework"], "data": data}))
     """,
     "crash": """
         import os, signal
@@ -61,7 +63,8 @@ def request(tmp_path: Path) -> ProbeRequest:
 
 def test_ok(tmp_path: Path) -> None:
     r = fake(tmp_path, "echo").run(request(tmp_path))
-    assert r.status == "ok" and r.data == {"echo": 1} and r.wall_s is not None
+    assert r.status == "ok" and r.data == ForwardData(outputs_file="echo.npz")
+    assert r.wall_s is not None
 
 
 def test_crash_reports_signal(tmp_path: Path) -> None:

@@ -6,17 +6,22 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.schemas import APIOperation
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from service.app import create_app
 from service.jobs.lease import WorkerStore
 from service.settings import ServiceSettings
 from tests.conftest import ZOO
+from tests.fuzz_stats import count
 
 EXAMPLES = 25  # per operation (derandomized: the same cases every run)
+SLOW_EXAMPLES = 1000  # per operation in `make test-slow` (12 operations: 12,000 cases)
 
 
 def _app_schema() -> schemathesis.BaseSchema:
@@ -42,8 +47,27 @@ schema = _app_schema()
     suppress_health_check=list(HealthCheck),
     derandomize=True,
 )
-def test_api_conforms(case: schemathesis.Case) -> None:
+def test_api_conforms(case: schemathesis.Case[APIOperation[Any, Any, Any, Any]]) -> None:
     # Every built-in check but "schema-valid data is accepted": the API validates more
     # than JSON Schema can say (a spec's shapes must infer, a zoo name must exist), and
     # answers those with a documented 422 naming the field.
-    case.call_and_validate(excluded_checks=[positive_data_acceptance])
+    _call(case)
+
+
+def _call(case: schemathesis.Case[APIOperation[Any, Any, Any, Any]]) -> None:
+    resp = case.call_and_validate(excluded_checks=[positive_data_acceptance])
+    count(f"{case.method} {case.path}", resp.status_code)
+    assert resp.status_code < 500, resp.text
+
+
+@pytest.mark.slow
+@schema.parametrize()
+@settings(
+    max_examples=SLOW_EXAMPLES,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
+)
+def test_api_conforms_at_length(case: schemathesis.Case[APIOperation[Any, Any, Any, Any]]) -> None:
+    """The fuzz run of issue 19: >= 1000 generated cases per operation, no 5xx."""
+    _call(case)

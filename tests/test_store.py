@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from probes.measure.timing import MeasureConfig
+from probes.payloads import ForwardData, TrainStepData
 from probes.probe import Prober
-from probes.protocol import InferWorkload, ProbeRequest, ProbeResult
+from probes.protocol import InferWorkload, ProbeRequest, ProbeResult, Status
 from probes.settings import TorchSettings
-from probes.spec import memo, spec_hash
+from probes.spec import ModelSpec, memo, spec_hash
 from probes.store import ResultStore
 from tests.conftest import zoo_spec
 
@@ -18,15 +20,14 @@ from tests.conftest import zoo_spec
 class CountingRunner:
     """Deterministic fake: ok results with a measurement-free payload."""
 
-    def __init__(self, status: str = "ok") -> None:
+    def __init__(self, status: Status = "ok") -> None:
         self.calls: list[ProbeRequest] = []
         self.status = status
 
     def run(self, request: ProbeRequest) -> ProbeResult:
         self.calls.append(request)
-        return ProbeResult.model_validate(
-            {"status": self.status, "framework": request.framework, "data": {"n": len(self.calls)}}
-        )
+        data = ForwardData(outputs_file=f"{len(self.calls)}.npz")
+        return ProbeResult(status=self.status, framework=request.framework, data=data)
 
 
 def prober(tmp_path: Path, runner: CountingRunner, fresh: bool = False) -> Prober:
@@ -84,7 +85,12 @@ def test_spec_memo_builds_once_per_spec_and_evicts_the_oldest(
 ) -> None:
     monkeypatch.setattr(memo, "SIZE", 2)
     calls: list[str] = []
-    m = memo.SpecMemo(lambda s: calls.append(s.name) or len(calls))
+
+    def compute(s: ModelSpec) -> int:
+        calls.append(s.name)
+        return len(calls)
+
+    m = memo.SpecMemo(compute)
     small, default = zoo_spec("resnet18", "small"), zoo_spec("resnet18", None)
     assert m(small) == m(small.model_copy(update={"name": "renamed"})) == 1  # what computes
     assert m(default) == 2 and calls == ["resnet18", "resnet18"]
@@ -92,3 +98,26 @@ def test_spec_memo_builds_once_per_spec_and_evicts_the_oldest(
     assert m(default) == 2 and m(small) == 4
     graph, analysis = memo.analyzed(small)
     assert memo.analyzed(small)[0] is graph and analysis.params > 0
+
+
+def test_untagged_payloads_of_older_results_still_parse() -> None:
+    old = {"status": "ok", "framework": "torch", "data": {"loss": 0.5, "weights_file": "w.npz"}}
+    assert ProbeResult.model_validate(old).payload(TrainStepData) == TrainStepData(
+        loss=0.5, weights_file="w.npz"
+    )
+    measured = {"status": "ok", "framework": "torch", "data": {}}
+    assert ProbeResult.model_validate(measured).data is None
+
+
+def test_a_stored_row_that_no_longer_parses_counts_as_missing(tmp_path: Path) -> None:
+    runner = CountingRunner()
+    p = prober(tmp_path, runner)
+    spec = zoo_spec("mlp")
+    p.probe(spec, "torch", InferWorkload())
+    store = p.store
+    assert store is not None and len(store.query()) == 1
+    with sqlite3.connect(store.path) as db:
+        db.execute("""UPDATE results SET result = '{"status": "ok", "data": {"x": 1}}'""")
+    assert store.query() == []
+    p.probe(spec, "torch", InferWorkload())  # a miss: the worker runs again
+    assert len(runner.calls) == 2

@@ -59,9 +59,9 @@ def _result(fw: str, median_s: float, peak: int = 10 * 2**20, **m: object) -> Pr
         memory=MemoryStats(
             baseline_rss_bytes=0, peak_rss_bytes=peak, maxrss_bytes=peak, weight_bytes=0
         ),
-        **m,  # type: ignore[arg-type]
+        **m,
     )
-    return ProbeResult(status="ok", framework=fw, measurement=meas)  # type: ignore[arg-type]
+    return ProbeResult(status="ok", framework=fw, measurement=meas)
 
 
 @dataclass
@@ -105,7 +105,7 @@ def test_paired_verdict_survives_a_machine_that_slows_halfway() -> None:
 
 
 def _req(fw: str) -> ProbeRequest:
-    return ProbeRequest(spec=LENET, framework=fw, workload=InferWorkload(batch=1))  # type: ignore[arg-type]
+    return ProbeRequest(spec=LENET, framework=fw, workload=InferWorkload(batch=1))
 
 
 def test_paired_interval_straddles_one_when_rounds_disagree() -> None:
@@ -403,7 +403,7 @@ def test_probe_comparisons_are_paired_over_rounds_and_count_contended_ones() -> 
         r = _result(fw, ms / 1e3)
         assert r.measurement is not None
         r.measurement.contention = Contention(cpu_share=0.5 if busy else 1.0, flagged=busy)
-        return ProbeRow(framework=fw, workload="infer", batch=1, settings="x", result=r, round=rnd)  # type: ignore[arg-type]
+        return ProbeRow(framework=fw, workload="infer", batch=1, settings="x", result=r, round=rnd)
 
     # the machine doubles its times in round 2 for both: the pairing still sees 0.8
     rows = [row("torch", 1, 0.8), row("tensorflow", 1, 1.0), row("tensorflow", 2, 2.0)]

@@ -16,7 +16,7 @@ import pytest
 from probes.config import Settings
 from probes.protocol import ProbeRequest, ProbeResult
 from probes.runners.ray import RESOURCE, RayRunner
-from recommender.evidence.gatherer import StoreOnlyRunner
+from probes.runners.store_only import StoreOnlyRunner
 from recommender.zoo.figures import FIGURES, data_artists
 from recommender.zoo.models import ZooConfig, ZooRun
 from recommender.zoo.report import write_report

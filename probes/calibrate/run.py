@@ -22,7 +22,7 @@ from probes.calibrate.store import (
 )
 from probes.measure.environment import environment
 from probes.protocol import ProbeLimits, ProbeRequest
-from probes.runners.local import ProbeRunner
+from probes.runners.base import ProbeRunner
 
 QUICK_MIN_TIME_S = 0.03
 FULL_MIN_TIME_S = 0.08

@@ -10,13 +10,9 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from probes.checks.datasets import make_dataset
-from probes.protocol import (
-    FRAMEWORKS,
-    ConvergenceWorkload,
-    EpochStats,
-    ProbeRequest,
-)
-from probes.runners.local import ProbeRunner
+from probes.payloads import ConvergenceData, EpochStats
+from probes.protocol import FRAMEWORKS, ConvergenceWorkload, Framework, ProbeRequest
+from probes.runners.base import ProbeRunner
 from probes.settings import FrameworkSettings, default_settings, settings_label
 from probes.spec import ModelSpec, build_graph
 from probes.weights import save_npz
@@ -66,6 +62,7 @@ def check_convergence(
     workload: ConvergenceWorkload,
     settings: dict[str, FrameworkSettings] | None = None,
     seed: int = 0,
+    frameworks: tuple[Framework, ...] = FRAMEWORKS,
 ) -> ConvergenceReport:
     graph = build_graph(spec)
     data = make_dataset(graph, seed)
@@ -74,14 +71,15 @@ def check_convergence(
     curves = []
     with tempfile.TemporaryDirectory(prefix="fwadvisor-conv-") as tmp:
         save_npz(Path(tmp) / "data.npz", data.arrays(workload.epochs, seed))
-        for fw in FRAMEWORKS:  # one after the other: training times must not share cores
+        for fw in frameworks:  # one after the other: training times must not share cores
             s = (settings or {}).get(fw) or default_settings(fw)
             r = runner.run(
                 ProbeRequest(
                     spec=spec, framework=fw, workload=workload, settings=s, seed=seed, io_dir=tmp
                 )
             )
-            epochs = [EpochStats.model_validate(e) for e in r.data.get("epochs", [])]
+            got = r.payload(ConvergenceData)
+            epochs = got.epochs if got else []
             tta, ett = _reach(epochs, target, higher)
             curves.append(
                 ConvergenceCurve(
@@ -95,7 +93,11 @@ def check_convergence(
                 )
             )
     finals = [c.final for c in curves]
-    gap = abs(finals[0] - finals[1]) if None not in finals else None  # type: ignore[operator]
+    gap = (
+        abs(finals[0] - finals[1])  # type: ignore[operator]
+        if len(finals) == 2 and None not in finals
+        else None
+    )
     return ConvergenceReport(
         model=spec.name,
         dataset=data.name,

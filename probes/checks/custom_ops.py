@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from probes.errors import AdvisorError
 from probes.export.checks import ExportReport, check_exports
 from probes.measure.timing import MeasureConfig, Timing
+from probes.payloads import CustomOpData
 from probes.probe import Prober
 from probes.protocol import (
     FRAMEWORKS,
@@ -25,7 +26,6 @@ from probes.protocol import (
     Framework,
 )
 from probes.spec import ModelSpec, build_graph
-from probes.spec.custom_grad import GradCheckReport
 from probes.spec.ops_custom import CustomMode, with_custom_mode
 
 EXPORT_MODES: tuple[CustomMode, ...] = ("autodiff", "opaque")
@@ -47,33 +47,6 @@ NEEDS: dict[tuple[Framework, ExportTarget], str] = {
     ("tensorflow", "onnx"): "a tf2onnx custom-op handler mapping it to an ONNX custom domain, "
     "plus an ONNX Runtime custom-op library",
 }
-
-
-class CompileCheck(BaseModel):
-    name: str
-    ok: bool
-    detail: str = ""
-    graphs: int | None = None
-    graph_breaks: int | None = None
-    time_s: float | None = None
-
-
-class ModeCost(BaseModel):
-    mode: CustomMode
-    infer: Timing | None = None
-    train: Timing | None = None
-    infer_reason: str | None = None
-    train_reason: str | None = Field(default=None, description="Why training cannot run.")
-    compile: list[CompileCheck] = Field(default_factory=list)
-
-
-class CustomOpData(BaseModel):
-    """What the worker measured (ProbeResult.data)."""
-
-    nodes: list[str]
-    batch: int
-    modes: list[ModeCost]
-    grads: dict[str, GradCheckReport]
 
 
 class FrameworkCustomOps(BaseModel):
@@ -143,7 +116,7 @@ def custom_op_report(
     for fw in frameworks:
         say(f"{fw}: eager cost, compile and gradient check per mode")
         r = prober.probe(spec, fw, CustomOpWorkload(batch=batch, compile=compile))
-        data = CustomOpData.model_validate(r.data) if r.status == "ok" else None
+        data = r.payload(CustomOpData) if r.status == "ok" else None
         results.append(
             FrameworkCustomOps(framework=fw, status=r.status, reason=r.reason, data=data)
         )

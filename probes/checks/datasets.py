@@ -75,12 +75,29 @@ def _teacher_labels(
     return labels
 
 
+def _check_output(task: str, inp: tuple[int, ...], out: tuple[int, ...]) -> None:
+    """The outputs convergence can train: one label per sample ([classes]) or the input
+    itself (reconstruction). A per-pixel output crashed inside both frameworks."""
+    if task == "classification" and len(out) != 1:
+        raise UnsupportedError(
+            f"convergence trains one label per sample, so a classifier's output must be "
+            f"[classes]; this model's is {list(out)} (per-pixel or per-step outputs are "
+            "not supported)"
+        )
+    if task == "reconstruction" and out != inp:
+        raise UnsupportedError(
+            f"reconstruction's output must have the input's shape {list(inp)}; "
+            f"this model's is {list(out)}"
+        )
+
+
 def make_dataset(graph: SpecGraph, seed: int = 0, n: int = 1280) -> Dataset:
     spec = graph.spec
     if len(spec.inputs) != 1 or len(spec.outputs) != 1:
         raise UnsupportedError("convergence needs a single-input, single-output model")
     inp, out = spec.inputs[0], graph.tensors[spec.outputs[0]]
     shape = tuple(inp.shape)
+    _check_output(spec.task, shape, tuple(out.shape))
     image_like = inp.dtype == "float32" and (len(shape) == 3 or shape == (64,))
     if spec.task in ("classification", "reconstruction") and image_like:
         images, labels = _digits()

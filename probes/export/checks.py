@@ -14,8 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from probes.checks.parity import ArrayDiff
-from probes.measure.timing import MeasureConfig, Timing
+from probes.measure.timing import MeasureConfig
+from probes.payloads import ExportData
 from probes.probe import Prober
 from probes.protocol import (
     EXPORT_TARGETS,
@@ -61,24 +61,6 @@ NO_ROUTE: dict[tuple[Framework, ExportTarget], str] = {
         "browser to run"
     ),
 }
-
-
-class ExportData(BaseModel):
-    """What the worker measured for one export (ProbeResult.data)."""
-
-    target: ExportTarget
-    tool: str
-    runtime: str
-    artifact: str
-    size_bytes: int
-    export_s: float
-    load_s: float
-    batch: int
-    max_abs_diff: float | None
-    tolerance: float | None
-    outputs: list[ArrayDiff]
-    latency: Timing | None = Field(description="In the target runtime; None if not verified.")
-    notes: list[str] = Field(default_factory=list)
 
 
 class ExportCheck(BaseModel):
@@ -137,7 +119,7 @@ def condense(reason: str | None) -> str | None:
 
 
 def to_check(framework: Framework, target: ExportTarget, r: ProbeResult) -> ExportCheck:
-    data = ExportData.model_validate(r.data) if r.data else None
+    data = r.payload(ExportData)
     status: ExportStatus = (
         "verified" if r.status == "ok" else "unsupported" if r.status == "unsupported" else "failed"
     )

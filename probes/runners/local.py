@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Protocol
 
 from pydantic import ValidationError
 
@@ -21,10 +20,6 @@ from probes.runners.lifeline import child_env
 STDERR_TAIL = 2000
 MEMORY_POLL_S = 0.05  # with a memory limit; one /proc scan costs ~0.8 ms
 PEAK_POLL_S = 0.25  # without one: only to report the group's peak
-
-
-class ProbeRunner(Protocol):
-    def run(self, request: ProbeRequest) -> ProbeResult: ...
 
 
 def _tail(text: str) -> str:

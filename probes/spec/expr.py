@@ -144,7 +144,8 @@ class _Parser:
     def fail(self, what: str, n: ast.AST) -> ExpressionError:
         return ExpressionError(f"{what} {self.where(n)}")
 
-    def expr(self, n: ast.expr, depth: int) -> Expr:
+    def enter(self, n: ast.expr, depth: int) -> None:
+        """Count the node; fail past the size and depth limits or on a rejected construct."""
         self.count += 1
         if self.count > MAX_NODES:
             raise self.fail(f"expression has more than {MAX_NODES} nodes", n)
@@ -153,6 +154,9 @@ class _Parser:
         for kind, what in REJECTED.items():
             if isinstance(n, kind):
                 raise self.fail(f"{what} is not allowed", n)
+
+    def expr(self, n: ast.expr, depth: int) -> Expr:
+        self.enter(n, depth)
         if isinstance(n, ast.Constant):
             return self.constant(n)
         if isinstance(n, ast.Name):
@@ -236,13 +240,18 @@ class _Parser:
             raise self.fail("a comparison between two constants is not allowed", n)
         return Compare(op, left, right)
 
-    def call(self, n: ast.Call, depth: int) -> Expr:
+    def callee(self, n: ast.Call) -> str:
+        """The called function's name; it must be a known function called by name."""
         if not isinstance(n.func, ast.Name):
             what = "attribute access" if isinstance(n.func, ast.Attribute) else "this call"
             raise self.fail(f"{what} is not allowed; call a function by name", n)
         fn = n.func.id
         if fn not in FUNCTIONS:
             raise self.fail(f"unknown function `{fn}` (known: {', '.join(sorted(FUNCTIONS))})", n)
+        return fn
+
+    def call(self, n: ast.Call, depth: int) -> Expr:
+        fn = self.callee(n)
         if fn in REDUCTIONS:
             return self.reduce(fn, n, depth)
         if n.keywords:
@@ -254,14 +263,16 @@ class _Parser:
             return self.where_call(n, depth)
         args = tuple(self.number(a, depth + 1, f"an argument of {fn}") for a in n.args)
         if fn == "clip":
-            lo, hi = args[1], args[2]
-            if not (isinstance(lo, Const) and isinstance(hi, Const)):
-                raise self.fail("clip bounds must be constants", n)
-            if lo.value > hi.value:
-                raise self.fail("clip needs lo <= hi", n)
+            self.clip_bounds(args[1], args[2], n)
         if all(isinstance(a, Const) for a in args):
             return self.fold(fn, args, n)
         return Call(fn, args)
+
+    def clip_bounds(self, lo: Expr, hi: Expr, n: ast.Call) -> None:
+        if not (isinstance(lo, Const) and isinstance(hi, Const)):
+            raise self.fail("clip bounds must be constants", n)
+        if lo.value > hi.value:
+            raise self.fail("clip needs lo <= hi", n)
 
     def where_call(self, n: ast.Call, depth: int) -> Expr:
         cond = self.expr(n.args[0], depth + 1)

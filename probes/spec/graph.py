@@ -23,10 +23,15 @@ from probes.spec.model import ModelSpec, NodeSpec
 from probes.spec.ops_base import Op, TensorInfo
 from probes.spec.ops_core import CORE_OPS
 from probes.spec.ops_custom import CUSTOM_OPS
+from probes.spec.ops_resample import RESAMPLE_OPS
 from probes.spec.ops_seq import SEQ_OPS
 from probes.spec.ops_spatial import SPATIAL_OPS
+from probes.spec.ops_tensor import TENSOR_OPS
 
-OPS: dict[str, Op] = {op.name: op for op in (*CORE_OPS, *SPATIAL_OPS, *SEQ_OPS, *CUSTOM_OPS)}
+OPS: dict[str, Op] = {
+    op.name: op
+    for op in (*CORE_OPS, *SPATIAL_OPS, *RESAMPLE_OPS, *TENSOR_OPS, *SEQ_OPS, *CUSTOM_OPS)
+}
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,22 @@ def _typed_params(n: NodeSpec, index: int) -> Any:
 
 
 def _check_names(spec: ModelSpec) -> None:
+    seen = _declared_names(spec)
+    for i, n in enumerate(spec.nodes):
+        for j, ref in enumerate(n.inputs):
+            if ref not in seen:
+                raise UnknownInputError(
+                    f"input '{ref}' is neither a model input nor a node id",
+                    node=n.id,
+                    path=f"nodes.{i}.inputs.{j}",
+                )
+    for i, out in enumerate(spec.outputs):
+        if out not in seen:
+            raise UnknownInputError(f"output '{out}' is not a node or input", path=f"outputs.{i}")
+
+
+def _declared_names(spec: ModelSpec) -> set[str]:
+    """Input names and node ids, each unique; inputs with positive dimensions only."""
     seen: set[str] = set()
     for i, inp in enumerate(spec.inputs):
         if inp.name in seen:
@@ -104,17 +125,7 @@ def _check_names(spec: ModelSpec) -> None:
                 "duplicate id (ids and input names must be unique)", node=n.id, path=f"nodes.{i}.id"
             )
         seen.add(n.id)
-    for i, n in enumerate(spec.nodes):
-        for j, ref in enumerate(n.inputs):
-            if ref not in seen:
-                raise UnknownInputError(
-                    f"input '{ref}' is neither a model input nor a node id",
-                    node=n.id,
-                    path=f"nodes.{i}.inputs.{j}",
-                )
-    for i, out in enumerate(spec.outputs):
-        if out not in seen:
-            raise UnknownInputError(f"output '{out}' is not a node or input", path=f"outputs.{i}")
+    return seen
 
 
 def _topo_order(spec: ModelSpec) -> list[int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from probes.errors import SpecError
 
@@ -37,6 +37,15 @@ class NodeSpec(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class WeightsRef(BaseModel):
+    """Real weights for every node, in a safetensors file (keys ``node/name``, neutral layouts)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: str = Field(description="Path of the .safetensors file, relative to the spec file.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Digest of that file.")
+
+
 class ModelSpec(BaseModel):
     """A DAG of typed nodes. ``sizes`` names alternative input shapes (e.g. ``small``)."""
 
@@ -49,6 +58,19 @@ class ModelSpec(BaseModel):
     nodes: list[NodeSpec] = Field(min_length=1)
     outputs: list[str] = Field(min_length=1)
     sizes: dict[str, dict[str, list[int]]] = Field(default_factory=dict)
+    weights: WeightsRef | None = Field(
+        default=None, description="Imported weights; None: seeded random weights."
+    )
+
+    @field_validator("nodes", mode="before")
+    @classmethod
+    def _node_count(cls, nodes: Any, info: ValidationInfo) -> Any:
+        """Count before building: a caller that passes ``context={"max_nodes": N}``
+        (the API) refuses a 10,000-node spec without validating 10,000 nodes."""
+        limit = (info.context or {}).get("max_nodes")
+        if isinstance(limit, int) and isinstance(nodes, list) and len(nodes) > limit:
+            raise ValueError(f"spec has {len(nodes)} nodes; the limit is {limit}")
+        return nodes
 
     def resized(self, size: str | None) -> ModelSpec:
         """Return a copy whose input shapes are the named size preset (None/"default": as is)."""

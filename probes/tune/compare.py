@@ -93,7 +93,11 @@ def summarize_study(tuner: FrameworkTuner) -> FrameworkTuning:
     history = [summarize_trial(t) for t in frozen]
     counts = {s.name: sum(t.state == s for t in frozen) for s in TrialState}
     best = _pick_best(history, tuner.cfg)
-    default = next((t for t in history if t.source == "default"), None)
+    # the default's measurement: a requeued default (its first try was abandoned) wins
+    defaults = [t for t in history if t.source == "default"]
+    default = next(
+        (t for t in defaults if t.state == "COMPLETE"), defaults[-1] if defaults else None
+    )
     speedup = None
     if best and default and default.values and best.values and default.state == "COMPLETE":
         b, d = best.values[0], default.values[0]

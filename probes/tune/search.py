@@ -26,6 +26,7 @@ from probes.protocol import Framework, InferWorkload, ProbeResult, TrainWorkload
 from probes.settings import Device, default_settings, settings_label
 from probes.spec import ModelSpec, build_graph
 from probes.tune.models import TuneConfig
+from probes.tune.owner import OWNER, fail_abandoned, owner_tag
 from probes.tune.space import search_space, space_size, to_params, to_settings
 from probes.tune.study import (
     RAN,
@@ -80,7 +81,7 @@ class FrameworkTuner:
 
     def ran(self) -> int:
         """Trials that spent a probe and were told a result. A trial whose tuner was
-        killed is failed as stale by the next run, without a reason: it does not count."""
+        killed is failed by the next run (``fail_abandoned``): it does not count."""
         return sum(1 for t in self.study.get_trials(deepcopy=False) if spent_probe(t))
 
     def _finished_twin(self, params: dict[str, Any]) -> FrozenTrial | None:
@@ -88,7 +89,7 @@ class FrameworkTuner:
         for t in self.study.get_trials(
             deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)
         ):
-            if t.params == params and t.user_attrs.get(RAN):
+            if t.params == params and spent_probe(t):
                 return t
         return None
 
@@ -105,7 +106,9 @@ class FrameworkTuner:
             self.study.enqueue_trial(default, user_attrs={"source": "default"})
         queued = [default]
         if self.cfg.informed_starts and default is not None:
-            modes = facts(self.fw).informed
+            # The graph compiler is a generic prior; warm starts from similar models
+            # measured on this machine are specific evidence, so they take its place.
+            modes = () if warm else facts(self.fw).informed
             for params in informed_starts(default, self.space, environment().native_bf16, modes):
                 if params not in queued:
                     self.study.enqueue_trial(params, user_attrs={"source": "informed"})
@@ -162,7 +165,8 @@ class FrameworkTuner:
         return per_call * self.cfg.prune_factor
 
     def run(self) -> None:
-        optuna.storages.fail_stale_trials(self.study)
+        for t in fail_abandoned(self.study, self.cfg.grace_s):
+            self.progress(f"{self.fw}: trial #{t.number} failed: {t.user_attrs.get('reason')}")
         budget, start, asks = self.cfg.n_trials, time.monotonic(), 0
         while budget is None or self.ran() < budget:
             if self.cfg.timeout_s is not None and time.monotonic() - start > self.cfg.timeout_s:
@@ -174,6 +178,7 @@ class FrameworkTuner:
 
     def _one_trial(self) -> None:
         trial = self.study.ask()
+        trial.set_user_attr(OWNER, owner_tag())
         params = {k: trial.suggest_categorical(k, v) for k, v in self.space.items()}
         settings = to_settings(self.fw, params)
         batch = int(params.get("batch", self.cfg.batch))
@@ -213,7 +218,11 @@ class FrameworkTuner:
             )
             self._enqueue_unexplored(trial.number)
             return
-        measure = self.prober.measure.model_copy(update={"stop_above_s": self._stop_above(batch)})
+        # the default is the baseline of every speed-up: never stopped early (it runs
+        # first, except when requeued after its tuner died)
+        baseline = trial.user_attrs.get("source") == "default"
+        stop = None if baseline else self._stop_above(batch)
+        measure = self.prober.measure.model_copy(update={"stop_above_s": stop})
         trial.set_user_attr(RAN, True)
         with heartbeat(self.storage, trial._trial_id, self.cfg.heartbeat_s):
             result = self.prober.probe(

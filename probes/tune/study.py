@@ -16,6 +16,7 @@ from probes.protocol import Framework
 from probes.settings import Device
 from probes.spec import ModelSpec, spec_hash
 from probes.tune.models import TrialSummary, TuneConfig
+from probes.tune.owner import ABANDONED
 from probes.tune.space import Objective
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -118,8 +119,9 @@ def informed_starts(
 
 
 def spent_probe(t: FrozenTrial) -> bool:
-    """Did this trial spend a probe and get a result (COMPLETE, PRUNED, or FAIL + reason)?"""
-    if not t.user_attrs.get(RAN) or t.state == TrialState.RUNNING:
+    """Did this trial spend a probe and get a result (COMPLETE, PRUNED, or FAIL + reason)?
+    A trial failed because its tuner died (``probes.tune.owner``) got none."""
+    if not t.user_attrs.get(RAN) or t.state == TrialState.RUNNING or t.user_attrs.get(ABANDONED):
         return False
     return t.state != TrialState.FAIL or "reason" in t.user_attrs
 

@@ -22,6 +22,7 @@ from probes.errors import AdvisorError, UnsupportedError
 from probes.frameworks import Backend, Step
 from probes.measure.contention import ContentionMeter
 from probes.measure.timing import MeasureConfig, first_call, timed_loop, warm_up
+from probes.payloads import CalibrateData
 from probes.protocol import ProbeRequest, ProbeResult
 from probes.spec import build_graph
 from probes.weights import init_weights, make_inputs
@@ -108,11 +109,11 @@ def run_calibrate(req: ProbeRequest, backend: Backend) -> ProbeResult:
     out = Path(req.io_dir) / CELLS_FILE if req.io_dir else None
     gc.collect()
     gc.freeze()
-    done: list[dict[str, object]] = []
+    done: list[CellResult] = []
     for cell in w.cells:
         r = time_cell(req, backend, cell, cfg)
-        done.append(r.model_dump(mode="json"))
+        done.append(r)
         if out is not None:
             with out.open("a") as f:
                 f.write(r.model_dump_json() + "\n")
-    return ProbeResult(status="ok", framework=req.framework, data={"cells": done})
+    return ProbeResult(status="ok", framework=req.framework, data=CalibrateData(cells=done))

@@ -8,19 +8,17 @@ frameworks: that is where a kernel the framework cannot see costs the most direc
 
 from __future__ import annotations
 
-import numpy as np
-
-from probes.checks.custom_ops import CompileCheck, CustomOpData, ModeCost
 from probes.errors import AdvisorError, brief
 from probes.frameworks import Backend
 from probes.frameworks.facts import facts
 from probes.measure.timing import measure
+from probes.payloads import CustomOpData, ModeCost
 from probes.protocol import CustomOpWorkload, ProbeRequest, ProbeResult, TrainWorkload
 from probes.settings import FrameworkSettings
 from probes.spec import SpecGraph, build_graph
 from probes.spec.custom_grad import check_graph_grads, custom_programs
 from probes.spec.ops_custom import CustomMode, with_custom_mode
-from probes.weights import init_weights, make_inputs
+from probes.weights import init_weights, make_inputs, make_targets
 
 
 def _mode_cost(
@@ -39,19 +37,14 @@ def _mode_cost(
         cost.infer = measure(backend.infer_step(g, weights, arrays, eager, req.device), req.measure)
     except Exception as e:
         cost.infer_reason = brief(e)
-    rng = np.random.default_rng([req.seed, 0x7A6])
-    targets = [
-        rng.standard_normal((w.batch, *g.tensors[o].shape)).astype(np.float32)
-        for o in g.spec.outputs
-    ]
+    targets = list(make_targets(g, w.batch, req.seed).values())
     train = TrainWorkload(batch=w.batch)
     try:
         step = backend.train_step_fn(g, weights, arrays, targets, train, eager, req.device)
         cost.train = measure(step, req.measure)
     except Exception as e:
         cost.train_reason = brief(e)
-    checks = backend.compile_check(g, weights, arrays, w.compile)
-    cost.compile = [CompileCheck.model_validate(c) for c in checks]
+    cost.compile = backend.compile_check(g, weights, arrays, w.compile)
     return cost
 
 
@@ -69,4 +62,4 @@ def run_custom_op(req: ProbeRequest, backend: Backend, graph: SpecGraph) -> Prob
     costs = [_mode_cost(req, backend, m, eager) for m in modes]
     grads = check_graph_grads(graph, backend.custom_grads, req.framework, seed=req.seed)
     data = CustomOpData(nodes=list(programs), batch=w.batch, modes=costs, grads=grads)
-    return ProbeResult(status="ok", framework=req.framework, data=data.model_dump())
+    return ProbeResult(status="ok", framework=req.framework, data=data)

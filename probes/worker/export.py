@@ -14,10 +14,11 @@ import numpy as np
 
 from probes.checks.parity import compare
 from probes.errors import UnsupportedError
-from probes.export.checks import NO_ROUTE, ExportData
+from probes.export.checks import NO_ROUTE
 from probes.frameworks.exported import Exported, size_bytes
 from probes.frameworks.facts import facts
 from probes.measure.timing import first_call, measure
+from probes.payloads import ExportData
 from probes.protocol import ExportWorkload, ProbeRequest, ProbeResult
 from probes.settings import cpu_budget
 from probes.spec import SpecGraph
@@ -111,5 +112,5 @@ def run_export(req: ProbeRequest, graph: SpecGraph) -> ProbeResult:
         status="ok" if passed else "failed",
         framework=req.framework,
         reason=reason,
-        data=data.model_dump(),
+        data=data,
     )

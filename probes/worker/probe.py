@@ -11,9 +11,6 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, cast
-
-import numpy as np
 
 from probes.errors import AdvisorError, UnsupportedError
 from probes.frameworks import Backend, Step
@@ -21,8 +18,10 @@ from probes.frameworks.facts import facts
 from probes.measure.contention import Contention, ContentionMeter
 from probes.measure.memory import PeakSampler, maxrss_bytes, rss_bytes
 from probes.measure.timing import MeasureConfig, Timing, first_call, measure
+from probes.payloads import ConvergenceData, ForwardData, TrainStepData
 from probes.protocol import (
     ColdStartWorkload,
+    ConvergenceWorkload,
     InferWorkload,
     Measurement,
     MemoryStats,
@@ -30,6 +29,7 @@ from probes.protocol import (
     ProbeRequest,
     ProbeResult,
     Status,
+    TrainStepWorkload,
     TrainWorkload,
 )
 from probes.runners.lifeline import die_with_parent
@@ -40,14 +40,18 @@ from probes.weights import (
     init_weights,
     load_npz,
     make_inputs,
+    make_targets,
     save_npz,
     trainable_names,
 )
 from probes.worker.calibrate import run_calibrate
 from probes.worker.custom import run_custom_op
 from probes.worker.export import run_export
+from probes.worker.training import fit
 
 CONTENTION_RETRIES = 2  # a contended timed loop is run again in-process, at most this often
+#: Workloads that report a payload (`probes.payloads`) instead of a measurement.
+CHECKS = ("convergence", "custom_op", "export", "forward", "train_step")
 OOM_MARKERS = (
     "can't allocate memory",
     "out of memory",
@@ -61,11 +65,11 @@ def import_backend(req: ProbeRequest) -> Backend:
     s = req.effective_settings()
     if isinstance(s, TFSettings):
         os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1" if s.onednn else "0"
-    module: Any = importlib.import_module(facts(req.framework).backend_module)
-    return cast(Backend, module)
+    backend: Backend = importlib.import_module(facts(req.framework).backend_module).BACKEND
+    return backend
 
 
-def _parity(req: ProbeRequest, backend: Backend, graph: SpecGraph) -> dict[str, object]:
+def _parity(req: ProbeRequest, backend: Backend, graph: SpecGraph) -> ForwardData | TrainStepData:
     weights = init_weights(graph, req.seed)
     assert req.spec is not None and req.io_dir is not None
     io = Path(req.io_dir)
@@ -75,16 +79,17 @@ def _parity(req: ProbeRequest, backend: Backend, graph: SpecGraph) -> dict[str, 
         outputs = backend.forward(graph, weights, inputs)
         named = dict(zip(req.spec.outputs, outputs, strict=True))
         save_npz(io / f"outputs_{req.framework}.npz", named)
-        return {"outputs_file": f"outputs_{req.framework}.npz"}
+        return ForwardData(outputs_file=f"outputs_{req.framework}.npz")
+    assert isinstance(req.workload, TrainStepWorkload)
     targets = [arrays[f"target__{o}"] for o in req.spec.outputs]
     loss, updated = backend.train_step(
         graph, weights, inputs, targets, req.workload, trainable_names(graph)
     )
     save_npz(io / f"weights_{req.framework}.npz", flatten_weights(updated))
-    return {"loss": loss, "weights_file": f"weights_{req.framework}.npz"}
+    return TrainStepData(loss=loss, weights_file=f"weights_{req.framework}.npz")
 
 
-def _step(req: ProbeRequest, backend: Backend, graph: SpecGraph | None) -> Any:
+def _step(req: ProbeRequest, backend: Backend, graph: SpecGraph | None) -> Step:
     """Build the model and return the timed step (materialises its result)."""
     w, s, dev = req.workload, req.effective_settings(), req.device
     if w.kind == "peak":
@@ -93,13 +98,31 @@ def _step(req: ProbeRequest, backend: Backend, graph: SpecGraph | None) -> Any:
     weights = init_weights(graph, req.seed)
     arrays = list(make_inputs(graph, w.batch, req.seed).values())
     if w.kind == "train":
-        rng = np.random.default_rng([req.seed, 0x7A6])
-        targets = [
-            rng.standard_normal((w.batch, *graph.tensors[o].shape)).astype(np.float32)
-            for o in graph.spec.outputs
-        ]
+        targets = list(make_targets(graph, w.batch, req.seed).values())
         return backend.train_step_fn(graph, weights, arrays, targets, w, s, dev)
     return backend.infer_step(graph, weights, arrays, s, dev)
+
+
+def _convergence(req: ProbeRequest, backend: Backend, graph: SpecGraph) -> ConvergenceData:
+    assert isinstance(req.workload, ConvergenceWorkload) and req.io_dir is not None
+    data = load_npz(Path(req.io_dir) / "data.npz")
+    weights = init_weights(graph, req.seed)
+    s, dev = req.effective_settings(), req.device
+    trainer = backend.trainer(graph, weights, data, req.workload, s, dev)
+    return ConvergenceData(epochs=fit(trainer, data, req.workload.batch, graph.spec.task))
+
+
+def _check(req: ProbeRequest, backend: Backend, graph: SpecGraph) -> ProbeResult:
+    """A workload whose result is a payload, not a timing."""
+    kind = req.workload.kind
+    if kind == "custom_op":
+        return run_custom_op(req, backend, graph)
+    if kind == "export":
+        return run_export(req, graph)
+    data = (
+        _convergence(req, backend, graph) if kind == "convergence" else _parity(req, backend, graph)
+    )
+    return ProbeResult(status="ok", framework=req.framework, data=data)
 
 
 def _measure(req: ProbeRequest, main_start: float) -> ProbeResult:
@@ -108,29 +131,10 @@ def _measure(req: ProbeRequest, main_start: float) -> ProbeResult:
     runtime = backend.configure(req.effective_settings(), req.device)
     import_s = time.perf_counter() - t0
     graph = build_graph(req.spec) if req.spec is not None else None
-    if req.workload.kind == "convergence":
-        assert graph is not None and req.io_dir is not None
-        data = load_npz(Path(req.io_dir) / "data.npz")
-        curve = backend.fit(
-            graph,
-            init_weights(graph, req.seed),
-            data,
-            req.workload,
-            req.effective_settings(),
-            req.device,
-            graph.spec.task,
-        )
-        return ProbeResult(status="ok", framework=req.framework, data={"epochs": curve})
     if req.workload.kind == "calibrate":
         return run_calibrate(req, backend)
-    if req.workload.kind == "custom_op":
-        assert graph is not None
-        return run_custom_op(req, backend, graph)
-    if req.workload.kind == "export":
-        assert graph is not None
-        return run_export(req, graph)
-    if req.workload.kind in ("forward", "train_step"):
-        return ProbeResult(status="ok", framework=req.framework, data=_parity(req, backend, graph))  # type: ignore[arg-type]
+    if graph is not None and req.workload.kind in CHECKS:
+        return _check(req, backend, graph)
     baseline = rss_bytes()
     backend.reset_device_peak(req.device)
     # Memory pass: sample RSS through build, first call and two steady calls, then stop

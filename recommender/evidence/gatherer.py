@@ -25,11 +25,11 @@ from probes.protocol import (
     ExportTarget,
     Framework,
     ProbeLimits,
-    ProbeRequest,
     ProbeResult,
-    Status,
 )
-from probes.runners.local import ProbeRunner, SubprocessRunner
+from probes.runners.base import ProbeRunner
+from probes.runners.local import SubprocessRunner
+from probes.runners.store_only import StoreOnlyRunner
 from probes.store import ResultStore
 from recommender.evidence.model import Quantity, TargetEvidence
 from recommender.knowledge.capabilities import DEAD, CapabilityMatrix, Cell, merge
@@ -38,19 +38,6 @@ from recommender.questionnaire import Profile
 
 Mode = Literal["measure", "cached", "predict"]
 MEASURE = MeasureConfig(min_time_s=0.5)
-
-
-@dataclass(frozen=True)
-class StoreOnlyRunner:
-    """A runner that runs nothing, so only the results store answers. Cached mode: a
-    question not in the store stays unanswered; the zoo's ``--report-only`` makes it a
-    failure with its own reason."""
-
-    status: Status = "unsupported"
-    reason: str = "not in the results store; run `fwadvisor recommend --mode measure` once"
-
-    def run(self, request: ProbeRequest) -> ProbeResult:
-        return ProbeResult(status=self.status, framework=request.framework, reason=self.reason)
 
 
 @dataclass

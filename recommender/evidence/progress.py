@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from probes.protocol import ProbeRequest, ProbeResult
-from probes.runners.local import ProbeRunner
+from probes.runners.base import ProbeRunner
 
 Say = Callable[[str], None]
 

@@ -145,15 +145,7 @@ def fit_corrections(pred: CalibratedPredictor, rows: list[FullRow]) -> Calibrate
     if not rows:
         return pred
     raw = _raw(pred, rows)
-    pred.correction = {}
-    for key, c in _corrections(rows, raw, None).items():
-        pred.correction[key] = min(max(c, -MAX_CORRECTION), MAX_CORRECTION)
-        if abs(c) > MAX_CORRECTION:
-            pred.warnings[key] = (
-                f"this machine's full-model measurements in {key} run {math.exp(c):.3g}x "
-                f"the per-operator sum (the correction is capped at "
-                f"{math.exp(MAX_CORRECTION):g}x): a busy machine, or a calibration to redo"
-            )
+    _set_correction(pred, _corrections(rows, raw, None))
     pred.full_models = len({r.model for r in rows})
     held: dict[int, float] = {}
     for model in {r.model for r in rows}:
@@ -163,26 +155,52 @@ def fit_corrections(pred: CalibratedPredictor, rows: list[FullRow]) -> Calibrate
                 held[i] = raw[i][0] - corr.get(r.key, 0.0)
     for fw in ("torch", "tensorflow"):
         idx = [i for i, r in enumerate(rows) if r.framework == fw]
-        if len({rows[i].model for i in idx}) >= MIN_MODELS:
-            scores = sorted(abs(held[i]) / (Z80 * raw[i][1]) for i in idx)
-            n = len(scores)
-            q = scores[min(n - 1, math.ceil((n + 1) * COVERAGE) - 1)]
-            for key in CONFIGS:
-                if key.startswith(fw + "/"):
-                    pred.scale[key] = min(max(q, 0.5), MAX_SCALE)
+        _set_scale(pred, fw, rows, idx, held, raw)
         mem = [
             (
-                analyze(rows[i].graph).weight_bytes,
-                analyze(rows[i].graph).activation_bytes_per_sample * rows[i].batch,
-                rows[i].peak_bytes,
-                rows[i].baseline_bytes,
+                float(analyze(rows[i].graph).weight_bytes),
+                float(analyze(rows[i].graph).activation_bytes_per_sample * rows[i].batch),
+                peak,
+                base,
             )
             for i in idx
-            if rows[i].peak_bytes is not None and rows[i].baseline_bytes is not None
+            if (peak := rows[i].peak_bytes) is not None
+            and (base := rows[i].baseline_bytes) is not None
         ]
-        pred.memory[fw] = fit_memory(pred.memory[fw], mem)  # type: ignore[arg-type]
+        pred.memory[fw] = fit_memory(pred.memory[fw], mem)
     pred.error_correlation["latency"] = _pair_correlation(rows, held)
     return pred
+
+
+def _set_correction(pred: CalibratedPredictor, fitted: dict[str, float]) -> None:
+    pred.correction = {}
+    for key, c in fitted.items():
+        pred.correction[key] = min(max(c, -MAX_CORRECTION), MAX_CORRECTION)
+        if abs(c) > MAX_CORRECTION:
+            pred.warnings[key] = (
+                f"this machine's full-model measurements in {key} run {math.exp(c):.3g}x "
+                f"the per-operator sum (the correction is capped at "
+                f"{math.exp(MAX_CORRECTION):g}x): a busy machine, or a calibration to redo"
+            )
+
+
+def _set_scale(
+    pred: CalibratedPredictor,
+    fw: str,
+    rows: list[FullRow],
+    idx: list[int],
+    held: dict[int, float],
+    raw: dict[int, tuple[float, float]],
+) -> None:
+    """The conformal scale of ``fw``'s configurations, from its held-out scores."""
+    if len({rows[i].model for i in idx}) < MIN_MODELS:
+        return
+    scores = sorted(abs(held[i]) / (Z80 * raw[i][1]) for i in idx)
+    n = len(scores)
+    q = scores[min(n - 1, math.ceil((n + 1) * COVERAGE) - 1)]
+    for key in CONFIGS:
+        if key.startswith(fw + "/"):
+            pred.scale[key] = min(max(q, 0.5), MAX_SCALE)
 
 
 def _pair_correlation(rows: list[FullRow], held: dict[int, float]) -> float:

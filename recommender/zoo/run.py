@@ -26,11 +26,13 @@ from probes.errors import AdvisorError, brief
 from probes.export.checks import check_exports
 from probes.measure.environment import environment
 from probes.protocol import FRAMEWORKS, Framework, InferWorkload, ProbeRequest, ProbeResult
-from probes.runners.local import ProbeRunner, SubprocessRunner
+from probes.runners.base import ProbeRunner
+from probes.runners.local import SubprocessRunner
+from probes.runners.store_only import StoreOnlyRunner
 from probes.spec import ModelSpec, analyze, build_graph
 from probes.tune.compare import tune
 from probes.tune.models import FrameworkTuning, TrialSummary, TuneConfig, TuneReport
-from recommender.evidence.gatherer import Gatherer, StoreOnlyRunner, export_targets, needed_targets
+from recommender.evidence.gatherer import Gatherer, export_targets, needed_targets
 from recommender.evidence.pipelines import EXPORT_MEASURE
 from recommender.knowledge.capabilities import load_matrix
 from recommender.questionnaire import load_questionnaire, to_profile
@@ -372,6 +374,21 @@ class ZooRunner:
         )
 
 
+def _settle_peak(runner: ZooRunner, outcomes: list[ModelOutcome], say: Say) -> None:
+    """The machine peak when no model of this run measured it: from an earlier model's
+    record, else from the results store (or a measurement, unless report-only)."""
+    ok = [o for o in outcomes if o.status == "done"]  # a peak matters only to these
+    if runner.peak is None and ok:  # every model came from an earlier run
+        runner.peak = next((o.machine_peak_gflops for o in ok if o.machine_peak_gflops), None)
+    if runner.peak is None and ok:
+        try:  # report-only: from the results store or not at all (REPORT_ONLY runs nothing)
+            runner.peak = runner.prober.machine_peak_gflops(runner.cfg.device)
+        except Exception as e:  # the report says "unknown"; the run stands
+            say(f"machine peak not measured: {brief(e)}")
+        if runner.peak is None and runner.report_only:
+            say("machine peak unknown: no stored record or result has it (--report-only)")
+
+
 def run_zoo(
     specs: list[ModelSpec],
     runner: ZooRunner,
@@ -406,16 +423,7 @@ def run_zoo(
             say(f"[{i}/{len(specs)}] {msg}")
 
         outcomes.append(runner.evaluate(spec, model_say))
-    ok = [o for o in outcomes if o.status == "done"]  # a peak matters only to these
-    if runner.peak is None and ok:  # every model came from an earlier run
-        runner.peak = next((o.machine_peak_gflops for o in ok if o.machine_peak_gflops), None)
-    if runner.peak is None and ok:
-        try:  # report-only: from the results store or not at all (REPORT_ONLY runs nothing)
-            runner.peak = runner.prober.machine_peak_gflops(runner.cfg.device)
-        except Exception as e:  # the report says "unknown"; the run stands
-            say(f"machine peak not measured: {brief(e)}")
-        if runner.peak is None and runner.report_only:
-            say("machine peak unknown: no stored record or result has it (--report-only)")
+    _settle_peak(runner, outcomes, say)
     warnings = budget_warnings(outcomes, runner.cfg.trials)
     for w in warnings:
         say(f"warning: {w}")

@@ -6,84 +6,86 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from recommender.zoo.models import ZooRun
+from recommender.zoo.models import ModelOutcome, ZooRun
 
 COLUMNS = ["model", "status", "framework", "profile", "metric", "value", "text", "unit", "detail"]
 
 
-def tidy_rows(run: ZooRun) -> list[dict[str, Any]]:
+Row = dict[str, Any]
+
+
+def _row(
+    m: str, status: str, fw: str, prof: str, metric: str, value: Any, unit: str, detail: str = ""
+) -> Row:
+    text = value if isinstance(value, str) else ""
+    number = None if isinstance(value, str) or value is None else float(value)
+    row = [m, status, fw, prof, metric, number, text, unit, detail]
+    return dict(zip(COLUMNS, row, strict=True))
+
+
+def _model_rows(o: ModelOutcome) -> list[Row]:
+    """The model's own facts: size, machine peak, the b=1 verdicts."""
+    rows = [
+        _row(o.model, o.status, "", "", "params", o.params, "count"),
+        _row(o.model, o.status, "", "", "flops_per_sample", o.flops, "FLOP"),
+        _row(o.model, o.status, "", "", "machine_peak", o.machine_peak_gflops, "GFLOP/s"),
+    ]
+    for name, tv in (("verdict_default_b1", o.naive), ("verdict_tuned_b1", o.tuned)):
+        if tv is not None:  # the winner (or "tie"); the ratio and settings in detail
+            ratio = f"{tv.ratio:.3f}x; " if tv.ratio else ""
+            rows.append(
+                _row(o.model, o.status, "", "", name, tv.winner or "none", "", ratio + tv.note)
+            )
+    flipped = "yes" if o.flipped else "no"
+    rows.append(_row(o.model, o.status, "", "", "tuning_flipped", flipped, ""))
+    return rows
+
+
+def _framework_rows(o: ModelOutcome) -> list[Row]:
+    """Per framework: latency, speedup, throughput, memory, efficiency, trial counts."""
+    rows = []
+    for r in o.frameworks:
+        for metric, value, unit, detail in (
+            ("latency_default_b1", r.default_ms, "ms", "default settings"),
+            ("latency_tuned_b1", r.tuned_ms, "ms", r.tuned_settings or ""),
+            ("latency_tuned_b1_iqr", r.tuned_iqr_ms, "ms", ""),
+            ("speedup_tuned_over_default", r.speedup, "x", ""),
+            ("throughput_tuned", r.throughput_sps, "samples/s", f"batch {r.throughput_batch}"),
+            ("peak_memory_tuned_b1", r.peak_memory_mb, "MB", "above baseline"),
+            ("efficiency", r.efficiency, "fraction of peak", f"batch {r.throughput_batch}"),
+            ("trials_at_starts_b1", r.start_trials, "count", "default, informed, warm"),
+            ("trials_searched_b1", r.explored_trials, "count", "chosen by the sampler"),
+        ):
+            rows.append(_row(o.model, o.status, r.framework, "", metric, value, unit, detail))
+    return rows
+
+
+def _verdict_rows(o: ModelOutcome) -> list[Row]:
+    """Exports, the verdict per profile with its caveats, and probe failures."""
+    m, st = o.model, o.status
+    rows = [
+        _row(m, st, c.framework, "", f"export_{c.target}", c.status, "", c.reason or "")
+        for c in o.exports
+    ]
+    for v in o.verdicts:
+        detail = f"confidence {v.confidence:.2f}, margin {v.margin:.3f}"
+        rows.append(_row(m, st, v.leaning or "", v.profile, "verdict", v.choice, "", detail))
+        rows += [_row(m, st, "", v.profile, "caveat", caveat, "") for caveat in v.caveats]
+    rows += [_row(m, st, "", "", "probe_failure", None, "", f) for f in o.failures]
+    return rows
+
+
+def tidy_rows(run: ZooRun) -> list[Row]:
     """Long format: model, framework (or blank), profile (or blank), metric, and either a
     number (``value``) or a category (``text``: an export status, a verdict)."""
-    rows: list[dict[str, Any]] = []
-
-    def add(
-        m: str,
-        status: str,
-        fw: str,
-        prof: str,
-        metric: str,
-        value: Any,
-        unit: str,
-        detail: str = "",
-    ) -> None:
-        text = value if isinstance(value, str) else ""
-        number = None if isinstance(value, str) or value is None else float(value)
-        row = [m, status, fw, prof, metric, number, text, unit, detail]
-        rows.append(dict(zip(COLUMNS, row, strict=True)))
-
+    rows: list[Row] = []
     for o in run.models:
         if o.status == "failed":
-            add(o.model, o.status, "", "", "failure", None, "", o.reason or "")
+            rows.append(_row(o.model, o.status, "", "", "failure", None, "", o.reason or ""))
             continue
-        add(o.model, o.status, "", "", "params", o.params, "count")
-        add(o.model, o.status, "", "", "flops_per_sample", o.flops, "FLOP")
-        add(o.model, o.status, "", "", "machine_peak", o.machine_peak_gflops, "GFLOP/s")
-        for name, tv in (("verdict_default_b1", o.naive), ("verdict_tuned_b1", o.tuned)):
-            if tv is not None:  # the winner (or "tie"); the ratio and settings in detail
-                ratio = f"{tv.ratio:.3f}x; " if tv.ratio else ""
-                add(o.model, o.status, "", "", name, tv.winner or "none", "", ratio + tv.note)
-        add(o.model, o.status, "", "", "tuning_flipped", "yes" if o.flipped else "no", "")
-        for r in o.frameworks:
-            for metric, value, unit, detail in (
-                ("latency_default_b1", r.default_ms, "ms", "default settings"),
-                ("latency_tuned_b1", r.tuned_ms, "ms", r.tuned_settings or ""),
-                ("latency_tuned_b1_iqr", r.tuned_iqr_ms, "ms", ""),
-                ("speedup_tuned_over_default", r.speedup, "x", ""),
-                ("throughput_tuned", r.throughput_sps, "samples/s", f"batch {r.throughput_batch}"),
-                ("peak_memory_tuned_b1", r.peak_memory_mb, "MB", "above baseline"),
-                ("efficiency", r.efficiency, "fraction of peak", f"batch {r.throughput_batch}"),
-                ("trials_at_starts_b1", r.start_trials, "count", "default, informed, warm"),
-                ("trials_searched_b1", r.explored_trials, "count", "chosen by the sampler"),
-            ):
-                add(o.model, o.status, r.framework, "", metric, value, unit, detail)
-        for c in o.exports:
-            add(
-                o.model,
-                o.status,
-                c.framework,
-                "",
-                f"export_{c.target}",
-                c.status,
-                "",
-                c.reason or "",
-            )
-        for v in o.verdicts:
-            add(
-                o.model,
-                o.status,
-                v.leaning or "",
-                v.profile,
-                "verdict",
-                v.choice,
-                "",
-                f"confidence {v.confidence:.2f}, margin {v.margin:.3f}",
-            )
-            for caveat in v.caveats:
-                add(o.model, o.status, "", v.profile, "caveat", caveat, "")
-        for f in o.failures:
-            add(o.model, o.status, "", "", "probe_failure", None, "", f)
+        rows += _model_rows(o) + _framework_rows(o) + _verdict_rows(o)
     for m, why in run.not_run.items():
-        add(m, "not_run", "", "", "not_run", None, "", why)
+        rows.append(_row(m, "not_run", "", "", "not_run", None, "", why))
     return rows
 
 

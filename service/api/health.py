@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
 
+from probes.errors import AdvisorError, brief
 from service.api.context import ctx, version
 from service.api.routes import ApiBlueprint, Reply
 
@@ -41,7 +42,9 @@ def ready() -> Reply:
         c.store.ping()
         n = c.store.workers_seen(within)
         db = "ok"
+    except AdvisorError as e:  # JobStoreDamaged
+        n, db = 0, e.message
     except SQLAlchemyError as e:
-        n, db = 0, f"unreachable: {type(e).__name__}"
+        n, db = 0, c.store.damage or f"unreachable: {brief(getattr(e, 'orig', None) or e)}"
     ok = db == "ok" and n > 0
     return Reply(Ready(ready=ok, database=db, workers_seen=n, within_s=within), 200 if ok else 503)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +19,7 @@ from service.jobs.requests import JobCreate, JobRequest
 from service.jobs.store import IdempotencyConflict
 from service.web.charts import result_context
 
+log = logging.getLogger("fwadvisor.api")
 bp = ApiBlueprint("jobs", __name__, tag="jobs")
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 IDEMPOTENCY = ("Idempotency-Key", "Repeat a creation safely: same key and body, same job.")
@@ -64,29 +66,78 @@ def _time(t: float | None) -> datetime | None:
     return datetime.fromtimestamp(t, UTC) if t is not None else None
 
 
-def view(row: dict[str, Any], lines: int = 20) -> JobView:
+def _text(value: Any) -> Any:
+    """``value`` with every string made encodable (a lone surrogate becomes its
+    ``\\udXXX`` escape): whatever a row holds, it can be sent back."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_text(k): _text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_text(v) for v in value]
+    return value
+
+
+def _links(job_id: str) -> dict[str, str]:
+    return {
+        "self": f"/v1/jobs/{job_id}",
+        "report": f"/v1/jobs/{job_id}/report",
+        "page": f"/jobs/{job_id}",
+    }
+
+
+def _view(row: dict[str, Any], lines: int) -> JobView:
     events = ctx().store.events(row["id"], lines)
     return JobView(
         id=row["id"],
         kind=row["kind"],
         status=row["status"],
-        request=json.loads(row["request"]),
-        result=json.loads(row["result"]) if row["result"] else None,
-        error=row["error"],
-        progress=[ProgressLine(at=datetime.fromtimestamp(t, UTC), message=m) for t, m in events],
+        request=_text(json.loads(row["request"])),
+        result=_text(json.loads(row["result"])) if row["result"] else None,
+        error=_text(row["error"]),
+        progress=[
+            ProgressLine(at=datetime.fromtimestamp(t, UTC), message=_text(m)) for t, m in events
+        ],
         attempts=row["attempts"],
         max_attempts=row["max_attempts"],
-        worker=row["worker"],
+        worker=_text(row["worker"]),
         cancel_requested=bool(row["cancel_requested"]),
         created_at=datetime.fromtimestamp(row["created_at"], UTC),
         started_at=_time(row["started_at"]),
         finished_at=_time(row["finished_at"]),
         heartbeat_at=_time(row["heartbeat_at"]),
-        links={
-            "self": f"/v1/jobs/{row['id']}",
-            "report": f"/v1/jobs/{row['id']}/report",
-            "page": f"/jobs/{row['id']}",
-        },
+        links=_links(row["id"]),
+    )
+
+
+def view(row: dict[str, Any], lines: int = 20) -> JobView:
+    """The job as the API shows it. A row that cannot be shown (text that is not JSON,
+    a status or time of the wrong type: a hand-edited or damaged store) is shown as a
+    failed job that says so, never as a 500 for every reader."""
+    try:
+        job = _view(row, lines)
+        job.model_dump_json()  # what the response will do
+        return job
+    except Exception as e:  # any damage: the row is still listed
+        log.warning("job %r: unreadable row: %s", row.get("id"), e)
+        why = type(e).__name__
+    job_id = _text(str(row.get("id", "?")))
+    return JobView(
+        id=job_id,
+        kind=_text(str(row.get("kind", "?"))),
+        status="failed",
+        request={},
+        error=f"this job's stored row cannot be read ({why}); see the server log",
+        progress=[],
+        attempts=0,
+        max_attempts=0,
+        worker=None,
+        cancel_requested=False,
+        created_at=datetime.fromtimestamp(0, UTC),
+        started_at=None,
+        finished_at=None,
+        heartbeat_at=None,
+        links=_links(job_id),
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from probes.errors import AdvisorError, SpecError
@@ -25,16 +26,20 @@ PROBLEMS: dict[str, tuple[int, str]] = {
     "malformed_json": (400, "The body is not valid JSON"),
     "bad_request": (400, "Bad request"),
     "unauthorized": (401, "A valid API key is required"),
+    "forbidden": (403, "Forbidden"),
     "not_found": (404, "Not found"),
     "method_not_allowed": (405, "Method not allowed"),
     "conflict": (409, "Conflict with the current state"),
     "idempotency_conflict": (409, "Idempotency-Key reused with a different request"),
     "body_too_large": (413, "The body is larger than the limit"),
+    "uri_too_long": (414, "The request line is longer than the limit"),
     "unsupported_media_type": (415, "Unsupported content type"),
     "validation_failed": (422, "The request failed validation"),
     "spec_invalid": (422, "The model spec is invalid"),
     "rate_limited": (429, "Too many requests"),
+    "headers_too_large": (431, "The request headers are larger than the limit"),
     "internal": (500, "Internal error"),
+    "not_implemented": (501, "Not implemented by the server"),
     "unavailable": (503, "Not ready"),
 }
 
@@ -177,6 +182,13 @@ def install(app: Flask) -> None:
         allowed = getattr(e, "valid_methods", None)
         headers = {"Allow": ", ".join(allowed)} if allowed else {}
         return problem_response(ApiProblem(code, detail, headers=headers))
+
+    @app.errorhandler(SQLAlchemyError)
+    def _database(e: SQLAlchemyError) -> Response:
+        log.error("job store error on %s %s: %s", request.method, request.path, e)
+        return problem_response(
+            ApiProblem("unavailable", "the job store is unavailable; see GET /v1/ready")
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(e: Exception) -> Response:

@@ -9,7 +9,6 @@ headers) or a ready ``Response`` (HTML pages, reports).
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +17,8 @@ from flask import Blueprint, Response, request
 from pydantic import BaseModel, ValidationError
 
 from probes.errors import AdvisorError
+from service.api.bodies import parse_json, read_body
+from service.api.context import ctx
 from service.api.problems import ApiProblem, from_advisor, from_validation
 
 View = Callable[..., Any]
@@ -51,23 +52,14 @@ def json_response(model: BaseModel, status: int = 200, **headers: str) -> Respon
     return resp
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON (RFC 8259 has no NaN or Infinity)")
-
-
 def parse_body(model: type[BaseModel]) -> BaseModel:
     if request.mimetype != "application/json":
         found = request.mimetype or "none"
         raise ApiProblem("unsupported_media_type", f"send application/json (found {found})")
-    raw = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
+    obj = parse_json(read_body())
     try:
-        obj = json.loads(raw, parse_constant=_no_constant)
-    except RecursionError:
-        raise ApiProblem("malformed_json", "the JSON is nested too deeply") from None
-    except ValueError as e:  # JSONDecodeError, bad UTF-8, an integer of > 4300 digits
-        raise ApiProblem("malformed_json", str(e)) from None
-    try:
-        return model.model_validate(obj)
+        # the spec's node count is checked before its nodes are built (ModelSpec)
+        return model.model_validate(obj, context={"max_nodes": ctx().settings.limits.max_nodes})
     except ValidationError as e:
         raise from_validation(e, "body", obj) from None
 

@@ -22,7 +22,7 @@ from probes.runners.local import SubprocessRunner
 from probes.spec import ModelSpec
 from probes.store import ResultStore
 from recommender.knowledge.capabilities import MergedCell
-from service.cli.options import add_framework_option
+from service.cli.options import add_framework_option, positive_float, positive_int
 from service.cli.render import table
 from service.operations import run_deploy
 from service.schemas import DeployReport
@@ -135,11 +135,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         + ", ".join(f"{k} ({v})" for k, v in TARGET_TITLES.items()),
     )
     add_framework_option(p)
-    p.add_argument("--batch", type=int, default=1, help="static batch of the artifacts")
-    p.add_argument("--min-time", type=float, default=0.5, help="seconds of timed loop")
-    p.add_argument("--timeout", type=float, default=900.0, help="per export, seconds")
+    p.add_argument("--batch", type=positive_int, default=1, help="static batch of the artifacts")
+    p.add_argument("--min-time", type=positive_float, default=0.5, help="seconds of timed loop")
+    p.add_argument("--timeout", type=positive_float, default=900.0, help="per export, seconds")
     p.add_argument(
-        "--memory-mb", type=int, default=None, help="per export RSS cap (default: 75%% of RAM)"
+        "--memory-mb",
+        type=positive_int,
+        default=None,
+        help="per export RSS cap (default: 75%% of RAM)",
     )
     p.add_argument("--fresh", action="store_true", help="ignore stored results")
     return p

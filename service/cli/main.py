@@ -8,6 +8,8 @@ import logging
 import secrets
 import sys
 from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -15,6 +17,7 @@ from pydantic import BaseModel
 from probes.checks.parity import ParityReport, check_parity
 from probes.config import Settings
 from probes.errors import AdvisorError, SpecError
+from probes.importers import FORMATS
 from probes.runners.lifeline import die_with_parent
 from probes.runners.local import SubprocessRunner
 from probes.spec import (
@@ -29,10 +32,13 @@ from probes.spec import (
 from service.api.context import hash_key
 from service.cli import calibrate as calibrate_cmd
 from service.cli import deploy as deploy_cmd
+from service.cli import importer as import_cmd
 from service.cli import probe as probe_cmd
 from service.cli import recommend as recommend_cmd
 from service.cli import tune as tune_cmd
 from service.cli import zoo as zoo_cmd
+from service.cli.errors import Parser, run
+from service.cli.options import positive_int
 from service.cli.render import si, table
 from service.schemas import ModelList, ModelSummary, ParitySummary
 from service.settings import ServiceSettings
@@ -44,7 +50,7 @@ def _emit(args: argparse.Namespace, model: BaseModel, text: str) -> None:
 
 def _load(settings: Settings, name: str, size: str | None) -> tuple[ModelSpec, SpecGraph]:
     """Resolve, resize and validate; errors name the file (or zoo model) and the node."""
-    spec = resolve_spec(name, settings.zoo_dir).resized(size)
+    spec = resolve_spec(name, settings.zoo_dir, settings.data_dir / "imports").resized(size)
     try:
         return spec, build_graph(spec)
     except SpecError as e:
@@ -129,10 +135,11 @@ def cmd_parity(args: argparse.Namespace, settings: Settings) -> int:
     names = zoo_names(settings.zoo_dir) if args.all else args.models
     if not names:
         raise AdvisorError("name a model or spec file, or pass --all")
+    files = [n for n in names if Path(n).suffix in FORMATS and args.mode == "forward"]
     loaded = [_load(settings, n, args.size) for n in names]  # fail fast on a bad file
     for _, graph in loaded:
         check_limits(analyze(graph), args.batch, settings.limits)
-    specs = [spec for spec, _ in loaded]
+    specs = [spec for (spec, _), n in zip(loaded, names, strict=True) if n not in files]
     runner = SubprocessRunner(timeout_s=settings.probe_timeout_s)
     reports = []
     for spec in specs:
@@ -148,18 +155,26 @@ def cmd_parity(args: argparse.Namespace, settings: Settings) -> int:
                 optimizer=args.optimizer,
             )
         )
-    summary = ParitySummary(passed=all(r.passed for r in reports), reports=reports)
-    text = table(
-        ["model", "mode", "input", "parity", "max|diff|", "rel", "wall", "detail"],
-        _parity_rows(reports),
-        align_right=(4, 5, 6),
+    imports = [import_cmd.cmd_parity_file(args, settings, f) for f in files]
+    summary = ParitySummary(
+        passed=all(r.passed for r in reports) and all(r.passed for r in imports),
+        reports=reports,
+        imports=imports,
     )
-    _emit(
-        args,
-        summary,
-        text + f"\n{sum(r.passed for r in reports)}/{len(reports)} passed "
-        f"(tolerance: max|diff| <= 1e-4 x max(1, max|output|))",
-    )
+    parts = [import_cmd.render_parity(r) for r in imports]
+    if reports:
+        text = table(
+            ["model", "mode", "input", "parity", "max|diff|", "rel", "wall", "detail"],
+            _parity_rows(reports),
+            align_right=(4, 5, 6),
+        )
+        parts.append(
+            text
+            + "".join(f"\nnote: {r.model}: {n}" for r in reports for n in r.notes)
+            + f"\n{sum(r.passed for r in reports)}/{len(reports)} passed "
+            f"(tolerance: max|diff| <= 1e-4 x max(1, max|output|))"
+        )
+    _emit(args, summary, "\n\n".join(parts))
     return 0 if summary.passed else 1
 
 
@@ -252,15 +267,18 @@ def _service_parsers(sub: Any) -> list[argparse.ArgumentParser]:
         default=None,
         help="default: $FWADVISOR_PORT, else 8000",
     )
-    serve.add_argument("--workers", type=int, default=2, help="web processes (gunicorn)")
-    serve.add_argument("--threads", type=int, default=4, help="threads per web process")
+    serve.add_argument("--workers", type=positive_int, default=2, help="web processes (gunicorn)")
+    serve.add_argument("--threads", type=positive_int, default=4, help="threads per web process")
     serve.add_argument(
-        "--worker-class", choices=["gthread", "sync"], default="gthread", help="gunicorn's"
+        "--worker-class",
+        choices=["gevent", "gthread", "sync"],
+        default="gevent",
+        help="gunicorn's; gevent (default) is not starved by slow clients",
     )
     serve.add_argument("--no-worker", action="store_true", help="do not start a job worker")
     serve.set_defaults(func=cmd_serve)
     worker = sub.add_parser("worker", help="run queued jobs, one at a time per machine")
-    worker.add_argument("--max-jobs", type=int, default=None, help="exit after this many")
+    worker.add_argument("--max-jobs", type=positive_int, default=None, help="exit after this many")
     worker.add_argument("--drain", action="store_true", help="exit when the queue is empty")
     worker.set_defaults(func=cmd_worker)
     key = sub.add_parser("api-key", help="API keys").add_subparsers(dest="sub", required=True)
@@ -269,8 +287,16 @@ def _service_parsers(sub: Any) -> list[argparse.ArgumentParser]:
     return [worker, new]
 
 
+def _version() -> str:
+    try:
+        return metadata.version("framework-advisor")
+    except metadata.PackageNotFoundError:  # run from a checkout without installing
+        return "unknown (not installed)"
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fwadvisor", description=__doc__)
+    p = Parser(prog="fwadvisor", description=__doc__)
+    p.add_argument("--version", action="version", version=f"fwadvisor {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     models = sub.add_parser("models", help="the model zoo").add_subparsers(
         dest="sub", required=True
@@ -279,12 +305,12 @@ def parser() -> argparse.ArgumentParser:
     ls.set_defaults(func=cmd_models_list)
     show = models.add_parser("show", help="per-node table of a zoo model or spec file")
     show.add_argument("model", metavar="NAME|FILE")
-    show.add_argument("--batch", type=int, default=1)
+    show.add_argument("--batch", type=positive_int, default=1)
     show.set_defaults(func=cmd_models_show)
     par = sub.add_parser("parity", help="check both frameworks compute the same outputs")
     par.add_argument("models", nargs="*", metavar="NAME|FILE")
     par.add_argument("--all", action="store_true", help="every zoo model")
-    par.add_argument("--batch", type=int, default=2)
+    par.add_argument("--batch", type=positive_int, default=2)
     par.add_argument("--seed", type=int, default=0)
     par.add_argument(
         "--mode",
@@ -302,26 +328,17 @@ def parser() -> argparse.ArgumentParser:
     deploy.set_defaults(func=cmd_deploy)
     zoo = zoo_cmd.add_parser(sub)
     zoo.set_defaults(func=cmd_zoo)
+    imp = import_cmd.add_parser(sub)
+    imp.set_defaults(func=import_cmd.cmd_import)
     ask, rec = recommend_cmd.add_parsers(sub)
     ask.set_defaults(func=recommend_cmd.cmd_ask)
     rec.set_defaults(func=cmd_recommend)
     cal, pred = calibrate_cmd.add_parsers(sub)
     cal.set_defaults(func=calibrate_cmd.cmd_calibrate)
     pred.set_defaults(func=cmd_predict)
-    for cmd in (
-        ls,
-        show,
-        par,
-        probe,
-        tune,
-        deploy,
-        zoo,
-        ask,
-        rec,
-        cal,
-        pred,
-        *_service_parsers(sub),
-    ):
+    for cmd in (ls, show, par, probe, tune, deploy, zoo, ask, rec, imp, cal, pred):
+        cmd.add_argument("--json", action="store_true", help="machine-readable output")
+    for cmd in _service_parsers(sub):
         cmd.add_argument("--json", action="store_true", help="machine-readable output")
     for cmd in (show, par, probe, tune, deploy, rec, pred):
         cmd.add_argument("--size", default=None, help="input-size preset, e.g. 'small'")
@@ -329,18 +346,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    batch = getattr(args, "batch", 1)
-    if isinstance(batch, int) and batch < 1:
-        print("error: --batch must be >= 1", file=sys.stderr)
-        return 2
-    try:
+    """Every error, whatever raised it, is one line and exit code 2 (service.cli.errors)."""
+    args_in = list(sys.argv[1:] if argv is None else argv)
+
+    def body() -> int:
+        args = parser().parse_args(args_in)
         return int(args.func(args, Settings()))
-    except AdvisorError as e:
-        print(f"error: {e.message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+
+    return run(body, as_json="--json" in args_in)
 
 
 if __name__ == "__main__":

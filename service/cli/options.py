@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from probes.errors import AdvisorError
 from probes.frameworks.facts import BOTH, expand
@@ -25,3 +26,30 @@ def add_framework_option(p: argparse.ArgumentParser) -> None:
         metavar="{torch,tensorflow,both}",
         help="one framework (aliases: pytorch, pt, tf, keras) or both (default: both)",
     )
+
+
+def _number(kind: type[int] | type[float], text: str) -> int | float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, found {text!r}") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, found {text!r}")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, found {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An option that counts or sizes something: an integer > 0."""
+    return int(_number(int, text))
+
+
+def positive_float(text: str) -> float:
+    """An option that is a time or a limit: a finite number > 0."""
+    return float(_number(float, text))
+
+
+def positive_ints(text: str) -> list[int]:
+    """A comma list of integers > 0 (``--batch 1,8,32``)."""
+    return [positive_int(x.strip()) for x in text.split(",")]

@@ -15,7 +15,6 @@ from probes.frameworks.facts import expand
 from probes.measure.timing import MeasureConfig
 from probes.probe import Prober
 from probes.protocol import (
-    FRAMEWORKS,
     ConvergenceWorkload,
     ProbeLimits,
 )
@@ -25,7 +24,7 @@ from probes.spec import ModelSpec
 from probes.store import ResultStore
 from service.cli import custom as custom_cmd
 from service.cli import probe_render
-from service.cli.options import add_framework_option
+from service.cli.options import add_framework_option, positive_float, positive_int, positive_ints
 from service.operations import run_probes, workloads_for
 
 PREFIXES = {"torch": "torch", "tensorflow": "tensorflow", "tf": "tensorflow"}
@@ -82,15 +81,16 @@ def cmd_convergence(args: argparse.Namespace, settings: Settings, spec: ModelSpe
         target=args.target,
     )
     prober = Prober(SubprocessRunner(timeout_s=args.timeout), spec_limits=settings.limits)
-    for fw in FRAMEWORKS:
+    fws = expand(args.framework)  # --framework torch trains torch only
+    for fw in fws:
         prober.check(spec, fw, workload, chosen[fw], args.device)
     if not args.json:
         print(
-            f"training {spec.name} for {args.epochs} epochs in each framework ...",
+            f"training {spec.name} for {args.epochs} epochs in {' and '.join(fws)} ...",
             file=sys.stderr,
             flush=True,
         )
-    rep = check_convergence(spec, prober.runner, workload, dict(chosen))
+    rep = check_convergence(spec, prober.runner, workload, dict(chosen), frameworks=tuple(fws))
     print(rep.model_dump_json(indent=2) if args.json else probe_render.render_convergence(rep))
     return 0 if all(c.status == "ok" for c in rep.curves) else 1
 
@@ -151,17 +151,17 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="custom-op: trace only (dynamo explain), skip the inductor compile",
     )
-    p.add_argument("--epochs", type=int, default=5, help="convergence: epochs")
-    p.add_argument("--lr", type=float, default=0.05, help="convergence: learning rate")
+    p.add_argument("--epochs", type=positive_int, default=5, help="convergence: epochs")
+    p.add_argument("--lr", type=positive_float, default=0.05, help="convergence: learning rate")
     p.add_argument(
         "--target",
-        type=float,
+        type=positive_float,
         default=None,
         help="convergence: accuracy (or MSE) for time-to-target; default 0.9 acc",
     )
     p.add_argument(
         "--batch",
-        type=lambda v: [int(x) for x in v.split(",")],
+        type=positive_ints,
         default=[1],
         help="comma list, e.g. 1,32",
     )
@@ -173,9 +173,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("--min-time", type=float, default=1.0, help="seconds of timed loop")
-    p.add_argument("--timeout", type=float, default=600.0, help="per probe, seconds")
-    p.add_argument("--memory-mb", type=int, default=None, help="per probe RSS cap")
+    p.add_argument("--min-time", type=positive_float, default=1.0, help="seconds of timed loop")
+    p.add_argument("--timeout", type=positive_float, default=600.0, help="per probe, seconds")
+    p.add_argument("--memory-mb", type=positive_int, default=None, help="per probe RSS cap")
     p.add_argument("--fresh", action="store_true", help="ignore stored results")
     p.add_argument(
         "--rounds",

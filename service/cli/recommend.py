@@ -14,14 +14,42 @@ from probes.errors import AdvisorError
 from probes.spec import ModelSpec
 from recommender.questionnaire import Question, load_answers, load_questionnaire, to_profile
 from recommender.recommend import NAMES, Recommendation, recommend
+from service.cli.options import positive_int
 from service.cli.render import table
 from service.schemas import AskResult
 
 
+def _keys(q: Question) -> list[str]:
+    """What to type for each option: a scale's own values (its help says "0 none, ...
+    3 expert"), else the options numbered from 1."""
+    if q.type == "scale":
+        return [str(o.value) for o in q.options]
+    return [str(i) for i in range(1, len(q.options) + 1)]
+
+
+def _parse(q: Question, text: str) -> Any:
+    """The answer typed as ``text``; AdvisorError (with what to type) if it is not one."""
+    if q.type == "number":
+        try:
+            value: Any = float(text) if "." in text else int(text)
+        except ValueError:
+            raise AdvisorError(f"{text!r} is not a number") from None
+        return q.check(value)
+    keys = _keys(q)
+    picks = [t.strip() for t in text.split(",") if t.strip()]
+    if not picks or (q.type != "multi" and len(picks) > 1):
+        raise AdvisorError(f"type one of {', '.join(keys)}")
+    bad = [p for p in picks if p not in keys]
+    if bad:
+        raise AdvisorError(f"{', '.join(bad)} is not an option; type one of {', '.join(keys)}")
+    values = [q.options[keys.index(p)].value for p in picks]
+    return q.check(values if q.type == "multi" else values[0])
+
+
 def _prompt(q: Question) -> Any:
     print(f"\n{q.text}\n  {q.help}", file=sys.stderr)
-    for i, o in enumerate(q.options, start=1):
-        print(f"  {i}. {o.label}", file=sys.stderr)
+    for key, o in zip(_keys(q), q.options, strict=True):
+        print(f"  {key}. {o.label}", file=sys.stderr)
     hint = "numbers separated by commas" if q.type == "multi" else "a number"
     while True:
         print(f"[{hint}; Enter for {q.default}] > ", end="", file=sys.stderr, flush=True)
@@ -32,12 +60,9 @@ def _prompt(q: Question) -> Any:
         if not text:
             return q.default
         try:
-            if q.type == "number":
-                return float(text) if "." in text else int(text)
-            picks = [q.options[int(t) - 1].value for t in text.split(",") if t.strip()]
-            return q.check(picks if q.type == "multi" else picks[0])
-        except (ValueError, IndexError, AdvisorError) as e:
-            print(f"  not understood ({e}); try again", file=sys.stderr)
+            return _parse(q, text)
+        except AdvisorError as e:
+            print(f"  {e.message}; try again", file=sys.stderr)
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
@@ -130,5 +155,7 @@ def add_parsers(sub: Any) -> tuple[argparse.ArgumentParser, argparse.ArgumentPar
     rec.add_argument("model", metavar="NAME|FILE")
     rec.add_argument("--answers", default=None, help="YAML/JSON answers (see fwadvisor ask)")
     rec.add_argument("--mode", choices=["measure", "cached", "predict"], default="predict")
-    rec.add_argument("--trials", type=int, default=6, help="measure: tuning trials per framework")
+    rec.add_argument(
+        "--trials", type=positive_int, default=6, help="measure: tuning trials per framework"
+    )
     return ask, rec

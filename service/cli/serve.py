@@ -29,6 +29,7 @@ from recommender.knowledge.capabilities import load_matrix
 from recommender.knowledge.ecosystem import load_ecosystem
 from recommender.predictor.cache import load_compiled
 from recommender.questionnaire import load_questionnaire
+from service.api.server import install_problem_errors, quiet_teardown
 from service.app import create_app
 from service.jobs.store import JobStore
 from service.settings import ServiceSettings
@@ -76,7 +77,7 @@ def serve(
     web_workers: int = 2,
     threads: int = 4,
     worker: bool = True,
-    worker_class: str = "gthread",
+    worker_class: str = "gevent",
 ) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     JobStore(settings.job_db_url()).engine.dispose()  # the schema, before any child
@@ -117,8 +118,8 @@ def serve(
 
 
 class WebServer(BaseApplication):  # type: ignore[misc]
-    """Gunicorn with the app from ``create_app``; gthread workers, no preload (each
-    process opens its own database pool)."""
+    """Gunicorn with the app from ``create_app``; gevent workers by default, no preload
+    (each process opens its own database pool)."""
 
     def __init__(self, settings: ServiceSettings, options: dict[str, Any]) -> None:
         self.settings, self.options = settings, options
@@ -132,10 +133,20 @@ class WebServer(BaseApplication):  # type: ignore[misc]
         return create_app(self.settings)
 
 
+#: --worker-class -> gunicorn's worker class. gevent (the default) serves each connection
+#: in a greenlet, so slow clients cannot starve it (docs/architecture.md).
+WORKER_CLASSES = {
+    "gevent": "service.api.server.SlowClientWorker",
+    "gthread": "gthread",
+    "sync": "sync",
+}
+
+
 def _warm_and_freeze(_worker: Any) -> None:
     """Load what a request reads (predictor, questionnaire, matrix, priors), then move
     every object to the permanent generation: a full collection over them cost ~30 ms,
     which was the p99 of an idle server."""
+    install_problem_errors()  # gunicorn's own 4xx as problem+json
     settings = ServiceSettings()
     load_compiled(settings)
     load_questionnaire()
@@ -150,14 +161,16 @@ def main() -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--threads", type=int, default=4)
-    p.add_argument("--worker-class", choices=["gthread", "sync"], default="gthread")
+    p.add_argument("--worker-class", choices=sorted(WORKER_CLASSES), default="gevent")
     args = p.parse_args()
     die_with_parent()
     options = {
         "bind": f"{args.host}:{args.port}",
         "workers": args.workers,
-        "worker_class": args.worker_class,
-        "threads": args.threads,
+        "worker_class": WORKER_CLASSES[args.worker_class],
+        "threads": args.threads,  # gthread only
+        "worker_connections": 1000,  # gevent: connections per process
+        "keepalive": 5,  # gevent: also the deadline for a request's headers
         "timeout": 60,
         "graceful_timeout": 10,
         "accesslog": None,
@@ -165,6 +178,7 @@ def main() -> None:
         "loglevel": "warning",
         "proc_name": "fwadvisor-web",
         "post_worker_init": _warm_and_freeze,
+        "worker_exit": quiet_teardown,
     }
     WebServer(ServiceSettings(), options).run()
 

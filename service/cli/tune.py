@@ -16,7 +16,7 @@ from probes.spec import ModelSpec
 from probes.store import ResultStore
 from probes.tune.compare import tune
 from probes.tune.models import FrameworkTuning, TrialSummary, TuneConfig, TuneReport
-from service.cli.options import add_framework_option
+from service.cli.options import add_framework_option, positive_float, positive_int, positive_ints
 from service.cli.render import table
 
 
@@ -122,14 +122,18 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("model", metavar="NAME|FILE")
     add_framework_option(p)
-    p.add_argument("--trials", type=int, default=20, help="probe-running trials per framework")
-    p.add_argument("--timeout", type=float, default=None, help="wall-time budget per framework")
+    p.add_argument(
+        "--trials", type=positive_int, default=20, help="probe-running trials per framework"
+    )
+    p.add_argument(
+        "--timeout", type=positive_float, default=None, help="wall-time budget per framework"
+    )
     p.add_argument("--objective", choices=["latency", "throughput", "pareto"], default="latency")
     p.add_argument("--workload", choices=["infer", "train"], default="infer")
-    p.add_argument("--batch", type=int, default=1, help="batch for latency/pareto")
+    p.add_argument("--batch", type=positive_int, default=1, help="batch for latency/pareto")
     p.add_argument(
         "--batches",
-        type=lambda v: [int(x) for x in v.split(",")],
+        type=positive_ints,
         default=[1, 8, 32],
         help="batches searched by --objective throughput",
     )
@@ -138,11 +142,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "--sampler", choices=["tpe", "tpe-multivariate", "random", "nsga2"], default="tpe"
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--memory-budget-mb", type=float, default=None, help="constraint")
-    p.add_argument("--slo-ms", type=float, default=None, help="latency SLO constraint")
-    p.add_argument("--min-time", type=float, default=0.5, help="timed loop per trial, s")
-    p.add_argument("--probe-timeout", type=float, default=300.0)
-    p.add_argument("--memory-mb", type=int, default=None, help="per-probe RSS cap")
+    p.add_argument("--memory-budget-mb", type=positive_float, default=None, help="constraint")
+    p.add_argument("--slo-ms", type=positive_float, default=None, help="latency SLO constraint")
+    p.add_argument("--min-time", type=positive_float, default=0.5, help="timed loop per trial, s")
+    p.add_argument("--probe-timeout", type=positive_float, default=300.0)
+    p.add_argument("--memory-mb", type=positive_int, default=None, help="per-probe RSS cap")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--no-warm-start", action="store_true")
     p.add_argument(

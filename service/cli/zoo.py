@@ -11,11 +11,13 @@ from typing import Any
 
 from probes.config import Settings
 from probes.errors import AdvisorError
-from probes.runners.local import ProbeRunner, SubprocessRunner
+from probes.runners.base import ProbeRunner
+from probes.runners.local import SubprocessRunner
 from probes.spec import ModelSpec, load_spec_file, resolve_spec, zoo_names
 from recommender.zoo.models import PROFILES, ZooConfig, ZooRun
 from recommender.zoo.run import ZooRunner, profile_answers, run_zoo
 from recommender.zoo.table import write_tables
+from service.cli.options import positive_float, positive_int
 from service.cli.render import table
 
 
@@ -25,7 +27,8 @@ def _specs(args: argparse.Namespace, settings: Settings) -> list[ModelSpec]:
         specs = [load_spec_file(f) for f in files]
     else:
         specs = [
-            resolve_spec(n, settings.zoo_dir) for n in args.models or zoo_names(settings.zoo_dir)
+            resolve_spec(n, settings.zoo_dir, settings.data_dir / "imports")
+            for n in args.models or zoo_names(settings.zoo_dir)
         ]
     if args.only:
         keep = {n.strip() for n in args.only.split(",")}
@@ -126,11 +129,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("models", nargs="*", metavar="NAME|DIR", help="zoo names or a spec folder")
     p.add_argument("--models", dest="only", default=None, help="comma list: only these")
-    p.add_argument("--trials", type=int, default=4, help="probe-running trials per study")
+    p.add_argument("--trials", type=positive_int, default=4, help="probe-running trials per study")
     p.add_argument("--profiles", default=",".join(PROFILES), help="answer files in data/examples")
     p.add_argument("--size", default=None, help="input-size preset where a model has it")
     p.add_argument("--out", default="var/zoo", help="output folder (also the resume state)")
-    p.add_argument("--max-minutes", type=float, default=None, help="start no model after this")
+    p.add_argument(
+        "--max-minutes", type=positive_float, default=None, help="start no model after this"
+    )
     p.add_argument("--storage", default=None, help="Optuna storage URL, e.g. postgresql://...")
     p.add_argument("--executor", choices=["local", "ray"], default="local")
     p.add_argument("--address", default=None, help="Ray cluster address (default: local Ray)")

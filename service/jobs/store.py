@@ -9,7 +9,9 @@ retry's result.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,7 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
+
+from service.jobs.engine import JobStoreDamaged, make_engine
+
+log = logging.getLogger("fwadvisor.jobs")
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 MAX_EVENTS = 200  # per job; older progress lines are dropped
@@ -86,32 +92,19 @@ class Attempt:
     number: int
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.close()
-
-
-def make_engine(url: str) -> Engine:
-    engine = sa.create_engine(url, pool_pre_ping=True)
-    if engine.dialect.name == "sqlite":
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
-    for attempt in range(5):
-        try:
-            meta.create_all(engine)
-            break
-        except sa.exc.DBAPIError:  # another process created a table between check and create
-            if attempt == 4:
-                raise
-            time.sleep(0.1 * (attempt + 1))
-    return engine
-
-
 class JobStore:
-    def __init__(self, url: str) -> None:
-        self.engine = make_engine(url)
+    def __init__(self, url: str, *, tolerate_damage: bool = False) -> None:
+        """``tolerate_damage`` (the web app): open it anyway, so /v1/ready can say what
+        is wrong (503) instead of the server failing to start."""
+        self.damage: str | None = None
+        try:
+            self.engine = make_engine(url, meta)
+        except JobStoreDamaged as e:
+            if not tolerate_damage:
+                raise
+            log.error("%s", e.message)
+            self.damage = e.message
+            self.engine = sa.create_engine(url, pool_pre_ping=True)
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
@@ -119,8 +112,21 @@ class JobStore:
             yield conn
 
     def ping(self) -> None:
-        with self.engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
+        """Raises unless the jobs table can be read on a new connection. (``SELECT 1``
+        reads no page, and a pooled SQLite connection answers from its cache, so both
+        succeeded on a file that had become garbage.)"""
+        path = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
+        if path and path != ":memory:":  # WAL readers may never look at the main file
+            with contextlib.suppress(FileNotFoundError), open(path, "rb") as f:
+                head = f.read(16)
+                if head and head != b"SQLite format 3\x00":
+                    raise JobStoreDamaged(f"the job store {path} is damaged (not a database)")
+        fresh = sa.create_engine(self.engine.url, poolclass=sa.pool.NullPool)
+        try:
+            with fresh.connect() as conn:
+                conn.execute(sa.select(jobs.c.id).limit(1))
+        finally:
+            fresh.dispose()
 
     # -- creation and reads ------------------------------------------------------------
     def replay(self, owner: str, key: str, request_hash: str) -> dict[str, Any] | None:

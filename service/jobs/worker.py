@@ -26,6 +26,7 @@ from types import FrameType
 
 from probes.errors import AdvisorError, brief
 from probes.runners.local import LIVE
+from probes.tune.owner import owner_scope
 from service.jobs.execute import execute
 from service.jobs.lease import WorkerStore
 from service.jobs.requests import JobCreate
@@ -153,7 +154,8 @@ class JobWorker:
         result: str | None = None
         try:
             req = JobCreate.model_validate_json(row["request"]).root
-            result = execute(req, self.settings, hb.say).model_dump_json()
+            with owner_scope(a.job_id, a.number):  # a retry fails this attempt's trials
+                result = execute(req, self.settings, hb.say).model_dump_json()
         except JobStopped:
             pass
         except AdvisorError as e:

@@ -1,4 +1,5 @@
-"""The web questionnaire: pick a model (or paste a spec), answer, get the answer.
+"""The web questionnaire: pick a model (paste a spec, or upload a .onnx/.keras), answer,
+get the answer.
 
 Plain HTML forms, so predict and cached modes work without JavaScript; measure mode
 redirects to the job's page, which a small script refreshes live (and a <noscript>
@@ -18,7 +19,9 @@ from probes.errors import AdvisorError
 from probes.spec import zoo_names
 from recommender.predictor.choose import choose
 from recommender.questionnaire import Question, load_questionnaire
+from service.api.bodies import unencodable
 from service.api.context import ctx
+from service.api.imports import import_bytes
 from service.api.jobs import find_job, submit, view
 from service.api.problems import ApiProblem, from_advisor, from_validation
 from service.api.recommendations import answer
@@ -55,7 +58,13 @@ def _request(form: MultiDict[str, str]) -> RecommendationRequest:
     answers = {q.id: _answer(q, form) for q in qs.questions}
     body: dict[str, Any] = {"answers": answers, "mode": form.get("mode", "predict")}
     text = form.get("spec", "").strip()
-    if text:
+    upload = request.files.get("model_file")
+    if upload is not None and upload.filename:
+        fmt = upload.filename.rsplit(".", 1)[-1].lower()
+        if fmt not in ("onnx", "keras"):
+            raise ApiProblem("validation_failed", "the model file must be a .onnx or .keras file")
+        body["imported"] = import_bytes(upload.read(), fmt, "upload").id
+    elif text:
         try:
             body["spec"] = yaml.safe_load(text)
         except yaml.YAMLError as e:
@@ -64,8 +73,12 @@ def _request(form: MultiDict[str, str]) -> RecommendationRequest:
         body["model"] = form.get("model") or None
     if form.get("size"):
         body["size"] = form["size"]
+    where = unencodable(body, "form")
+    if where is not None:
+        raise ApiProblem("validation_failed", f"{where}: not valid Unicode text")
     try:
-        return RecommendationRequest.model_validate(body)
+        limit = {"max_nodes": ctx().settings.limits.max_nodes}
+        return RecommendationRequest.model_validate(body, context=limit)
     except ValidationError as e:
         raise from_validation(e, "form", body) from None
 
@@ -91,6 +104,7 @@ def index() -> Response:
 
 @bp.post("/recommend")
 def recommend_form() -> Response:
+    request.max_content_length = ctx().settings.max_upload_bytes  # the form may carry a model
     try:
         req = _request(request.form)
         if req.mode == "measure":

@@ -18,18 +18,27 @@ import numpy as np
 import tensorflow as tf
 
 from probes.errors import UnsupportedError, brief
+from probes.frameworks import EVAL_BATCH, Backend, Optimized, Step, Trainer
 from probes.frameworks.tf import build as build_tf
 from probes.frameworks.tf import weights as tf_weights
 from probes.frameworks.tf.layers import custom_grads as custom_grads
-from probes.settings import TFSettings, cpu_budget
+from probes.payloads import CompileCheck
+from probes.protocol import ConvergenceWorkload, TrainStepWorkload, TrainWorkload
+from probes.settings import FrameworkSettings, TFSettings, cpu_budget
 from probes.spec import SpecGraph
 from probes.weights import NeutralWeights
 
-Step = Callable[[], object]
+
+def _own(settings: FrameworkSettings | None) -> TFSettings:
+    if settings is None:
+        return TFSettings()
+    if not isinstance(settings, TFSettings):
+        raise TypeError(f"TensorFlow backend given {settings.framework} settings")
+    return settings
 
 
-def configure(settings: TFSettings | None, device: str = "cpu") -> dict[str, str]:
-    s = settings or TFSettings()
+def configure(settings: FrameworkSettings | None, device: str = "cpu") -> dict[str, str]:
+    s = _own(settings)
     tf.config.threading.set_intra_op_parallelism_threads(s.intra_threads or cpu_budget())
     if s.inter_threads:
         tf.config.threading.set_inter_op_parallelism_threads(s.inter_threads)
@@ -84,7 +93,7 @@ def _materialise(out: Any) -> None:
         o.numpy()  # blocks until computed; zero-copy for CPU tensors
 
 
-def _optimizer(workload: Any, first_step_parity: bool = False) -> keras.optimizers.Optimizer:
+def _optimizer(workload: Optimized, first_step_parity: bool = False) -> keras.optimizers.Optimizer:
     """SGD (with the workload's momentum, if any) or Adam with PyTorch's epsilon.
 
     Keras adds epsilon to sqrt(v) before bias correction, PyTorch after it. For a single
@@ -100,8 +109,13 @@ def _optimizer(workload: Any, first_step_parity: bool = False) -> keras.optimize
 
 
 def infer_step(
-    graph: SpecGraph, weights: NeutralWeights, arrays: list[np.ndarray], s: TFSettings, device: str
+    graph: SpecGraph,
+    weights: NeutralWeights,
+    arrays: list[np.ndarray],
+    s: FrameworkSettings,
+    device: str,
 ) -> Step:
+    s = _own(s)
     with tf.device(_device(device)):
         built = build_tf.build(graph, weights)
         fed = [tf.constant(x) for x in _feed(built, graph, arrays)]
@@ -119,10 +133,11 @@ def train_step_fn(
     weights: NeutralWeights,
     arrays: list[np.ndarray],
     targets: list[np.ndarray],
-    workload: Any,
-    s: TFSettings,
+    workload: TrainWorkload,
+    s: FrameworkSettings,
     device: str,
 ) -> Step:
+    s = _own(s)
     with tf.device(_device(device)):
         built = build_tf.build(graph, weights)
         fed = [tf.constant(x) for x in _feed(built, graph, arrays)]
@@ -187,7 +202,7 @@ def train_step(
     weights: NeutralWeights,
     inputs: list[np.ndarray],
     targets: list[np.ndarray],
-    workload: Any,
+    workload: TrainStepWorkload,
     names: dict[str, list[str]],
 ) -> tuple[float, NeutralWeights]:
     """One parity step; returns the loss and the updated trainable neutral weights."""
@@ -208,40 +223,32 @@ def train_step(
     return float(loss), tf_weights.dump_weights(built.cores, graph, names)
 
 
-def fit(
+def trainer(
     graph: SpecGraph,
     weights: NeutralWeights,
     data: dict[str, np.ndarray],
-    w: Any,
-    s: TFSettings,
+    w: ConvergenceWorkload,
+    s: FrameworkSettings,
     device: str,
-    task: str,
-) -> list[dict[str, float]]:
-    """Train epoch by epoch in the given batch order; evaluate after each epoch.
+) -> Trainer:
+    """The convergence run's steps: in ``data``'s batch order, evaluated after each epoch.
 
     Keras SGD momentum (m = mu*m - lr*g; p += m) equals PyTorch's at constant lr.
     """
-    import time
-
+    s = _own(s)
+    classify = graph.spec.task == "classification"
     with tf.device(_device(device)):
         built = build_tf.build(graph, weights)
         model = built.model
-        feed = (
-            build_tf.to_cl
-            if built.input_layouts[graph.spec.inputs[0].name] == build_tf.CL
-            else (lambda a: a)
-        )
+        cl_in = built.input_layouts[graph.spec.inputs[0].name] == build_tf.CL
+        feed = build_tf.to_cl if cl_in else (lambda a: a)
         x, xv = tf.constant(feed(data["x_train"])), tf.constant(feed(data["x_val"]))
-        out_cl = built.output_layouts[0] == build_tf.CL
-        targets = {
-            k: build_tf.to_cl(data[k]) if out_cl and task != "classification" else data[k]
-            for k in ("y_train", "y_val")
-        }
-        y = tf.constant(targets["y_train"])
+        cl_out = built.output_layouts[0] == build_tf.CL and not classify
+        y = tf.constant(build_tf.to_cl(data["y_train"]) if cl_out else data["y_train"])
         opt = _optimizer(w)
         loss_fn = (
             keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-            if task == "classification"
+            if classify
             else keras.losses.MeanSquaredError()
         )
 
@@ -253,46 +260,33 @@ def fit(
         opt.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
         return loss
 
-    step = _compiled(train, s)
-    stats, elapsed = [], 0.0
-    for epoch, order in enumerate(data["orders"], start=1):
-        losses, t0 = [], time.perf_counter()
-        with tf.device(_device(device)):
-            for i in range(0, len(order) - w.batch + 1, w.batch):
-                losses.append(float(step(tf.constant(order[i : i + w.batch])).numpy()))
-        elapsed += time.perf_counter() - t0
-        pred = tf.concat(
-            [
-                tf.cast(model(xv[i : i + 256], training=False), tf.float32)
-                for i in range(0, int(xv.shape[0]), 256)
-            ],
-            axis=0,
-        )
-        if task == "classification":
-            metric = float(np.mean(np.argmax(pred.numpy(), axis=1) == targets["y_val"]))
-        else:
-            metric = float(np.mean((pred.numpy() - targets["y_val"]) ** 2))
-        stats.append(
-            {
-                "epoch": epoch,
-                "train_loss": float(np.mean(losses)),
-                "val_metric": metric,
-                "train_time_s": elapsed,
-            }
-        )
-    return stats
+    compiled = _compiled(train, s)
+
+    def step(rows: np.ndarray) -> float:
+        return float(compiled(tf.constant(rows)).numpy())
+
+    def predict() -> np.ndarray:
+        n = int(xv.shape[0])
+        chunks = [
+            tf.cast(model(xv[i : i + EVAL_BATCH], training=False), tf.float32)
+            for i in range(0, n, EVAL_BATCH)
+        ]
+        pred = tf.concat(chunks, axis=0).numpy()
+        return build_tf.to_neutral(pred) if cl_out else pred
+
+    return Trainer(step=step, predict=predict, epoch=lambda: tf.device(_device(device)))
 
 
 def compile_check(
     graph: SpecGraph, weights: NeutralWeights, arrays: list[np.ndarray], full: bool
-) -> list[dict[str, Any]]:
+) -> list[CompileCheck]:
     """Does the eval model run as a tf.function graph, and under XLA (jit_compile), with
     the eager outputs? (``full`` is accepted for symmetry: both are real compiles.)"""
     built = build_tf.build(graph, weights)
     fed = [tf.constant(x) for x in _feed(built, graph, arrays)]
     model, x = built.model, fed if len(fed) > 1 else fed[0]
     ref = _listed(model(x, training=False))
-    checks: list[dict[str, Any]] = []
+    checks: list[CompileCheck] = []
     for name, jit in (
         ("tf.function (graph)", False),
         ("tf.function(jit_compile=True) (XLA)", True),
@@ -306,8 +300,27 @@ def compile_check(
             )
             detail = "outputs match eager" if same else "outputs differ from eager"
             checks.append(
-                {"name": name, "ok": same, "detail": detail, "time_s": time.perf_counter() - t0}
+                CompileCheck(name=name, ok=same, detail=detail, time_s=time.perf_counter() - t0)
             )
         except Exception as e:
-            checks.append({"name": name, "ok": False, "detail": brief(e)})
+            checks.append(CompileCheck(name=name, ok=False, detail=brief(e)))
     return checks
+
+
+class TFBackend:
+    """This module as a `Backend`: mypy checks every function against the protocol here."""
+
+    configure = staticmethod(configure)
+    infer_step = staticmethod(infer_step)
+    train_step_fn = staticmethod(train_step_fn)
+    peak_step = staticmethod(peak_step)
+    reset_device_peak = staticmethod(reset_device_peak)
+    device_peak_bytes = staticmethod(device_peak_bytes)
+    forward = staticmethod(forward)
+    train_step = staticmethod(train_step)
+    compile_check = staticmethod(compile_check)
+    custom_grads = staticmethod(custom_grads)
+    trainer = staticmethod(trainer)
+
+
+BACKEND: Backend = TFBackend()

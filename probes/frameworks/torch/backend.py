@@ -4,24 +4,33 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
 
 from probes.errors import UnsupportedError, brief
+from probes.frameworks import EVAL_BATCH, Backend, Optimized, Step, Trainer
 from probes.frameworks.torch import build as build_torch
 from probes.frameworks.torch.custom import custom_grads as custom_grads
-from probes.settings import TorchSettings, cpu_budget
+from probes.payloads import CompileCheck
+from probes.protocol import ConvergenceWorkload, TrainStepWorkload, TrainWorkload
+from probes.settings import FrameworkSettings, TorchSettings, cpu_budget
 from probes.spec import SpecGraph
 from probes.weights import NeutralWeights
 
-Step = Callable[[], object]
+
+def _own(settings: FrameworkSettings | None) -> TorchSettings:
+    if settings is None:
+        return TorchSettings()
+    if not isinstance(settings, TorchSettings):
+        raise TypeError(f"PyTorch backend given {settings.framework} settings")
+    return settings
 
 
-def configure(settings: TorchSettings | None, device: str = "cpu") -> dict[str, str]:
-    s = settings or TorchSettings()
+def configure(settings: FrameworkSettings | None, device: str = "cpu") -> dict[str, str]:
+    s = _own(settings)
     torch.set_num_threads(s.intra_threads or cpu_budget())
     if s.inter_threads:
         torch.set_num_interop_threads(s.inter_threads)
@@ -79,9 +88,10 @@ def infer_step(
     graph: SpecGraph,
     weights: NeutralWeights,
     arrays: list[np.ndarray],
-    s: TorchSettings,
+    s: FrameworkSettings,
     device: str,
 ) -> Step:
+    s = _own(s)
     model, fn, xs, dev = _prepare(graph, weights, arrays, s, device)
     model.eval()
     grad_off = torch.inference_mode if s.inference_mode else torch.no_grad
@@ -108,10 +118,11 @@ def train_step_fn(
     weights: NeutralWeights,
     arrays: list[np.ndarray],
     targets: list[np.ndarray],
-    workload: Any,
-    s: TorchSettings,
+    workload: TrainWorkload,
+    s: FrameworkSettings,
     device: str,
 ) -> Step:
+    s = _own(s)
     model, fn, xs, dev = _prepare(graph, weights, arrays, s, device)
     model.train()
     ys = [torch.from_numpy(t).to(dev) for t in targets]
@@ -162,7 +173,7 @@ def train_step(
     weights: NeutralWeights,
     inputs: list[np.ndarray],
     targets: list[np.ndarray],
-    workload: Any,
+    workload: TrainStepWorkload,
     names: dict[str, list[str]],
 ) -> tuple[float, NeutralWeights]:
     """One parity step; returns the loss and the updated trainable neutral weights."""
@@ -178,65 +189,56 @@ def train_step(
     return float(loss), build_torch.dump_weights(model, names)
 
 
-def _optimizer(params: list[torch.Tensor], w: Any) -> torch.optim.Optimizer:
+def _optimizer(params: list[torch.Tensor], w: Optimized) -> torch.optim.Optimizer:
     if w.optimizer == "sgd":
         return torch.optim.SGD(params, lr=w.lr, momentum=getattr(w, "momentum", 0.0))
     return torch.optim.Adam(params, lr=w.lr)
 
 
-def fit(
+def trainer(
     graph: SpecGraph,
     weights: NeutralWeights,
     data: dict[str, np.ndarray],
-    w: Any,
-    s: TorchSettings,
+    w: ConvergenceWorkload,
+    s: FrameworkSettings,
     device: str,
-    task: str,
-) -> list[dict[str, float]]:
-    """Train epoch by epoch in the given batch order; evaluate after each epoch."""
-    import time
-
+) -> Trainer:
+    """The convergence run's steps: in ``data``'s batch order, evaluated after each epoch."""
+    s = _own(s)
     model, fn, _, dev = _prepare(graph, weights, [data["x_train"][:1]], s, device)
     opt = _optimizer([p for p in model.parameters() if p.requires_grad], w)
     x, y = torch.from_numpy(data["x_train"]).to(dev), torch.from_numpy(data["y_train"]).to(dev)
-    xv, yv = torch.from_numpy(data["x_val"]).to(dev), torch.from_numpy(data["y_val"]).to(dev)
-    loss_fn: Any = torch.nn.CrossEntropyLoss() if task == "classification" else torch.nn.MSELoss()
-    stats, elapsed = [], 0.0
-    for epoch, order in enumerate(data["orders"], start=1):
-        model.train()
-        losses, t0 = [], time.perf_counter()
-        for i in range(0, len(order) - w.batch + 1, w.batch):
-            idx = torch.from_numpy(order[i : i + w.batch]).to(dev)
-            opt.zero_grad(set_to_none=True)
-            with _autocast(s, dev):
-                out = fn(x[idx])
-            loss = loss_fn(out.float(), y[idx])
-            loss.backward()
-            opt.step()
-            losses.append(float(loss))
-        elapsed += time.perf_counter() - t0
+    xv = torch.from_numpy(data["x_val"]).to(dev)
+    classify = graph.spec.task == "classification"
+    loss_fn: Any = torch.nn.CrossEntropyLoss() if classify else torch.nn.MSELoss()
+
+    def step(rows: np.ndarray) -> float:
+        idx = torch.from_numpy(rows).to(dev)
+        opt.zero_grad(set_to_none=True)
+        with _autocast(s, dev):
+            out = fn(x[idx])
+        loss = loss_fn(out.float(), y[idx])
+        loss.backward()
+        opt.step()
+        return float(loss)
+
+    def predict() -> np.ndarray:
         model.eval()
         with torch.no_grad(), _autocast(s, dev):
-            pred = torch.cat([model(xv[i : i + 256]).float() for i in range(0, len(xv), 256)])
-        metric = (
-            (pred.argmax(1) == yv).float().mean()
-            if task == "classification"
-            else torch.mean((pred - yv) ** 2)
-        )
-        stats.append(
-            {
-                "epoch": epoch,
-                "train_loss": float(np.mean(losses)),
-                "val_metric": float(metric),
-                "train_time_s": elapsed,
-            }
-        )
-    return stats
+            chunks = [model(xv[i : i + EVAL_BATCH]).float() for i in range(0, len(xv), EVAL_BATCH)]
+        return torch.cat(chunks).cpu().numpy()
+
+    @contextlib.contextmanager
+    def epoch() -> Iterator[None]:
+        model.train()
+        yield
+
+    return Trainer(step=step, predict=predict, epoch=epoch)
 
 
 def compile_check(
     graph: SpecGraph, weights: NeutralWeights, arrays: list[np.ndarray], full: bool
-) -> list[dict[str, Any]]:
+) -> list[CompileCheck]:
     """Does the eval model trace (torch._dynamo.explain: graphs, breaks) and, if ``full``,
     compile with inductor and reproduce the eager outputs?"""
     import torch._dynamo as dynamo
@@ -245,7 +247,7 @@ def compile_check(
     xs = [torch.from_numpy(a) for a in arrays]
     with torch.no_grad():
         ref = _as_tuple(model(*xs))
-    checks: list[dict[str, Any]] = []
+    checks: list[CompileCheck] = []
     dynamo.reset()
     t0 = time.perf_counter()
     try:
@@ -253,17 +255,17 @@ def compile_check(
             ex = dynamo.explain(model)(*xs)
         reasons = sorted({str(r.reason).splitlines()[0][:200] for r in ex.break_reasons})
         checks.append(
-            {
-                "name": "torch.compile trace (dynamo)",
-                "ok": ex.graph_break_count == 0,
-                "graphs": ex.graph_count,
-                "graph_breaks": ex.graph_break_count,
-                "detail": "; ".join(reasons[:3]) or "one graph, no breaks",
-                "time_s": time.perf_counter() - t0,
-            }
+            CompileCheck(
+                name="torch.compile trace (dynamo)",
+                ok=ex.graph_break_count == 0,
+                graphs=ex.graph_count,
+                graph_breaks=ex.graph_break_count,
+                detail="; ".join(reasons[:3]) or "one graph, no breaks",
+                time_s=time.perf_counter() - t0,
+            )
         )
     except Exception as e:
-        checks.append({"name": "torch.compile trace (dynamo)", "ok": False, "detail": brief(e)})
+        checks.append(CompileCheck(name="torch.compile trace (dynamo)", ok=False, detail=brief(e)))
     if full:
         dynamo.reset()
         t0 = time.perf_counter()
@@ -273,17 +275,35 @@ def compile_check(
             same = all(
                 torch.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(ref, got, strict=True)
             )
+            detail = "compiled; outputs match eager" if same else "outputs differ from eager"
             checks.append(
-                {
-                    "name": "torch.compile (inductor)",
-                    "ok": same,
-                    "detail": "compiled; outputs match eager"
-                    if same
-                    else "outputs differ from eager",
-                    "time_s": time.perf_counter() - t0,
-                }
+                CompileCheck(
+                    name="torch.compile (inductor)",
+                    ok=same,
+                    detail=detail,
+                    time_s=time.perf_counter() - t0,
+                )
             )
         except Exception as e:
-            checks.append({"name": "torch.compile (inductor)", "ok": False, "detail": brief(e)})
+            checks.append(CompileCheck(name="torch.compile (inductor)", ok=False, detail=brief(e)))
         dynamo.reset()
     return checks
+
+
+class TorchBackend:
+    """This module as a `Backend`: mypy checks every function against the protocol here."""
+
+    configure = staticmethod(configure)
+    infer_step = staticmethod(infer_step)
+    train_step_fn = staticmethod(train_step_fn)
+    peak_step = staticmethod(peak_step)
+    reset_device_peak = staticmethod(reset_device_peak)
+    device_peak_bytes = staticmethod(device_peak_bytes)
+    forward = staticmethod(forward)
+    train_step = staticmethod(train_step)
+    compile_check = staticmethod(compile_check)
+    custom_grads = staticmethod(custom_grads)
+    trainer = staticmethod(trainer)
+
+
+BACKEND: Backend = TorchBackend()

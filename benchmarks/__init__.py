@@ -1,0 +1,1 @@
+"""Reproducible measurement scripts; each prints the figures docs/benchmarks.md quotes."""
