@@ -125,7 +125,8 @@ def load_onnx(path: Path) -> onnx.ModelProto:
     if size > MAX_FILE_BYTES:
         raise ImportRefusedError(f"{path.name}: {size:,} bytes is over the 2 GiB ONNX limit")
     try:
-        model = onnx.load_model(str(path), load_external_data=False)
+        # protobuf data only: the external tensors are resolved below, by our own rules
+        model: onnx.ModelProto = onnx.ModelProto.FromString(path.read_bytes())
     except Exception as e:  # protobuf DecodeError and friends: the file is not ONNX
         raise ImportRefusedError(
             f"{path.name}: not a valid ONNX file ({type(e).__name__})"

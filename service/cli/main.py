@@ -8,6 +8,7 @@ import logging
 import secrets
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -279,8 +280,16 @@ def _service_parsers(sub: Any) -> list[argparse.ArgumentParser]:
     return [worker, new]
 
 
+def _version() -> str:
+    try:
+        return metadata.version("framework-advisor")
+    except metadata.PackageNotFoundError:  # run from a checkout without installing
+        return "unknown (not installed)"
+
+
 def parser() -> argparse.ArgumentParser:
     p = Parser(prog="fwadvisor", description=__doc__)
+    p.add_argument("--version", action="version", version=f"fwadvisor {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     models = sub.add_parser("models", help="the model zoo").add_subparsers(
         dest="sub", required=True
