@@ -30,6 +30,7 @@ from probes.spec import (
     zoo_names,
 )
 from service.api.context import hash_key
+from service.cli import calibrate as calibrate_cmd
 from service.cli import deploy as deploy_cmd
 from service.cli import importer as import_cmd
 from service.cli import probe as probe_cmd
@@ -204,6 +205,12 @@ def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
     return recommend_cmd.cmd_recommend(args, settings, spec)
 
 
+def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
+    spec, graph = _load(settings, args.model, args.size)
+    check_limits(analyze(graph), args.batch, settings.limits)
+    return calibrate_cmd.cmd_predict(args, settings, spec)
+
+
 def cmd_zoo(args: argparse.Namespace, settings: Settings) -> int:
     if args.trials < 1:
         raise AdvisorError("--trials must be >= 1")
@@ -326,9 +333,14 @@ def parser() -> argparse.ArgumentParser:
     ask, rec = recommend_cmd.add_parsers(sub)
     ask.set_defaults(func=recommend_cmd.cmd_ask)
     rec.set_defaults(func=cmd_recommend)
-    for cmd in (ls, show, par, probe, tune, deploy, zoo, ask, rec, imp, *_service_parsers(sub)):
+    cal, pred = calibrate_cmd.add_parsers(sub)
+    cal.set_defaults(func=calibrate_cmd.cmd_calibrate)
+    pred.set_defaults(func=cmd_predict)
+    for cmd in (ls, show, par, probe, tune, deploy, zoo, ask, rec, imp, cal, pred):
         cmd.add_argument("--json", action="store_true", help="machine-readable output")
-    for cmd in (show, par, probe, tune, deploy, rec):
+    for cmd in _service_parsers(sub):
+        cmd.add_argument("--json", action="store_true", help="machine-readable output")
+    for cmd in (show, par, probe, tune, deploy, rec, pred):
         cmd.add_argument("--size", default=None, help="input-size preset, e.g. 'small'")
     return p
 

@@ -215,8 +215,33 @@ class ZooJob(BaseModel):
         self.resolve(settings)
 
 
+CalibrationConfig = Literal[
+    "torch/eager",
+    "torch/eager-t1",
+    "torch/compile",
+    "tensorflow/function",
+    "tensorflow/function-t1",
+    "tensorflow/xla",
+]
+
+
+class CalibrateJob(BaseModel):
+    """Calibrate this machine for predict mode (``fwadvisor calibrate``): resumable."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["calibrate"]
+    quick: bool = Field(default=True, description="Default settings, small grid (~3 min).")
+    configs: list[CalibrationConfig] | SkipJsonSchema[None] = Field(
+        default=None, description="Only these configurations (default: all of the grid)."
+    )
+
+    def preflight(self, settings: Settings) -> None:
+        return None
+
+
 JobRequest = Annotated[
-    ProbeJob | TuneJob | DeployJob | RecommendJob | ZooJob, Field(discriminator="kind")
+    ProbeJob | TuneJob | DeployJob | RecommendJob | ZooJob | CalibrateJob,
+    Field(discriminator="kind"),
 ]
 
 

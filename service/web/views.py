@@ -17,6 +17,7 @@ from werkzeug.datastructures import MultiDict
 
 from probes.errors import AdvisorError
 from probes.spec import zoo_names
+from recommender.predictor.choose import choose
 from recommender.questionnaire import Question, load_questionnaire
 from service.api.bodies import unencodable
 from service.api.context import ctx
@@ -24,7 +25,7 @@ from service.api.imports import import_bytes
 from service.api.jobs import find_job, submit, view
 from service.api.problems import ApiProblem, from_advisor, from_validation
 from service.api.recommendations import answer
-from service.jobs.requests import RecommendationRequest
+from service.jobs.requests import CalibrateJob, RecommendationRequest
 from service.web.charts import charts, deployment_rows, result_context
 
 bp = Blueprint("web", __name__)
@@ -89,6 +90,7 @@ def _form(status: int = 200, **extra: Any) -> Response:
         questions=load_questionnaire().questions,
         models=zoo_names(c.settings.zoo_dir),
         auth=bool(c.settings.api_keys),
+        calibration=choose(c.settings).calibration,
         form=request.form if request.method == "POST" else MultiDict(),
         **extra,
     )
@@ -117,6 +119,16 @@ def recommend_form() -> Response:
         "result.html", rec=rec, charts=charts(rec), deployment=deployment_rows(rec)
     )
     return Response(html, 200, mimetype="text/html")
+
+
+@bp.post("/calibrate")
+def calibrate_form() -> Response:
+    """Queue a quick calibration of this machine (predict mode's per-operator model)."""
+    try:
+        reply = submit(CalibrateJob(kind="calibrate", quick=True), request.form.get("api_key"))
+    except ApiProblem as e:
+        return _form(e.status, problem=e)
+    return redirect(reply.headers["Location"].replace("/v1/jobs/", "/jobs/"), 303)  # type: ignore[return-value]
 
 
 @bp.get("/jobs/<job_id>")
