@@ -134,7 +134,7 @@ def test_predict_cli_json_and_text(
     assert "latency ms" in out and "calibration: this machine" in out
     assert main(["predict", "lenet5", "--settings", "threads=zero", "--json"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("error: --settings")
+    assert err.count("\n") == 1 and json.loads(err)["error"]["message"].startswith("--settings")
 
 
 def _caveats(settings: Settings) -> list[str]:
@@ -219,7 +219,7 @@ def test_calibrate_job_kind_validates() -> None:
 def test_calibrate_cli_rejects_unknown_configs(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["calibrate", "--configs", "torch/fast", "--json"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "unknown configuration" in err
+    assert err.count("\n") == 1 and "unknown configuration" in json.loads(err)["error"]["message"]
 
 
 @pytest.mark.slow
