@@ -124,3 +124,32 @@ def brief(e: BaseException, limit: int = 300) -> str:
     text = e.message if isinstance(e, AdvisorError) else f"{type(e).__name__}: {e}"
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return (lines[0] if lines else type(e).__name__)[:limit]
+
+
+class ImportRefusedError(AdvisorError):
+    """A model file is refused before or while reading it: hostile, malformed or too big."""
+
+    code = "import_refused"
+
+
+class UnsupportedOpsError(AdvisorError):
+    """The model uses ops the importer cannot convert; ``nodes`` lists ``(op, node)`` pairs."""
+
+    code = "unsupported_ops"
+
+    def __init__(self, nodes: list[tuple[str, str, str]]) -> None:
+        self.nodes = nodes
+        shown = ", ".join(
+            f"{op} (node {name}{': ' + why if why else ''})" for op, name, why in nodes[:8]
+        )
+        more = f", and {len(nodes) - 8} more" if len(nodes) > 8 else ""
+        n = len(nodes)
+        super().__init__(
+            f"{n} node{'s' if n != 1 else ''} use{'s' if n == 1 else ''} ops we don't "
+            f"support: {shown}{more}"
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        out = super().to_dict()
+        out["unsupported"] = [{"op": op, "node": name, "why": why} for op, name, why in self.nodes]
+        return out

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from probes.calibrate.cells import CellResult
 from probes.measure.timing import Timing
 from probes.spec.custom_grad import GradCheckReport
 from probes.spec.ops_custom import CustomMode
@@ -104,8 +105,15 @@ class CustomOpData(BaseModel):
     grads: dict[str, GradCheckReport]
 
 
+class CalibrateData(BaseModel):
+    """Every timed cell of one calibration configuration (``probes/calibrate``)."""
+
+    kind: Literal["calibrate"] = "calibrate"
+    cells: list[CellResult]
+
+
 Payload = Annotated[
-    ForwardData | TrainStepData | ConvergenceData | ExportData | CustomOpData,
+    ForwardData | TrainStepData | ConvergenceData | ExportData | CustomOpData | CalibrateData,
     Field(discriminator="kind"),
 ]
 

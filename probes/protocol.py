@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from probes.calibrate.cells import CalibrateWorkload
 from probes.measure.contention import Contention
 from probes.measure.timing import MeasureConfig, Timing
 from probes.payloads import EXPORT_TARGETS as EXPORT_TARGETS
@@ -127,7 +128,8 @@ Workload = Annotated[
     | ConvergenceWorkload
     | PeakWorkload
     | ExportWorkload
-    | CustomOpWorkload,
+    | CustomOpWorkload
+    | CalibrateWorkload,
     Field(discriminator="kind"),
 ]
 
@@ -140,7 +142,9 @@ class ProbeLimits(BaseModel):
 class ProbeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    spec: ModelSpec | None = Field(default=None, description="None only for the peak probe.")
+    spec: ModelSpec | None = Field(
+        default=None, description="None only for the peak and calibrate probes."
+    )
     framework: Framework
     workload: Workload
     settings: FrameworkSettings | None = Field(default=None, description="None: defaults.")
@@ -155,7 +159,7 @@ class ProbeRequest(BaseModel):
     def _settings_match(self) -> ProbeRequest:
         if self.settings is not None and self.settings.framework != self.framework:
             raise ValueError(f"settings are for {self.settings.framework}, not {self.framework}")
-        if self.spec is None and self.workload.kind != "peak":
+        if self.spec is None and self.workload.kind not in ("peak", "calibrate"):
             raise ValueError(f"workload {self.workload.kind} needs a spec")
         return self
 

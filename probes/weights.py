@@ -8,11 +8,13 @@ attention w_q/w_k/w_v/w_o as (out, in). Each node draws from its own stream
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from probes.errors import SpecFileError
 from probes.spec import SpecGraph, WeightDef
 
 NeutralWeights = dict[str, dict[str, np.ndarray]]
@@ -37,7 +39,9 @@ def _draw(rng: np.random.Generator, w: WeightDef) -> np.ndarray:
 
 
 def init_weights(graph: SpecGraph, seed: int = 0) -> NeutralWeights:
-    """Deterministic neutral weights for every node that has any."""
+    """The spec's imported weights when it names a file, else deterministic seeded ones."""
+    if graph.spec.weights is not None:
+        return load_spec_weights(graph)
     out: NeutralWeights = {}
     for n in graph.nodes:
         defs = n.impl.weights(n.params, graph.inputs_of(n))
@@ -98,3 +102,50 @@ def make_targets(graph: SpecGraph, batch: int, seed: int = 0) -> dict[str, np.nd
         out: rng.standard_normal((batch, *graph.tensors[out].shape)).astype(np.float32)
         for out in graph.spec.outputs
     }
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_safetensors(path: Path, weights: NeutralWeights) -> str:
+    """Write ``{node: {name: arr}}`` as safetensors (keys ``node/name``); returns its sha256."""
+    from safetensors.numpy import save_file  # only importers and workers need it
+
+    flat = {k: np.ascontiguousarray(v) for k, v in flatten_weights(weights).items()}
+    save_file(flat, str(path), metadata={"format": "fwadvisor-neutral-v1"})
+    return file_sha256(path)
+
+
+def load_spec_weights(graph: SpecGraph) -> NeutralWeights:
+    """Read the spec's safetensors file and check it against every node's weight shapes."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    ref = graph.spec.weights
+    assert ref is not None
+    path = Path(ref.file)
+    try:
+        if file_sha256(path) != ref.sha256:
+            raise SpecFileError(f"{path}: weights file does not match its sha256 in the spec")
+        flat = load_file(str(path))
+    except (OSError, SafetensorError) as e:
+        raise SpecFileError(f"{path}: cannot read weights ({e})") from None
+    weights = unflatten_weights(flat)
+    for n in graph.nodes:
+        defs = n.impl.weights(n.params, graph.inputs_of(n))
+        got = weights.get(n.id, {})
+        for name, d in defs.items():
+            arr = got.get(name)
+            if arr is None or tuple(arr.shape) != d.shape:
+                found = "missing" if arr is None else f"shape {list(arr.shape)}"
+                raise SpecFileError(
+                    f"{path}: node '{n.id}' weight '{name}' expected shape {list(d.shape)}, "
+                    f"found {found}"
+                )
+            got[name] = arr.astype(np.float32, copy=False)
+    return {n: ws for n, ws in weights.items() if n in {g.id for g in graph.nodes}}

@@ -271,7 +271,7 @@ def _machine_caveats(ev: Evidence, p: Profile) -> list[str]:
     where = f"{env.cores_available} CPU cores ({env.cpu_model})"
     gpu = "GPU present but not measured" if env.cuda_device else "GPU not measured"
     out = [
-        f"predicted for {where} by the learned predictor; nothing was measured; {gpu}"
+        f"predicted for {where} by the instant predictor; nothing was measured; {gpu}"
         if ev.mode == "predict"
         else f"measured on {where}; {gpu}"
     ]

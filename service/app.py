@@ -8,7 +8,7 @@ import logging
 
 from flask import Flask
 
-from service.api import docs, health, jobs, models, problems, recommendations
+from service.api import docs, health, imports, jobs, models, problems, recommendations
 from service.api.context import EXTENSION, AppContext
 from service.jobs.store import JobStore
 from service.settings import ServiceSettings
@@ -22,7 +22,8 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
     app.extensions[EXTENSION] = AppContext(
         settings, JobStore(settings.job_db_url(), tolerate_damage=True)
     )
-    for bp in (health.bp, models.bp, recommendations.bp, jobs.bp, docs.bp, views.bp):
+    blueprints = (health.bp, models.bp, imports.bp, recommendations.bp, jobs.bp, docs.bp, views.bp)
+    for bp in blueprints:
         app.register_blueprint(bp)
     problems.install(app)
     logging.getLogger("fwadvisor").setLevel(logging.INFO)

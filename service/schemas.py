@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from probes.checks.parity import ParityReport
 from probes.export.checks import ExportReport
+from probes.importers.parity import ThreeWayReport
 from probes.measure.environment import Environment
 from probes.protocol import Framework, ProbeResult
 from recommender.knowledge.capabilities import MergedCell
@@ -31,6 +32,9 @@ class ModelList(BaseModel):
 class ParitySummary(BaseModel):
     passed: bool
     reports: list[ParityReport]
+    imports: list[ThreeWayReport] = Field(
+        default_factory=list, description="Three-way parity of imported .onnx files."
+    )
 
 
 class ProbeRow(BaseModel):

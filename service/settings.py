@@ -17,6 +17,9 @@ class ServiceSettings(Settings):
         "(jobs.sqlite). postgresql+psycopg://user@host/db works too.",
     )
     max_body_bytes: int = Field(default=1_000_000, gt=0, description="Larger bodies get 413.")
+    max_upload_bytes: int = Field(
+        default=256 * 2**20, gt=0, description="Largest model file POST /v1/imports takes."
+    )
     api_keys: list[str] = Field(
         default_factory=list,
         description="sha256 hex digests of the accepted API keys (`fwadvisor api-key new`). "

@@ -229,3 +229,15 @@ def test_ask_and_recommend_reject_bad_answers(
     monkeypatch.setattr("sys.stdin", io.StringIO(""))  # CI has no stdin: an error, no hang
     code, _, err = run(capsys, "ask")
     assert code == 2 and "stdin closed" in err
+
+
+def test_version_and_framework_aliases(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith("fwadvisor ")
+    from service.cli.options import framework_option
+
+    assert framework_option("PyTorch") == "torch" and framework_option("keras") == "tensorflow"
+    assert framework_option("pt") == "torch" and framework_option("both") == "both"
+    code, _, err = run(capsys, "deploy", "mlp", "--framework", "jax")
+    assert code == 2 and "unknown framework 'jax'" in err

@@ -50,18 +50,32 @@ def load_spec_file(path: Path) -> ModelSpec:
     if not isinstance(raw, dict):
         raise SpecFileError(f"{path}: expected a mapping at top level")
     try:
-        return spec_from_mapping(raw)
+        spec = spec_from_mapping(raw)
     except SpecError as e:
         raise e.with_source(str(path)) from None
+    return anchored(spec, path.parent)
+
+
+def anchored(spec: ModelSpec, base: Path) -> ModelSpec:
+    """Resolve a relative weights file against ``base`` (the spec file's folder)."""
+    if spec.weights is None or Path(spec.weights.file).is_absolute():
+        return spec
+    ref = spec.weights.model_copy(update={"file": str((base / spec.weights.file).resolve())})
+    return spec.model_copy(update={"weights": ref})
 
 
 def zoo_names(zoo_dir: Path) -> list[str]:
     return sorted(p.stem for p in zoo_dir.glob("*.yaml"))
 
 
-def resolve_spec(name_or_file: str, zoo_dir: Path) -> ModelSpec:
-    """A zoo model name, or a path to a YAML/JSON spec file."""
+def resolve_spec(name_or_file: str, zoo_dir: Path, import_dir: Path | None = None) -> ModelSpec:
+    """A zoo model name, a path to a YAML/JSON spec file, or (with ``import_dir``) an
+    ONNX or Keras file, imported once per content into ``import_dir``."""
     candidate = Path(name_or_file)
+    if import_dir is not None and candidate.suffix in (".onnx", ".keras"):
+        from probes.importers.cache import cached_import  # the importer needs the spec
+
+        return cached_import(candidate, import_dir).spec
     if candidate.suffix in (".yaml", ".yml", ".json") or candidate.exists():
         return load_spec_file(candidate)
     zoo_file = zoo_dir / f"{name_or_file}.yaml"

@@ -24,8 +24,11 @@ SIZE = 128
 
 
 def spec_hash(spec: ModelSpec) -> str:
-    """Hash of what computes: inputs, nodes, outputs (not name, description or sizes)."""
+    """Hash of what computes: inputs, nodes, outputs and the weights' digest (not name,
+    description, sizes or where the weights file lives)."""
     body = spec.model_dump(mode="json", include={"inputs", "nodes", "outputs"})
+    if spec.weights is not None:
+        body["weights"] = spec.weights.sha256
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 

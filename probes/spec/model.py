@@ -37,6 +37,15 @@ class NodeSpec(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class WeightsRef(BaseModel):
+    """Real weights for every node, in a safetensors file (keys ``node/name``, neutral layouts)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: str = Field(description="Path of the .safetensors file, relative to the spec file.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Digest of that file.")
+
+
 class ModelSpec(BaseModel):
     """A DAG of typed nodes. ``sizes`` names alternative input shapes (e.g. ``small``)."""
 
@@ -49,6 +58,9 @@ class ModelSpec(BaseModel):
     nodes: list[NodeSpec] = Field(min_length=1)
     outputs: list[str] = Field(min_length=1)
     sizes: dict[str, dict[str, list[int]]] = Field(default_factory=dict)
+    weights: WeightsRef | None = Field(
+        default=None, description="Imported weights; None: seeded random weights."
+    )
 
     @field_validator("nodes", mode="before")
     @classmethod

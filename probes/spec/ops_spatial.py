@@ -203,10 +203,13 @@ class GlobalAvgPool(Op):
 
 class UpsampleParams(Params):
     scale: int = Field(gt=0)
+    mode: Literal["nearest", "bilinear"] = Field(
+        default="nearest", description="bilinear: half-pixel centres (align_corners=False)."
+    )
 
 
 class Upsample2d(Op):
-    """Nearest-neighbour upsampling of [C, H, W] by an integer factor."""
+    """Nearest-neighbour or bilinear upsampling of [C, H, W] by an integer factor."""
 
     name = "upsample2d"
     params_model = UpsampleParams

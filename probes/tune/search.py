@@ -106,7 +106,9 @@ class FrameworkTuner:
             self.study.enqueue_trial(default, user_attrs={"source": "default"})
         queued = [default]
         if self.cfg.informed_starts and default is not None:
-            modes = facts(self.fw).informed
+            # The graph compiler is a generic prior; warm starts from similar models
+            # measured on this machine are specific evidence, so they take its place.
+            modes = () if warm else facts(self.fw).informed
             for params in informed_starts(default, self.space, environment().native_bf16, modes):
                 if params not in queued:
                     self.study.enqueue_trial(params, user_attrs={"source": "informed"})

@@ -44,6 +44,7 @@ from probes.weights import (
     save_npz,
     trainable_names,
 )
+from probes.worker.calibrate import run_calibrate
 from probes.worker.custom import run_custom_op
 from probes.worker.export import run_export
 from probes.worker.training import fit
@@ -130,6 +131,8 @@ def _measure(req: ProbeRequest, main_start: float) -> ProbeResult:
     runtime = backend.configure(req.effective_settings(), req.device)
     import_s = time.perf_counter() - t0
     graph = build_graph(req.spec) if req.spec is not None else None
+    if req.workload.kind == "calibrate":
+        return run_calibrate(req, backend)
     if graph is not None and req.workload.kind in CHECKS:
         return _check(req, backend, graph)
     baseline = rss_bytes()

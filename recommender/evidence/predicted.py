@@ -1,6 +1,6 @@
 """Predict mode: evidence without running anything.
 
-Latency and memory come from the learned predictor (docs/predictor.md) at the
+Latency and memory come from the instant predictor (docs/predictor.md) at the
 production batch and default settings, with the prediction interval as the
 uncertainty; deployment from the capability matrix alone; custom ops from the priors.
 
@@ -10,8 +10,12 @@ predictor measured out of fold (``error_correlation``): a shared error moves bot
 frameworks together (vetoes), only the own parts move their ratio. A question the
 training set measured on this machine is answered by the measurement, whose noise is
 its own.
-The predictor is the compiled one (numpy only, ``recommender/predictor/cache.py``), so a
-process answering in predict mode never imports scikit-learn or scipy.
+The predictor is this machine's per-operator calibration (``recommender/predictor/
+choose.py``), else the nearest stored calibration with wider intervals, else, as the
+last fallback, the old whole-model predictor in its compiled form (numpy only,
+``recommender/predictor/cache.py``); each but the first says so in a caveat with the
+command that removes it. A process answering in predict mode never imports
+scikit-learn, scipy or a framework.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from recommender.knowledge.capabilities import load_matrix
 from recommender.knowledge.ecosystem import load_ecosystem
 from recommender.predictor.answers import Z80, Estimate, Prediction, PredictorLike, shared_fraction
 from recommender.predictor.cache import load_compiled
+from recommender.predictor.calibrated import CalibratedPredictor
+from recommender.predictor.choose import choose
 from recommender.predictor.features import spec_stats
 from recommender.questionnaire import Profile
 
@@ -60,10 +66,12 @@ def gather_predicted(
 ) -> Evidence:
     """Predict-mode evidence. ``predictor`` defaults to the compiled one that
     ``settings.data_dir`` caches (built on first use, in a child process)."""
-    model = predictor or load_compiled(settings)
+    model, which, notes = _predictor(predictor, settings)
     key = spec_hash(spec)
-    stats = STATS(spec, key)  # once for both frameworks, and once per spec per process
-    preds = model.predict_both(stats, p.batch, spec_hash=key)
+    if isinstance(model, CalibratedPredictor):
+        preds = model.predict_both(analyzed(spec)[0], p.batch)
+    else:  # once for both frameworks, and once per spec per process
+        preds = model.predict_both(STATS(spec, key), p.batch, spec_hash=key)
     # A shared error exists only between two predictions: a measured side has none.
     both = not any(pred.measured for pred in preds.values())
     shared = {
@@ -77,6 +85,7 @@ def gather_predicted(
     caveats = [
         "predict mode: latency and memory are predicted (default settings, inference "
         "only), deployment is the capability matrix without export checks",
+        *notes,
     ]
     frameworks: dict[Framework, FrameworkEvidence] = {}
     for fw in FRAMEWORKS:
@@ -104,5 +113,18 @@ def gather_predicted(
         mode="predict",
         frameworks=frameworks,
         caveats=caveats,
-        links=["predictor training set: data/datasets/predictor_train.csv"],
+        links=[which],
     )
+
+
+def _predictor(
+    given: PredictorLike | None, settings: Settings | None
+) -> tuple[PredictorLike, str, list[str]]:
+    """The predictor, what it was calibrated on (for the links) and its caveats."""
+    if given is not None:
+        return given, "predictor: given by the caller", []
+    choice = choose(settings)
+    if choice.predictor is not None:
+        return choice.predictor, f"calibration: {choice.calibration}", choice.caveats
+    old = "predictor training set: data/datasets/predictor_train.csv (last fallback)"
+    return load_compiled(settings), old, choice.caveats

@@ -8,6 +8,8 @@ import logging
 import secrets
 import sys
 from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -15,6 +17,7 @@ from pydantic import BaseModel
 from probes.checks.parity import ParityReport, check_parity
 from probes.config import Settings
 from probes.errors import AdvisorError, SpecError
+from probes.importers import FORMATS
 from probes.runners.lifeline import die_with_parent
 from probes.runners.local import SubprocessRunner
 from probes.spec import (
@@ -27,7 +30,9 @@ from probes.spec import (
     zoo_names,
 )
 from service.api.context import hash_key
+from service.cli import calibrate as calibrate_cmd
 from service.cli import deploy as deploy_cmd
+from service.cli import importer as import_cmd
 from service.cli import probe as probe_cmd
 from service.cli import recommend as recommend_cmd
 from service.cli import tune as tune_cmd
@@ -45,7 +50,7 @@ def _emit(args: argparse.Namespace, model: BaseModel, text: str) -> None:
 
 def _load(settings: Settings, name: str, size: str | None) -> tuple[ModelSpec, SpecGraph]:
     """Resolve, resize and validate; errors name the file (or zoo model) and the node."""
-    spec = resolve_spec(name, settings.zoo_dir).resized(size)
+    spec = resolve_spec(name, settings.zoo_dir, settings.data_dir / "imports").resized(size)
     try:
         return spec, build_graph(spec)
     except SpecError as e:
@@ -130,10 +135,11 @@ def cmd_parity(args: argparse.Namespace, settings: Settings) -> int:
     names = zoo_names(settings.zoo_dir) if args.all else args.models
     if not names:
         raise AdvisorError("name a model or spec file, or pass --all")
+    files = [n for n in names if Path(n).suffix in FORMATS and args.mode == "forward"]
     loaded = [_load(settings, n, args.size) for n in names]  # fail fast on a bad file
     for _, graph in loaded:
         check_limits(analyze(graph), args.batch, settings.limits)
-    specs = [spec for spec, _ in loaded]
+    specs = [spec for (spec, _), n in zip(loaded, names, strict=True) if n not in files]
     runner = SubprocessRunner(timeout_s=settings.probe_timeout_s)
     reports = []
     for spec in specs:
@@ -149,20 +155,26 @@ def cmd_parity(args: argparse.Namespace, settings: Settings) -> int:
                 optimizer=args.optimizer,
             )
         )
-    summary = ParitySummary(passed=all(r.passed for r in reports), reports=reports)
-    text = table(
-        ["model", "mode", "input", "parity", "max|diff|", "rel", "wall", "detail"],
-        _parity_rows(reports),
-        align_right=(4, 5, 6),
+    imports = [import_cmd.cmd_parity_file(args, settings, f) for f in files]
+    summary = ParitySummary(
+        passed=all(r.passed for r in reports) and all(r.passed for r in imports),
+        reports=reports,
+        imports=imports,
     )
-    _emit(
-        args,
-        summary,
-        text
-        + "".join(f"\nnote: {r.model}: {n}" for r in reports for n in r.notes)
-        + f"\n{sum(r.passed for r in reports)}/{len(reports)} passed "
-        f"(tolerance: max|diff| <= 1e-4 x max(1, max|output|))",
-    )
+    parts = [import_cmd.render_parity(r) for r in imports]
+    if reports:
+        text = table(
+            ["model", "mode", "input", "parity", "max|diff|", "rel", "wall", "detail"],
+            _parity_rows(reports),
+            align_right=(4, 5, 6),
+        )
+        parts.append(
+            text
+            + "".join(f"\nnote: {r.model}: {n}" for r in reports for n in r.notes)
+            + f"\n{sum(r.passed for r in reports)}/{len(reports)} passed "
+            f"(tolerance: max|diff| <= 1e-4 x max(1, max|output|))"
+        )
+    _emit(args, summary, "\n\n".join(parts))
     return 0 if summary.passed else 1
 
 
@@ -191,6 +203,12 @@ def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
         raise AdvisorError("--trials must be >= 1")
     spec, _ = _load(settings, args.model, args.size)
     return recommend_cmd.cmd_recommend(args, settings, spec)
+
+
+def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
+    spec, graph = _load(settings, args.model, args.size)
+    check_limits(analyze(graph), args.batch, settings.limits)
+    return calibrate_cmd.cmd_predict(args, settings, spec)
 
 
 def cmd_zoo(args: argparse.Namespace, settings: Settings) -> int:
@@ -269,8 +287,16 @@ def _service_parsers(sub: Any) -> list[argparse.ArgumentParser]:
     return [worker, new]
 
 
+def _version() -> str:
+    try:
+        return metadata.version("framework-advisor")
+    except metadata.PackageNotFoundError:  # run from a checkout without installing
+        return "unknown (not installed)"
+
+
 def parser() -> argparse.ArgumentParser:
     p = Parser(prog="fwadvisor", description=__doc__)
+    p.add_argument("--version", action="version", version=f"fwadvisor {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     models = sub.add_parser("models", help="the model zoo").add_subparsers(
         dest="sub", required=True
@@ -302,12 +328,19 @@ def parser() -> argparse.ArgumentParser:
     deploy.set_defaults(func=cmd_deploy)
     zoo = zoo_cmd.add_parser(sub)
     zoo.set_defaults(func=cmd_zoo)
+    imp = import_cmd.add_parser(sub)
+    imp.set_defaults(func=import_cmd.cmd_import)
     ask, rec = recommend_cmd.add_parsers(sub)
     ask.set_defaults(func=recommend_cmd.cmd_ask)
     rec.set_defaults(func=cmd_recommend)
-    for cmd in (ls, show, par, probe, tune, deploy, zoo, ask, rec, *_service_parsers(sub)):
+    cal, pred = calibrate_cmd.add_parsers(sub)
+    cal.set_defaults(func=calibrate_cmd.cmd_calibrate)
+    pred.set_defaults(func=cmd_predict)
+    for cmd in (ls, show, par, probe, tune, deploy, zoo, ask, rec, imp, cal, pred):
         cmd.add_argument("--json", action="store_true", help="machine-readable output")
-    for cmd in (show, par, probe, tune, deploy, rec):
+    for cmd in _service_parsers(sub):
+        cmd.add_argument("--json", action="store_true", help="machine-readable output")
+    for cmd in (show, par, probe, tune, deploy, rec, pred):
         cmd.add_argument("--size", default=None, help="input-size preset, e.g. 'small'")
     return p
 

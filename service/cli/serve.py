@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -79,6 +80,8 @@ def serve(
     worker: bool = True,
     worker_class: str = "gevent",
 ) -> int:
+    say = "the web server" + (" and a job worker" if worker else "")
+    print(f"fwadvisor serve: starting {say} on {host}:{port} ...", file=sys.stderr, flush=True)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     JobStore(settings.job_db_url()).engine.dispose()  # the schema, before any child
     load_compiled(settings)  # build the predictor once, not in each web process
@@ -155,6 +158,20 @@ def _warm_and_freeze(_worker: Any) -> None:
     gc.freeze()
 
 
+def _listening(host: str, port: int) -> Callable[[Any], None]:
+    """gunicorn's when_ready hook: the socket is bound, so the URL works from now on."""
+
+    def say(_arbiter: Any) -> None:
+        url = f"http://{host}:{port}/"
+        print(
+            f"fwadvisor serve: listening on {url} (questionnaire), {url}docs (API); Ctrl-C stops",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return say
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description="the gunicorn half of `fwadvisor serve`")
     p.add_argument("--host", default="127.0.0.1")
@@ -178,6 +195,7 @@ def main() -> None:
         "loglevel": "warning",
         "proc_name": "fwadvisor-web",
         "post_worker_init": _warm_and_freeze,
+        "when_ready": _listening(args.host, args.port),
         "worker_exit": quiet_teardown,
     }
     WebServer(ServiceSettings(), options).run()

@@ -27,7 +27,8 @@ def _specs(args: argparse.Namespace, settings: Settings) -> list[ModelSpec]:
         specs = [load_spec_file(f) for f in files]
     else:
         specs = [
-            resolve_spec(n, settings.zoo_dir) for n in args.models or zoo_names(settings.zoo_dir)
+            resolve_spec(n, settings.zoo_dir, settings.data_dir / "imports")
+            for n in args.models or zoo_names(settings.zoo_dir)
         ]
     if args.only:
         keep = {n.strip() for n in args.only.split(",")}

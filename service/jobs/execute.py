@@ -21,6 +21,7 @@ from recommender.zoo.models import ZooConfig, ZooRun
 from recommender.zoo.run import ZooRunner, run_zoo
 from recommender.zoo.table import write_tables
 from service.jobs.requests import (
+    CalibrateJob,
     DeployJob,
     JobRequest,
     ProbeJob,
@@ -29,6 +30,7 @@ from service.jobs.requests import (
     ZooJob,
 )
 from service.operations import run_deploy, run_probes, workloads_for
+from service.predict_ops import run_calibrate
 from service.settings import ServiceSettings
 
 Progress = Callable[[str], None]
@@ -116,4 +118,7 @@ def execute(req: JobRequest, settings: ServiceSettings, say: Progress) -> BaseMo
         return _deploy(req, settings, say)
     if isinstance(req, ZooJob):
         return _zoo(req, settings, say)
+    if isinstance(req, CalibrateJob):
+        configs = list(req.configs) if req.configs else None
+        return run_calibrate(settings, req.quick, configs, say)
     return _recommend(req, settings, say)

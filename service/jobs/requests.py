@@ -58,7 +58,9 @@ class ModelRef(BaseModel):
     # null is accepted but left out of the schema, so that "exactly one" is expressible
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"oneOf": [{"required": ["model"]}, {"required": ["spec"]}]},
+        json_schema_extra={
+            "oneOf": [{"required": ["model"]}, {"required": ["spec"]}, {"required": ["imported"]}]
+        },
     )
     model: Name | SkipJsonSchema[None] = Field(
         default=None, description="Zoo model name (GET /v1/models)."
@@ -66,20 +68,31 @@ class ModelRef(BaseModel):
     spec: ModelSpec | SkipJsonSchema[None] = Field(
         default=None, description="A model spec (docs/spec.md)."
     )
+    imported: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | SkipJsonSchema[None] = Field(
+        default=None, description="Id of an uploaded model (POST /v1/imports)."
+    )
     size: Name | SkipJsonSchema[None] = Field(
         default=None, description="Input-size preset, e.g. 'small'."
     )
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelRef:
-        if (self.model is None) == (self.spec is None):
-            raise ValueError("give exactly one of 'model' (a zoo name) or 'spec'")
+        if sum(x is not None for x in (self.model, self.spec, self.imported)) != 1:
+            raise ValueError("give exactly one of 'model' (a zoo name), 'spec' or 'imported'")
+        if self.spec is not None and self.spec.weights is not None:
+            # a path on this server: never read a file named by a request
+            raise ValueError("a spec sent to the API cannot name a weights file")
         return self
 
     def resolve(self, settings: Settings, batch: int = 1) -> ModelSpec:
         """The spec, resized and checked (shape inference and size limits)."""
         if self.spec is not None:
             spec = self.spec
+        elif self.imported is not None:
+            found = sorted((settings.data_dir / "imports" / self.imported).glob("*.yaml"))
+            if not found:
+                raise UnknownZooModel(f"no uploaded model '{self.imported}' (POST /v1/imports)")
+            spec = load_spec_file(found[0])
         else:
             assert self.model is not None
             if self.model not in zoo_names(settings.zoo_dir):
@@ -202,8 +215,33 @@ class ZooJob(BaseModel):
         self.resolve(settings)
 
 
+CalibrationConfig = Literal[
+    "torch/eager",
+    "torch/eager-t1",
+    "torch/compile",
+    "tensorflow/function",
+    "tensorflow/function-t1",
+    "tensorflow/xla",
+]
+
+
+class CalibrateJob(BaseModel):
+    """Calibrate this machine for predict mode (``fwadvisor calibrate``): resumable."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["calibrate"]
+    quick: bool = Field(default=True, description="Default settings, small grid (~3 min).")
+    configs: list[CalibrationConfig] | SkipJsonSchema[None] = Field(
+        default=None, description="Only these configurations (default: all of the grid)."
+    )
+
+    def preflight(self, settings: Settings) -> None:
+        return None
+
+
 JobRequest = Annotated[
-    ProbeJob | TuneJob | DeployJob | RecommendJob | ZooJob, Field(discriminator="kind")
+    ProbeJob | TuneJob | DeployJob | RecommendJob | ZooJob | CalibrateJob,
+    Field(discriminator="kind"),
 ]
 
 

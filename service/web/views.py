@@ -1,4 +1,5 @@
-"""The web questionnaire: pick a model (or paste a spec), answer, get the answer.
+"""The web questionnaire: pick a model (paste a spec, or upload a .onnx/.keras), answer,
+get the answer.
 
 Plain HTML forms, so predict and cached modes work without JavaScript; measure mode
 redirects to the job's page, which a small script refreshes live (and a <noscript>
@@ -16,13 +17,15 @@ from werkzeug.datastructures import MultiDict
 
 from probes.errors import AdvisorError
 from probes.spec import zoo_names
+from recommender.predictor.choose import choose
 from recommender.questionnaire import Question, load_questionnaire
 from service.api.bodies import unencodable
 from service.api.context import ctx
+from service.api.imports import import_bytes
 from service.api.jobs import find_job, submit, view
 from service.api.problems import ApiProblem, from_advisor, from_validation
 from service.api.recommendations import answer
-from service.jobs.requests import RecommendationRequest
+from service.jobs.requests import CalibrateJob, RecommendationRequest
 from service.web.charts import charts, deployment_rows, result_context
 
 bp = Blueprint("web", __name__)
@@ -55,7 +58,13 @@ def _request(form: MultiDict[str, str]) -> RecommendationRequest:
     answers = {q.id: _answer(q, form) for q in qs.questions}
     body: dict[str, Any] = {"answers": answers, "mode": form.get("mode", "predict")}
     text = form.get("spec", "").strip()
-    if text:
+    upload = request.files.get("model_file")
+    if upload is not None and upload.filename:
+        fmt = upload.filename.rsplit(".", 1)[-1].lower()
+        if fmt not in ("onnx", "keras"):
+            raise ApiProblem("validation_failed", "the model file must be a .onnx or .keras file")
+        body["imported"] = import_bytes(upload.read(), fmt, "upload").id
+    elif text:
         try:
             body["spec"] = yaml.safe_load(text)
         except yaml.YAMLError as e:
@@ -81,6 +90,7 @@ def _form(status: int = 200, **extra: Any) -> Response:
         questions=load_questionnaire().questions,
         models=zoo_names(c.settings.zoo_dir),
         auth=bool(c.settings.api_keys),
+        calibration=choose(c.settings).calibration,
         form=request.form if request.method == "POST" else MultiDict(),
         **extra,
     )
@@ -94,6 +104,7 @@ def index() -> Response:
 
 @bp.post("/recommend")
 def recommend_form() -> Response:
+    request.max_content_length = ctx().settings.max_upload_bytes  # the form may carry a model
     try:
         req = _request(request.form)
         if req.mode == "measure":
@@ -108,6 +119,16 @@ def recommend_form() -> Response:
         "result.html", rec=rec, charts=charts(rec), deployment=deployment_rows(rec)
     )
     return Response(html, 200, mimetype="text/html")
+
+
+@bp.post("/calibrate")
+def calibrate_form() -> Response:
+    """Queue a quick calibration of this machine (predict mode's per-operator model)."""
+    try:
+        reply = submit(CalibrateJob(kind="calibrate", quick=True), request.form.get("api_key"))
+    except ApiProblem as e:
+        return _form(e.status, problem=e)
+    return redirect(reply.headers["Location"].replace("/v1/jobs/", "/jobs/"), 303)  # type: ignore[return-value]
 
 
 @bp.get("/jobs/<job_id>")

@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from probes.frameworks.tf import layers as tl
+from probes.frameworks.tf import tensor_ops
 from probes.frameworks.tf.weights import load_weights
 from probes.spec import GraphNode, SpecGraph, TensorInfo
 from probes.spec.ops_core import ACTIVATIONS
@@ -28,6 +29,7 @@ CL, NEUTRAL = "cl", "neutral"
 SPATIAL = {
     "conv1d",
     "conv2d",
+    "conv_transpose2d",
     "max_pool2d",
     "avg_pool2d",
     "adaptive_avg_pool2d",
@@ -121,6 +123,37 @@ def _conv(node: GraphNode, x: Tensor) -> tuple[Any, keras.layers.Layer]:
     return layer(value), layer
 
 
+def _conv_transpose(node: GraphNode, x: Tensor) -> tuple[Any, keras.layers.Layer]:
+    """Full transposed conv (valid, with output_padding), then PyTorch's crop."""
+    p = node.params
+    k, s = pair(p.kernel, 2), pair(p.stride, 2)
+    pad, extra = pair(p.padding, 2), pair(p.output_padding, 2)
+    layer = keras.layers.Conv2DTranspose(
+        p.filters,
+        k,
+        strides=s,
+        padding="valid",
+        output_padding=extra,
+        use_bias=p.bias,
+        name=node.id,
+    )
+    value = layer(x.value)
+    if any(pad):
+        crop = ((pad[0], pad[0]), (pad[1], pad[1]))
+        value = keras.layers.Cropping2D(crop, name=f"{node.id}__crop")(value)
+    return value, layer
+
+
+def _merge(node: GraphNode, x: Tensor, vals: list[Any]) -> Any:
+    """Ops over several inputs: add, multiply, concat and matmul."""
+    if node.op == "matmul":
+        return tensor_ops.MatMul(name=node.id)(vals[0], vals[1])
+    if node.op == "concat":
+        return keras.layers.Concatenate(axis=_axis(node.params.axis, x), name=node.id)(vals)
+    layer = keras.layers.Add if node.op == "add" else keras.layers.Multiply
+    return layer(name=node.id)(vals)
+
+
 def _pool(node: GraphNode, x: Tensor) -> Any:
     p = node.params
     k, s = pair(p.kernel, 2), pair(p.stride if p.stride is not None else p.kernel, 2)
@@ -161,8 +194,8 @@ def _axis(axis: int, t: Tensor) -> int:
 def _layer(node: GraphNode, ins: list[Tensor]) -> tuple[Any, keras.layers.Layer | None]:
     op, p, x = node.op, node.params, ins[0]
     vals = [t.value for t in ins]
-    if op in ("conv1d", "conv2d"):
-        return _conv(node, x)
+    if op in ("conv1d", "conv2d", "conv_transpose2d"):
+        return _conv_transpose(node, x) if op == "conv_transpose2d" else _conv(node, x)
     if op in ("max_pool2d", "avg_pool2d"):
         return _pool(node, x), None
     if op == "adaptive_avg_pool2d":
@@ -178,11 +211,8 @@ def _layer(node: GraphNode, ins: list[Tensor]) -> tuple[Any, keras.layers.Layer 
         shapes = [list(t.info.shape) for t in ins]
         custom = tl.CustomExpr(p.model_dump(), shapes, x.layout == CL, name=node.id)
         return custom(vals), None
-    if op in ("add", "multiply", "concat"):
-        layer = {"add": keras.layers.Add, "multiply": keras.layers.Multiply}.get(op)
-        if layer is None:
-            return keras.layers.Concatenate(axis=_axis(p.axis, x), name=node.id)(vals), None
-        return layer(name=node.id)(vals), None
+    if op in ("add", "multiply", "concat", "matmul"):
+        return _merge(node, x, vals), None
     factories: dict[str, Any] = {
         "dense": lambda: keras.layers.Dense(p.units, use_bias=p.bias, name=node.id),
         "batch_norm": lambda: keras.layers.BatchNormalization(
@@ -196,7 +226,7 @@ def _layer(node: GraphNode, ins: list[Tensor]) -> tuple[Any, keras.layers.Layer 
         "dropout": lambda: keras.layers.Dropout(p.rate, name=node.id),
         "flatten": lambda: keras.layers.Flatten(name=node.id),
         "upsample2d": lambda: keras.layers.UpSampling2D(
-            p.scale, interpolation="nearest", name=node.id
+            p.scale, interpolation=p.mode, name=node.id
         ),
         "reshape": lambda: keras.layers.Reshape(tuple(node.out.shape), name=node.id),
         "permute": lambda: keras.layers.Permute(tuple(d + 1 for d in p.dims), name=node.id),
@@ -207,6 +237,10 @@ def _layer(node: GraphNode, ins: list[Tensor]) -> tuple[Any, keras.layers.Layer 
         "position_embedding": lambda: tl.PositionEmbedding(p.max_len, name=node.id),
         "self_attention": lambda: tl.SelfAttention(
             p.num_heads, x.info.shape[1] // p.num_heads, p.causal, name=node.id
+        ),
+        "affine": lambda: tensor_ops.Affine(list(p.shape), p.scale, p.shift, name=node.id),
+        "slice": lambda: tensor_ops.Slice(
+            p.axis % x.info.rank + 1, p.start, p.end, p.step, p.squeeze, name=node.id
         ),
         "lstm": lambda: _recurrent(keras.layers.LSTM, node),
         "gru": lambda: _recurrent(keras.layers.GRU, node),

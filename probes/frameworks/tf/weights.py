@@ -60,6 +60,10 @@ def _to_keras(node: GraphNode, c_in: int, w: dict[str, np.ndarray]) -> list[np.n
         return [w["weight"].T, *bias]
     if op in ("conv1d", "conv2d"):
         return [_conv_to_keras(node, c_in, w["weight"]), *bias]
+    if op == "affine":
+        return [w[k] for k in ("scale", "shift") if k in w]
+    if op == "conv_transpose2d":  # neutral (in, out, kh, kw) -> Keras (kh, kw, out, in)
+        return [w["weight"].transpose(2, 3, 1, 0), *([w["bias"]] if "bias" in w else [])]
     if op == "batch_norm":
         return [w["gamma"], w["beta"], w["running_mean"], w["running_var"]]
     if op == "layer_norm":
@@ -115,6 +119,11 @@ def _from_keras(node: GraphNode, c_in: int, v: list[np.ndarray]) -> dict[str, np
         return {"weight": v[0].T, **bias}
     if op in ("conv1d", "conv2d"):
         return {"weight": _conv_from_keras(node, c_in, v[0]), **bias}
+    if op == "affine":
+        names = [k for k in ("scale", "shift") if getattr(node.params, k)]
+        return dict(zip(names, v, strict=True))
+    if op == "conv_transpose2d":
+        return {"weight": v[0].transpose(3, 2, 0, 1), **({"bias": v[1]} if len(v) > 1 else {})}
     if op == "batch_norm":
         return dict(zip(("gamma", "beta", "running_mean", "running_var"), v, strict=True))
     if op == "layer_norm":

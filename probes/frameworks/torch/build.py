@@ -50,6 +50,8 @@ class Lambda(nn.Module):
             return _fold(xs, add=k == "add")
         if k == "concat":
             return torch.cat(xs, dim=kw["dim"])
+        if k == "matmul":
+            return torch.matmul(xs[0], xs[1])
         return _unary(k, xs[0], kw)
 
 
@@ -72,7 +74,30 @@ def _unary(k: str, x: torch.Tensor, kw: dict[str, Any]) -> torch.Tensor:
         return x.mean(dim=kw["dim"], keepdim=kw["keepdims"])
     if k == "global_avg_pool":
         return x.mean(dim=tuple(range(2, x.dim())))
+    if k == "slice":
+        index = [slice(None)] * x.dim()
+        index[kw["dim"]] = slice(kw["start"], kw["end"], kw["step"])
+        out = x[tuple(index)]
+        return out.squeeze(kw["dim"]) if kw["squeeze"] else out
     raise ValueError(k)
+
+
+class Affine(nn.Module):
+    """x * scale + shift, learned tensors broadcast over the per-sample shape."""
+
+    def __init__(self, shape: list[int], scale: bool, shift: bool) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(shape)) if scale else None
+        self.shift = nn.Parameter(torch.zeros(shape)) if shift else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.scale is not None:
+            x = x * self.scale
+        return x + self.shift if self.shift is not None else x
+
+    def neutral(self) -> dict[str, torch.Tensor]:
+        pairs = (("scale", self.scale), ("shift", self.shift))
+        return {k: v for k, v in pairs if v is not None}
 
 
 class Padded(nn.Module):
@@ -173,7 +198,30 @@ def _module(node: GraphNode, ins: list[Any]) -> nn.Module:
         "lstm": lambda: Recurrent(nn.LSTM, x.shape[1], p),
         "gru": lambda: Recurrent(nn.GRU, x.shape[1], p),
         "self_attention": lambda: SelfAttention(x.shape[1], x.shape[0], p),
-        "upsample2d": lambda: nn.Upsample(scale_factor=p.scale, mode="nearest"),
+        "upsample2d": lambda: nn.Upsample(
+            scale_factor=p.scale,
+            mode=p.mode,
+            **({"align_corners": False} if p.mode == "bilinear" else {}),
+        ),
+        "matmul": lambda: Lambda("matmul"),
+        "affine": lambda: Affine(list(p.shape), p.scale, p.shift),
+        "slice": lambda: Lambda(
+            "slice",
+            dim=p.axis % x.rank + 1,
+            start=p.start,
+            end=p.end,
+            step=p.step,
+            squeeze=p.squeeze,
+        ),
+        "conv_transpose2d": lambda: nn.ConvTranspose2d(
+            x.shape[0],
+            p.filters,
+            p.kernel,
+            stride=p.stride,
+            padding=p.padding,
+            output_padding=p.output_padding,
+            bias=p.bias,
+        ),
         "add": lambda: Lambda("add"),
         "multiply": lambda: Lambda("multiply"),
         "flatten": lambda: Lambda("flatten"),
@@ -238,11 +286,13 @@ class SpecModule(nn.Module):
 def _tensor_map(op: str, mod: nn.Module) -> dict[str, torch.Tensor]:
     """Neutral weight name -> the torch tensor (or a view of it) holding it."""
     core: Any = getattr(mod, "core", mod)
-    if op in ("dense", "conv1d", "conv2d", "embedding", "position_embedding"):
+    if op in ("dense", "conv1d", "conv2d", "conv_transpose2d", "embedding", "position_embedding"):
         m = {"weight": core.weight}
         if getattr(core, "bias", None) is not None:
             m["bias"] = core.bias
         return m
+    if op == "affine":
+        return core.neutral()
     if op in ("batch_norm", "layer_norm"):
         m = {"gamma": core.weight, "beta": core.bias}
         if op == "batch_norm":
@@ -260,15 +310,20 @@ def _tensor_map(op: str, mod: nn.Module) -> dict[str, torch.Tensor]:
                 out[f"b_hh{d}"] = getattr(core, f"bias_hh_l0{d}")
         return out
     if op == "self_attention":
-        e = core.embed_dim
-        w, b = core.in_proj_weight, core.in_proj_bias
-        out = {}
-        for i, name in enumerate("qkv"):
-            out[f"w_{name}"] = w[i * e : (i + 1) * e]
-            out[f"b_{name}"] = b[i * e : (i + 1) * e]
-        out["w_o"], out["b_o"] = core.out_proj.weight, core.out_proj.bias
-        return out
+        return _attention_map(core)
     return {}
+
+
+def _attention_map(core: Any) -> dict[str, torch.Tensor]:
+    """PyTorch packs Q, K and V in one in-projection; the neutral names are views of it."""
+    e = core.embed_dim
+    w, b = core.in_proj_weight, core.in_proj_bias
+    out = {}
+    for i, name in enumerate("qkv"):
+        out[f"w_{name}"] = w[i * e : (i + 1) * e]
+        out[f"b_{name}"] = b[i * e : (i + 1) * e]
+    out["w_o"], out["b_o"] = core.out_proj.weight, core.out_proj.bias
+    return out
 
 
 def load_weights(model: SpecModule, weights: NeutralWeights) -> None:

@@ -1,0 +1,227 @@
+"""What this machine's full-model measurements add to the per-operator sum: a small
+whole-model correction per configuration, conformal interval scales, the memory refit
+and the torch/TensorFlow error correlation.
+
+Scores are leave-one-model-out: each model's rows are predicted with the correction
+fitted on the other models, so the interval describes a new model, not a re-measured one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from probes.calibrate.grid import CONFIGS
+from probes.settings import TFSettings, TorchSettings
+from probes.spec import (
+    ModelSpec,
+    SpecGraph,
+    analyze,
+    build_graph,
+    resolve_spec,
+    spec_hash,
+    zoo_names,
+)
+from probes.store import ResultStore
+from recommender.predictor.answers import Z80
+from recommender.predictor.calibrated import CalibratedPredictor
+from recommender.predictor.memory import fit_memory
+
+SHRINK_ROWS = 3.0  # the correction is shrunk towards 0 as if by this many zero rows
+MIN_MODELS = 5  # conformal scales need this many distinct held-out models
+COVERAGE = 0.8
+STALL = 3.0  # see stalled_rows
+MAX_CORRECTION = math.log(2.0)  # beyond this, a measurement problem: capped, and said
+MAX_SCALE = 6.0
+
+
+@dataclass(frozen=True)
+class FullRow:
+    model: str  # the leave-one-out group: a model family
+    graph: SpecGraph
+    framework: str
+    key: str  # calibrated configuration
+    batch: int
+    latency_s: float
+    peak_bytes: float | None = None
+    baseline_bytes: float | None = None
+    contended: bool = False  # the probe's contention reading flagged its timed loop
+
+
+def config_key(settings: dict[str, object]) -> str | None:
+    for key, s in CONFIGS.items():
+        if s.model_dump(mode="json") == {**s.model_dump(mode="json"), **settings} and (
+            s.framework == settings.get("framework")
+        ):
+            return key
+    return None
+
+
+def zoo_graphs(zoo_dir: Path) -> dict[str, tuple[str, SpecGraph]]:
+    """Spec hash -> (model, graph) for every zoo model at every size."""
+    out: dict[str, tuple[str, SpecGraph]] = {}
+    for name in zoo_names(zoo_dir):
+        spec = resolve_spec(name, zoo_dir)
+        for size in ("default", *spec.sizes):
+            s = spec.resized(size)
+            out[spec_hash(s)] = (name, build_graph(s))
+    return out
+
+
+def store_rows(
+    store: ResultStore, env_key: str, known: dict[str, tuple[str, SpecGraph]], stat: str = "median"
+) -> list[FullRow]:
+    """This machine's stored fp32 inference results of known specs in a calibrated
+    configuration, newest per question; ``stat``: the timing's median or min."""
+    rows, seen = [], set()
+    for r in store.query(kind="infer", env_key=env_key):
+        m = r.result.measurement
+        key = config_key(r.settings)
+        batch = r.workload.get("batch")
+        if r.spec_hash not in known or key is None or m is None or m.timing is None:
+            continue
+        if not isinstance(batch, int) or (r.spec_hash, key, batch) in seen:
+            continue
+        seen.add((r.spec_hash, key, batch))
+        model, graph = known[r.spec_hash]
+        rows.append(
+            FullRow(
+                model=model,
+                graph=graph,
+                framework=r.framework,
+                key=key,
+                batch=batch,
+                latency_s=m.timing.min_s if stat == "min" else m.timing.median_s,
+                peak_bytes=float(m.memory.peak_rss_bytes) if m.memory else None,
+                baseline_bytes=float(m.memory.baseline_rss_bytes) if m.memory else None,
+                contended=bool(m.contention and m.contention.flagged),
+            )
+        )
+    return rows
+
+
+def stalled_rows(rows: list[FullRow]) -> set[int]:
+    """Indices of rows at all threads ``STALL`` x slower than the same question at one
+    thread: on an idle machine more threads are not that much slower, so the probe
+    waited for a descheduled thread (a shared machine) and says nothing of the model."""
+    one = {(id(r.graph), r.batch, r.framework): r.latency_s for r in rows if r.key.endswith("-t1")}
+    return {
+        i
+        for i, r in enumerate(rows)
+        if r.key in ("torch/eager", "tensorflow/function")
+        and (t := one.get((id(r.graph), r.batch, r.framework))) is not None
+        and r.latency_s > STALL * t
+    }
+
+
+def _raw(pred: CalibratedPredictor, rows: Iterable[FullRow]) -> dict[int, tuple[float, float]]:
+    """Per row index: ln(measured / summed prediction) and the sum's log sigma."""
+    out = {}
+    for i, r in enumerate(rows):
+        p = pred.priced(r.graph, r.key, r.batch)
+        out[i] = (math.log(r.latency_s / p.latency_s), p.log_sigma)
+    return out
+
+
+def _corrections(
+    rows: list[FullRow], raw: dict[int, tuple[float, float]], skip: str | None
+) -> dict[str, float]:
+    sums: dict[str, list[float]] = {}
+    for i, r in enumerate(rows):
+        if r.model != skip:
+            sums.setdefault(r.key, []).append(raw[i][0])
+    # the median: one probe that waited on a busy machine must not move every answer
+    return {k: float(np.median(v)) * len(v) / (len(v) + SHRINK_ROWS) for k, v in sums.items()}
+
+
+def fit_corrections(pred: CalibratedPredictor, rows: list[FullRow]) -> CalibratedPredictor:
+    """Set the correction, conformal scales, memory and error correlation in place."""
+    stalled = stalled_rows(rows)
+    rows = [r for i, r in enumerate(rows) if i not in stalled and r.key in pred.models]
+    if not rows:
+        return pred
+    raw = _raw(pred, rows)
+    _set_correction(pred, _corrections(rows, raw, None))
+    pred.full_models = len({r.model for r in rows})
+    held: dict[int, float] = {}
+    for model in {r.model for r in rows}:
+        corr = _corrections(rows, raw, model)
+        for i, r in enumerate(rows):
+            if r.model == model:
+                held[i] = raw[i][0] - corr.get(r.key, 0.0)
+    for fw in ("torch", "tensorflow"):
+        idx = [i for i, r in enumerate(rows) if r.framework == fw]
+        _set_scale(pred, fw, rows, idx, held, raw)
+        mem = [
+            (
+                float(analyze(rows[i].graph).weight_bytes),
+                float(analyze(rows[i].graph).activation_bytes_per_sample * rows[i].batch),
+                peak,
+                base,
+            )
+            for i in idx
+            if (peak := rows[i].peak_bytes) is not None
+            and (base := rows[i].baseline_bytes) is not None
+        ]
+        pred.memory[fw] = fit_memory(pred.memory[fw], mem)
+    pred.error_correlation["latency"] = _pair_correlation(rows, held)
+    return pred
+
+
+def _set_correction(pred: CalibratedPredictor, fitted: dict[str, float]) -> None:
+    pred.correction = {}
+    for key, c in fitted.items():
+        pred.correction[key] = min(max(c, -MAX_CORRECTION), MAX_CORRECTION)
+        if abs(c) > MAX_CORRECTION:
+            pred.warnings[key] = (
+                f"this machine's full-model measurements in {key} run {math.exp(c):.3g}x "
+                f"the per-operator sum (the correction is capped at "
+                f"{math.exp(MAX_CORRECTION):g}x): a busy machine, or a calibration to redo"
+            )
+
+
+def _set_scale(
+    pred: CalibratedPredictor,
+    fw: str,
+    rows: list[FullRow],
+    idx: list[int],
+    held: dict[int, float],
+    raw: dict[int, tuple[float, float]],
+) -> None:
+    """The conformal scale of ``fw``'s configurations, from its held-out scores."""
+    if len({rows[i].model for i in idx}) < MIN_MODELS:
+        return
+    scores = sorted(abs(held[i]) / (Z80 * raw[i][1]) for i in idx)
+    n = len(scores)
+    q = scores[min(n - 1, math.ceil((n + 1) * COVERAGE) - 1)]
+    for key in CONFIGS:
+        if key.startswith(fw + "/"):
+            pred.scale[key] = min(max(q, 0.5), MAX_SCALE)
+
+
+def _pair_correlation(rows: list[FullRow], held: dict[int, float]) -> float:
+    by: dict[tuple[int, int, str], float] = {}
+    for i, r in enumerate(rows):
+        if r.key in ("torch/eager", "tensorflow/function"):
+            by[(id(r.graph), r.batch, r.framework)] = held[i]
+    pairs = [
+        (v, by[(g, b, "tensorflow")])
+        for (g, b, fw), v in by.items()
+        if fw == "torch" and (g, b, "tensorflow") in by
+    ]
+    if len(pairs) < 5:
+        return 0.0
+    a = np.array(pairs)
+    c = float(np.corrcoef(a[:, 0], a[:, 1])[0, 1])
+    return c if math.isfinite(c) else 0.0
+
+
+def specs_graphs(specs: Iterable[tuple[str, ModelSpec]]) -> dict[str, tuple[str, SpecGraph]]:
+    return {spec_hash(s): (family, build_graph(s)) for family, s in specs}
+
+
+__all__ = ["FullRow", "TFSettings", "TorchSettings", "fit_corrections", "store_rows", "zoo_graphs"]

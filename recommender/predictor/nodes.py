@@ -1,0 +1,91 @@
+"""A spec's nodes as the per-operator predictor sees them: a kernel key and the
+amounts a kernel's cost grows with (FLOPs, bytes moved, sequential steps), per call.
+
+Framework-free and numpy-free: from the spec analysis alone, so calibration cells and
+user models go through the same function and cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from probes.spec import SpecGraph
+from probes.spec.analysis import DTYPE_BYTES
+
+COMPUTE_OPS = frozenset({"conv2d", "conv1d", "dense"})
+#: Ops a graph compiler fuses into the compute op before them (epilogue fusion).
+FUSABLE_OPS = frozenset(
+    {
+        "batch_norm",
+        "relu",
+        "relu6",
+        "gelu",
+        "silu",
+        "sigmoid",
+        "tanh",
+        "hardswish",
+        "add",
+        "multiply",
+        "dropout",
+    }
+)
+RECURRENT_OPS = frozenset({"lstm", "gru"})
+
+
+@dataclass(frozen=True)
+class NodeCost:
+    """One node at one batch: what its kernel is and how much it does."""
+
+    id: str
+    key: str  # kernel key: the op, with conv2d split into conv2d / conv2d_k1 / conv2d_dw
+    op: str
+    flops: float  # per call (x batch)
+    bytes: float  # inputs + output + weights, per call
+    steps: float  # sequential steps (recurrent: time steps x directions), else 0
+    weight_bytes: float
+    out_bytes: float  # per sample
+    fusable: bool  # an elementwise op right after a compute op (or a fused chain)
+
+
+def kernel_key(op: str, params: object, in_channels: int) -> str:
+    if op != "conv2d":
+        return op
+    groups = getattr(params, "groups", 1)
+    kernel = getattr(params, "kernel", 3)
+    if groups > 1 and groups == in_channels:
+        return "conv2d_dw"
+    ks = kernel if isinstance(kernel, list) else [kernel]
+    return "conv2d_k1" if all(k == 1 for k in ks) else "conv2d"
+
+
+def node_costs(graph: SpecGraph, batch: int) -> list[NodeCost]:
+    """Every node of ``graph`` at ``batch``, in topological order."""
+    out: list[NodeCost] = []
+    fused_ok: set[str] = set()
+    for n in graph.nodes:
+        ins = graph.inputs_of(n)
+        weights = n.impl.weights(n.params, ins)
+        wbytes = 4.0 * sum(w.size for w in weights.values())
+        act = (
+            sum(t.size * DTYPE_BYTES[t.dtype] for t in ins) + n.out.size * DTYPE_BYTES[n.out.dtype]
+        )
+        steps = 0.0
+        if n.op in RECURRENT_OPS:
+            steps = float(ins[0].shape[0] * (2 if getattr(n.params, "bidirectional", False) else 1))
+        fusable = n.op in FUSABLE_OPS and bool(n.inputs) and n.inputs[0] in fused_ok
+        if n.op in COMPUTE_OPS or fusable:
+            fused_ok.add(n.id)
+        out.append(
+            NodeCost(
+                id=n.id,
+                key=kernel_key(n.op, n.params, ins[0].shape[0] if ins and ins[0].shape else 0),
+                op=n.op,
+                flops=2.0 * n.impl.macs(n.params, ins, n.out) * batch,
+                bytes=act * batch + wbytes,
+                steps=steps,
+                weight_bytes=wbytes,
+                out_bytes=float(n.out.size * DTYPE_BYTES[n.out.dtype]),
+                fusable=fusable,
+            )
+        )
+    return out

@@ -1,0 +1,267 @@
+"""Per-operator calibration and predictor (issue 18): the grid, the fit on a synthetic
+machine, fusion, settings mapping, which calibration answers, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from probes.calibrate.cells import CalibCell
+from probes.calibrate.grid import CONFIGS, DEFAULT_CONFIGS, grid
+from probes.calibrate.run import calibrate
+from probes.calibrate.store import load_calibration
+from probes.config import Settings
+from probes.runners.local import SubprocessRunner
+from probes.settings import TFSettings, TorchSettings
+from probes.spec import build_graph
+from recommender.predictor.calibrated import CalibratedPredictor, config_for
+from recommender.predictor.choose import choose
+from recommender.predictor.nodes import node_costs
+from recommender.predictor.opfit import fit_calibration, nnls_relative
+from recommender.predictor.opmodel import price
+from service.cli.main import main
+from service.jobs.requests import CalibrationConfig
+from tests.calibration_fakes import other_machine, synthetic, truth, write_synthetic
+from tests.conftest import make_spec, zoo_spec
+
+
+def test_grid_is_valid_bounded_and_stable() -> None:
+    quick, full = grid(quick=True), grid()
+    assert tuple(quick) == DEFAULT_CONFIGS and set(full) == set(CONFIGS)
+    for cells in (*quick.values(), *full.values()):
+        ids = [c.id for c in cells]
+        assert len(ids) == len(set(ids))  # ids are the resume keys
+        for c in cells:
+            build_graph(c.spec)
+    assert all(len(v) <= 60 for v in quick.values())
+    assert sum(len(v) for v in full.values()) <= 720
+    assert [c.id for c in grid(quick=True)["torch/eager"]] == [c.id for c in quick["torch/eager"]]
+    assert set(CalibrationConfig.__args__) == set(CONFIGS)  # type: ignore[attr-defined]
+
+
+def test_nnls_relative_keeps_prices_non_negative() -> None:
+    X = np.array([[1.0, 1.0, 0.0], [1.0, 2.0, 0.0], [1.0, 3.0, 0.0]])
+    y = np.array([3.0, 2.0, 1.0])  # falling with FLOPs: a negative price would fit better
+    c = nnls_relative(X, y)
+    assert np.all(c >= 0) and c[1] == 0
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "text_lstm", "lenet5"])
+def test_sum_over_nodes_recovers_an_additive_machine(name: str) -> None:
+    models = fit_calibration(synthetic())
+    spec = zoo_spec(name)
+    graph = build_graph(spec)
+    for batch in (1, 8):
+        got = price(models["torch/eager"], node_costs(graph, batch)).latency_s
+        assert got == pytest.approx(truth(graph, batch), rel=0.05)
+
+
+def test_fusion_is_fitted_from_chains_and_applied() -> None:
+    models = fit_calibration(synthetic(fusion=0.3))
+    m = models["tensorflow/function"]
+    assert m.fusion == pytest.approx(0.3, abs=0.02)
+    spec = make_spec(
+        [
+            {"id": "c", "op": "conv2d", "inputs": ["x"], "params": {"filters": 32, "kernel": 3}},
+            {"id": "b", "op": "batch_norm", "inputs": ["c"]},
+            {"id": "r", "op": "relu", "inputs": ["b"]},
+        ],
+        inputs=[{"name": "x", "shape": [16, 28, 28]}],
+    )
+    graph = build_graph(spec)
+    costs = node_costs(graph, 4)
+    assert [c.fusable for c in costs] == [False, True, True]
+    assert price(m, costs).latency_s == pytest.approx(truth(graph, 4, fusion=0.3), rel=0.05)
+    unfused = m.model_copy(update={"fusion": 1.0})
+    assert price(unfused, costs).latency_s > price(m, costs).latency_s
+
+
+def test_settings_map_to_calibrated_configurations() -> None:
+    models = fit_calibration(synthetic())  # quick: the defaults only
+    assert config_for(TorchSettings(), models) == ("torch/eager", [])
+    key, notes = config_for(TorchSettings(mode="compile", precision="bf16"), models)
+    assert key == "torch/eager" and "bf16" in notes and any("compile" in n for n in notes)
+    full = {k: models["tensorflow/function"] for k in CONFIGS}
+    assert config_for(TFSettings(mode="xla"), full) == ("tensorflow/xla", [])
+
+
+def test_interval_contains_the_median_and_widens_for_another_machine() -> None:
+    models = fit_calibration(synthetic())
+    spec = zoo_spec("resnet18")
+    own = CalibratedPredictor(models=models, label="", env_matches=True, trained_on="")
+    other = CalibratedPredictor(models=models, label="", env_matches=False, trained_on="", widen=2)
+    a, b = own.predict(spec, "torch", 8), other.predict(spec, "torch", 8)
+    assert a.latency_s.lo < a.latency_s.median < a.latency_s.hi
+    width = math.log(a.latency_s.hi / a.latency_s.lo)
+    assert math.log(b.latency_s.hi / b.latency_s.lo) == pytest.approx(2 * width)
+    assert a.memory_bytes.median > 0 and a.baseline_bytes > 0
+
+
+def test_choice_this_machine_another_machine_or_none(settings: Settings) -> None:
+    assert choose(settings).predictor is None
+    assert "calibrate --quick" in choose(settings).caveats[0]
+    write_synthetic(settings.data_dir, env=other_machine())
+    c = choose(settings)
+    assert c.predictor is not None and not c.predictor.env_matches
+    assert c.calibration.startswith("another machine") and "calibrate --quick" in c.caveats[0]
+    write_synthetic(settings.data_dir)
+    c = choose(settings)
+    assert c.predictor is not None and c.predictor.env_matches and c.caveats == []
+
+
+def test_predict_cli_json_and_text(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FWADVISOR_DATA_DIR", str(settings.data_dir))
+    write_synthetic(settings.data_dir)
+    assert main(["predict", "lenet5", "--batch", "4", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert set(data) >= {"frameworks", "calibration", "caveats"}
+    for fw in ("torch", "tensorflow"):
+        row = data["frameworks"][fw]
+        assert row["latency_lo_ms"] <= row["latency_ms"] <= row["latency_hi_ms"]
+        assert row["memory_mib"] > 0 and row["settings"]
+    assert data["calibration"].startswith("this machine") and data["caveats"] == []
+    assert main(["predict", "resnet18", "--size", "small", "--settings", "best"]) == 0
+    out = capsys.readouterr().out
+    assert "latency ms" in out and "calibration: this machine" in out
+    assert main(["predict", "lenet5", "--settings", "threads=zero", "--json"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and json.loads(err)["error"]["message"].startswith("--settings")
+
+
+def _caveats(settings: Settings) -> list[str]:
+    from recommender.recommend import recommend
+
+    rec = recommend(zoo_spec("resnet18"), {}, "predict", settings=settings)
+    return [*rec.caveats, *rec.evidence.caveats]
+
+
+def test_predict_mode_caveat_switch(settings: Settings) -> None:
+    """Without a calibration: the old predictor, labelled as the last fallback, with
+    the command that removes the caveat; with this machine's: no machine caveat."""
+    before = " ".join(_caveats(settings))
+    assert "last fallback" in before and "fwadvisor calibrate --quick" in before
+    write_synthetic(settings.data_dir, env=other_machine())
+    middle = " ".join(_caveats(settings))
+    assert "another machine's calibration" in middle and "last fallback" not in middle
+    write_synthetic(settings.data_dir)
+    after = " ".join(_caveats(settings))
+    for gone in ("another machine", "not in the training set", "last fallback", "calibrate"):
+        assert gone not in after
+
+
+WEB = """
+import sys
+from service.app import create_app
+from service.settings import ServiceSettings
+c = create_app(ServiceSettings()).test_client()
+r = c.post("/v1/recommendations", json={"model": "resnet18", "mode": "predict"})
+heavy = ("torch", "tensorflow", "keras", "sklearn", "scipy", "onnxruntime", "ai_edge_litert")
+bad = sorted({m.split(".")[0] for m in sys.modules if m.split(".")[0] in heavy})
+print("CODE", r.status_code, "IMPORTED", bad, "CALIBRATED", "calibration: this machine" in r.text)
+"""
+
+
+def test_web_predict_with_calibration_imports_no_framework_or_sklearn(tmp_path: Path) -> None:
+    write_synthetic(tmp_path)
+    env = {**os.environ, "FWADVISOR_DATA_DIR": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", WEB], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    assert "CODE 200 IMPORTED [] CALIBRATED True" in out
+
+
+def _tiny_plan(key: str) -> dict[str, list[CalibCell]]:
+    cells = grid(quick=True)[key]
+    keep = [c for c in cells if c.group == "dispatch" and c.batch == 1]
+    keep += [c for c in cells if c.id.startswith("dense|512-512|512|b1")]
+    return {key: keep}
+
+
+@pytest.mark.parametrize(
+    "key", ["torch/eager", pytest.param("tensorflow/function", marks=pytest.mark.slow)]
+)
+def test_real_calibration_is_stored_and_resumed(
+    tmp_path: Path, runner: SubprocessRunner, key: str
+) -> None:
+    lines: list[str] = []
+    plan = _tiny_plan(key)
+    run = calibrate(tmp_path, runner, configs=[key], say=lines.append, plan=plan)
+    assert run.measured == 3 and not run.failed and lines[0].startswith("calibrating")
+    cal = load_calibration(run.path)
+    assert cal is not None and cal.ok_cells() == 3
+    assert all((e.result.min_s or 0) > 0 for e in cal.configs[key].entries.values())
+    again = calibrate(tmp_path, runner, configs=[key], say=lines.append, plan=plan)
+    assert again.measured == 0 and again.skipped == 3
+    model = fit_calibration(cal)[key]
+    assert model.call_s > 0 and model.dispatch_s > 0 and "dense" in model.kernels
+
+
+def test_calibrate_job_kind_validates() -> None:
+    from pydantic import ValidationError
+
+    from service.jobs.requests import CalibrateJob, JobCreate
+
+    job = JobCreate.model_validate({"kind": "calibrate", "configs": ["torch/eager"]}).root
+    assert isinstance(job, CalibrateJob) and job.quick
+    with pytest.raises(ValidationError):
+        JobCreate.model_validate({"kind": "calibrate", "configs": ["torch/fast"]})
+
+
+def test_calibrate_cli_rejects_unknown_configs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["calibrate", "--configs", "torch/fast", "--json"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown configuration" in json.loads(err)["error"]["message"]
+
+
+@pytest.mark.slow
+def test_calibrate_quick_cli_then_predict_mode_has_no_machine_caveat(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FWADVISOR_DATA_DIR", str(settings.data_dir))
+    assert main(["calibrate", "--quick", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["cells_ok"] >= 100 and not rep["failed"]
+    after = " ".join(_caveats(settings))
+    assert "another machine" not in after and "last fallback" not in after
+
+
+def test_web_calibrate_button_queues_a_job(tmp_path: Path) -> None:
+    from service.app import create_app
+    from service.settings import ServiceSettings
+    from tests.conftest import ZOO
+
+    client = create_app(ServiceSettings(data_dir=tmp_path, zoo_dir=ZOO)).test_client()
+    page = client.get("/").get_data(as_text=True)
+    assert 'action="/calibrate"' in page and "calibration: none" in page
+    r = client.post("/calibrate")
+    assert r.status_code == 303 and r.headers["Location"].startswith("/jobs/")
+    job = client.get("/v1/jobs/" + r.headers["Location"].rsplit("/", 1)[1]).get_json()
+    assert job["kind"] == "calibrate" and job["status"] == "queued"
+
+
+def test_stalled_rows_are_left_out_of_the_correction() -> None:
+    from recommender.predictor.corrections import FullRow, fit_corrections, stalled_rows
+
+    g = build_graph(zoo_spec("lenet5"))
+    rows = [
+        FullRow("lenet5", g, "torch", "torch/eager", 1, 0.1),  # 100x its one-thread time
+        FullRow("lenet5", g, "torch", "torch/eager-t1", 1, 0.001),
+        FullRow("lenet5", g, "torch", "torch/eager", 8, 0.002),
+        FullRow("lenet5", g, "torch", "torch/eager-t1", 8, 0.003),
+    ]
+    assert stalled_rows(rows) == {0}
+    models = fit_calibration(synthetic())
+    pred = CalibratedPredictor(models=models, label="", env_matches=True, trained_on="")
+    fit_corrections(pred, rows[:1] + rows[2:3])  # no one-thread row: kept
+    kept = pred.correction["torch/eager"]
+    fit_corrections(pred, rows)
+    assert pred.correction["torch/eager"] < kept

@@ -1,0 +1,121 @@
+"""Parity of the spec ops added for imported models, forward and one training step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from probes.checks.parity import check_parity
+from probes.runners.local import SubprocessRunner
+from probes.spec import ModelSpec
+from tests.conftest import make_spec
+
+UPCONV: list[dict[str, Any]] = [
+    {"id": "c", "op": "conv2d", "inputs": ["x"], "params": {"filters": 4, "kernel": 3}},
+    {
+        "id": "up1",
+        "op": "conv_transpose2d",
+        "inputs": ["c"],
+        "params": {"filters": 5, "kernel": 3, "stride": 2, "padding": 1, "output_padding": 1},
+    },
+    {
+        "id": "up2",
+        "op": "conv_transpose2d",
+        "inputs": ["up1"],
+        "params": {"filters": 2, "kernel": [2, 3], "stride": [2, 1], "bias": False},
+    },
+]
+
+
+def test_conv_transpose2d_shapes() -> None:
+    from probes.spec import build_graph
+
+    g = build_graph(make_spec(UPCONV))
+    assert g.tensors["up1"].shape == (5, 12, 12)  # (6-1)*2 - 2 + 3 + 1
+    assert g.tensors["up2"].shape == (2, 24, 14)
+
+
+# a batch-first attention core: scores, softmax, weighted sum, then the first token
+ATTN: list[dict[str, Any]] = [
+    {"id": "q", "op": "reshape", "inputs": ["x"], "params": {"shape": [6, 2, 4]}},
+    {"id": "qh", "op": "permute", "inputs": ["q"], "params": {"dims": [1, 0, 2]}},
+    {"id": "kt", "op": "permute", "inputs": ["q"], "params": {"dims": [1, 2, 0]}},
+    {"id": "s", "op": "matmul", "inputs": ["qh", "kt"]},
+    {"id": "p", "op": "softmax", "inputs": ["s"]},
+    {"id": "o", "op": "matmul", "inputs": ["p", "qh"]},
+    {
+        "id": "first",
+        "op": "slice",
+        "inputs": ["o"],
+        "params": {"axis": 1, "end": 1, "squeeze": True},
+    },
+    {
+        "id": "mid",
+        "op": "slice",
+        "inputs": ["first"],
+        "params": {"axis": -1, "start": 1, "end": -1},
+    },
+    {"id": "out", "op": "dense", "inputs": ["mid"], "params": {"units": 3}},
+]
+
+
+def test_matmul_and_slice_shapes() -> None:
+    from probes.spec import build_graph
+
+    g = build_graph(make_spec(ATTN, inputs=[{"name": "x", "shape": [6, 8]}]))
+    assert g.tensors["s"].shape == (2, 6, 6)
+    assert g.tensors["first"].shape == (2, 4)
+    assert g.tensors["mid"].shape == (2, 2)
+
+
+AFFINE: list[dict[str, Any]] = [
+    {"id": "c", "op": "conv2d", "inputs": ["x"], "params": {"filters": 4, "kernel": 3}},
+    {"id": "ls", "op": "affine", "inputs": ["c"], "params": {"shape": [4, 1, 1]}},
+    {
+        "id": "bias",
+        "op": "affine",
+        "inputs": ["ls"],
+        "params": {"shape": [6, 6], "scale": False, "shift": True},
+    },
+    {"id": "f", "op": "flatten", "inputs": ["bias"]},
+    {"id": "both", "op": "affine", "inputs": ["f"], "params": {"shape": [144], "shift": True}},
+]
+
+
+BILINEAR: list[dict[str, Any]] = [
+    {"id": "c", "op": "conv2d", "inputs": ["x"], "params": {"filters": 3, "kernel": 3}},
+    {"id": "up", "op": "upsample2d", "inputs": ["c"], "params": {"scale": 2, "mode": "bilinear"}},
+    {"id": "up3", "op": "upsample2d", "inputs": ["up"], "params": {"scale": 3, "mode": "bilinear"}},
+]
+
+
+def _rename(nodes: list[dict[str, Any]], prefix: str, src: str) -> list[dict[str, Any]]:
+    ids = {str(n["id"]) for n in nodes}
+    out = []
+    for n in nodes:
+        ins = [f"{prefix}{i}" if i in ids else src for i in n["inputs"]]
+        out.append({**n, "id": f"{prefix}{n['id']}", "inputs": ins})
+    return out
+
+
+def combined_spec() -> ModelSpec:
+    """Every new op in one two-input model: one parity run covers them all."""
+    nodes = [
+        *_rename(UPCONV, "u_", "img"),
+        *_rename(AFFINE, "a_", "img"),
+        *_rename(BILINEAR, "b_", "img"),
+        *_rename(ATTN, "m_", "seq"),
+    ]
+    inputs = [{"name": "img", "shape": [3, 8, 8]}, {"name": "seq", "shape": [6, 8]}]
+    outs = ["u_up2", "a_both", "b_up3", "m_out"]
+    return make_spec(nodes, inputs=inputs, outputs=outs)
+
+
+@pytest.mark.parametrize("mode", ["forward", "train_step"])
+def test_new_ops_parity(mode: str, runner: SubprocessRunner) -> None:
+    report = check_parity(combined_spec(), runner, mode=mode)  # type: ignore[arg-type]
+    assert report.passed, report.model_dump()
+    if mode == "forward":
+        assert len(report.compared) == 4
+        assert all(c.max_abs_value > 1e-2 for c in report.compared)
