@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from probes.config import REPO_DATA
 from probes.errors import AdvisorError
-from recommender.knowledge.yaml_cache import file_key
+from recommender.knowledge.yaml_cache import load_yaml
 
 DATA = REPO_DATA
 QUESTIONS_PATH = DATA / "questionnaire.yaml"
@@ -170,13 +169,12 @@ def load_questionnaire(path: Path = QUESTIONS_PATH) -> Questionnaire:
     The result is shared between callers (``recommender.knowledge.yaml_cache``): read it, never
     change it. ``resolve`` returns fresh values, never a question's own ``default``.
     """
-    return _load_questionnaire(*file_key(path))
+    return load_yaml(path, _parse_questionnaire)
 
 
-@lru_cache(maxsize=8)
-def _load_questionnaire(path: Path, mtime_ns: int, size: int) -> Questionnaire:
-    del mtime_ns, size  # part of the cache key only
-    return Questionnaire.model_validate(yaml.safe_load(path.read_text()))
+def _parse_questionnaire(raw: object, source: str) -> Questionnaire:
+    del source  # a broken questionnaire is a bug of ours: pydantic's error says enough
+    return Questionnaire.model_validate(raw)
 
 
 def load_answers(path: Path) -> dict[str, Any]:

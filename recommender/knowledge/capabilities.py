@@ -10,7 +10,6 @@ verified (or failed) for this model outranks the static claim.
 from __future__ import annotations
 
 import datetime as dt
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,7 +20,7 @@ from probes.config import REPO_DATA
 from probes.errors import AdvisorError
 from probes.export.checks import ExportCheck, ExportReport
 from probes.protocol import FRAMEWORKS, ExportTarget, Framework
-from recommender.knowledge.yaml_cache import file_key
+from recommender.knowledge.yaml_cache import load_yaml
 
 Level = Literal["native", "conversion", "community", "none"]
 Maturity = Literal["GA", "beta", "experimental", "deprecated", "archived", "unsupported"]
@@ -138,20 +137,9 @@ def load_matrix(path: Path = DEFAULT_PATH) -> CapabilityMatrix:
     change it.
     """
     try:
-        key = file_key(path)
-    except OSError as e:
-        raise CapabilityError(f"{path}: {e}") from None
-    return _load_matrix(*key)
-
-
-@lru_cache(maxsize=8)
-def _load_matrix(path: Path, mtime_ns: int, size: int) -> CapabilityMatrix:
-    del mtime_ns, size  # part of the cache key only
-    try:
-        raw = yaml.safe_load(path.read_text())
+        return load_yaml(path, parse_matrix)
     except (OSError, yaml.YAMLError) as e:
         raise CapabilityError(f"{path}: {e}") from None
-    return parse_matrix(raw, str(path))
 
 
 class MergedCell(BaseModel):

@@ -4,7 +4,6 @@ measure, each with a source. A score without a source is refused at load time.""
 from __future__ import annotations
 
 import datetime as dt
-from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -12,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from probes.config import REPO_DATA
 from recommender.knowledge.capabilities import CapabilityError, require_url
-from recommender.knowledge.yaml_cache import file_key
+from recommender.knowledge.yaml_cache import load_yaml
 
 PATH = REPO_DATA / "knowledge" / "ecosystem.yaml"
 
@@ -58,20 +57,15 @@ def load_ecosystem(path: Path = PATH) -> Ecosystem:
     change it.
     """
     try:
-        key = file_key(path)
-    except OSError as e:
+        return load_yaml(path, _parse_ecosystem)
+    except (OSError, yaml.YAMLError) as e:
         raise CapabilityError(f"{path}: {e}") from None
-    return _load_ecosystem(*key)
 
 
-@lru_cache(maxsize=8)
-def _load_ecosystem(path: Path, mtime_ns: int, size: int) -> Ecosystem:
-    del mtime_ns, size  # part of the cache key only
+def _parse_ecosystem(raw: object, source: str) -> Ecosystem:
     try:
-        return Ecosystem.model_validate(yaml.safe_load(path.read_text()))
+        return Ecosystem.model_validate(raw)
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise CapabilityError(f"{path}: {where}: {first['msg']}") from None
-    except (OSError, yaml.YAMLError) as e:
-        raise CapabilityError(f"{path}: {e}") from None
+        raise CapabilityError(f"{source}: {where}: {first['msg']}") from None
