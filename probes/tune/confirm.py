@@ -62,19 +62,9 @@ class CandidateRounds(BaseModel):
     flagged: list[bool] = Field(default_factory=list)
     reasons: list[str] = Field(default_factory=list)
 
-    def latency_s(self) -> float | None:
-        """Geometric mean of the rounds that have a time (unflagged ones if any)."""
-        ok = _usable(self.medians_s, self.flagged)
-        return math.exp(statistics.fmean(math.log(v) for v in ok)) if ok else None
-
     def memory_bytes(self) -> float | None:
         peaks = [p for p in self.peaks_bytes if p is not None]
         return float(statistics.median(peaks)) if peaks else None
-
-
-def _usable(values: list[float | None], flagged: list[bool]) -> list[float]:
-    clean = [v for v, f in zip(values, flagged, strict=True) if v is not None and not f]
-    return clean if len(clean) >= 2 else [v for v in values if v is not None]
 
 
 class PairedRatio(BaseModel):
