@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -48,6 +49,7 @@ def one_answer(model: str, profile: str, trials: int, loaded: bool) -> dict[str,
     load = None
     if loaded:  # bounded: it ends by itself even if this process dies
         load = subprocess.Popen([sys.executable, "-c", SPIN.format(s=1800)])
+    load_before = os.getloadavg()[0]
     start = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory() as d:
@@ -69,6 +71,9 @@ def one_answer(model: str, profile: str, trials: int, loaded: bool) -> dict[str,
         "assumed": rec.assumed,
         "latency_ratio": rec.latency_ratio.model_dump() if rec.latency_ratio else None,
         "wall_s": time.perf_counter() - start,
+        # 1-min load average before and after: other work on the machine, reported as is
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
     }
 
 
