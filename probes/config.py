@@ -21,6 +21,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("var"), description="Results, studies, jobs.")
     zoo_dir: Path = Field(default=REPO_DATA / "zoo", description="Zoo spec YAML files.")
     probe_timeout_s: float = Field(default=600.0, gt=0)
+    fresh_processes: bool = Field(
+        default=False,
+        description="Run every probe in a fresh process instead of a warm worker per "
+        "framework and process-level settings (probes.runners.warm).",
+    )
     limits: Limits = Field(default_factory=Limits)
     export_memory_fraction: float = Field(
         default=0.75,

@@ -178,11 +178,14 @@ class Phases(BaseModel):
 
 
 class MemoryStats(BaseModel):
-    """Bytes above the worker's RSS right after importing its framework."""
+    """Bytes above the worker's RSS when the probe began: right after importing its
+    framework (a fresh process), or after the previous probe was released (a warm one)."""
 
     baseline_rss_bytes: int
     peak_rss_bytes: int = Field(description="Sampled every 5 ms, minus baseline.")
-    maxrss_bytes: int = Field(description="ru_maxrss minus baseline.")
+    maxrss_bytes: int = Field(
+        description="Peak RSS since the probe began (VmHWM; ru_maxrss if absent) minus baseline."
+    )
     weight_bytes: int
     cuda_peak_bytes: int | None = None
 

@@ -1,8 +1,9 @@
 """Per-framework knobs (the search space of tuning) and their validity check.
 
 The check runs in the parent before any process starts, and says why a combination
-is impossible. Every probe runs in a fresh process, so settings that must be fixed
-before a runtime starts (thread pools, TF_ENABLE_ONEDNN_OPTS) always apply.
+is impossible. Settings that must be fixed before a runtime starts (thread pools,
+TF_ENABLE_ONEDNN_OPTS) are *process-level* (`PROCESS_LEVEL`): a probe runs in a fresh
+process, or in a warm worker started with exactly those settings (`WorkerKey`).
 """
 
 from __future__ import annotations
@@ -55,6 +56,40 @@ def default_settings(framework: str) -> TorchSettings | TFSettings:
     """What a user gets without tuning: eager PyTorch, and Keras's own default of
     ``model(x)`` under a tf.function (``model.predict`` traces one too)."""
     return _SETTINGS.validate_python({"framework": framework})
+
+
+#: Settings a process cannot change once its framework is loaded: TensorFlow refuses new
+#: thread-pool sizes after its runtime starts, PyTorch sets its inter-op pool once, and
+#: TF_ENABLE_ONEDNN_OPTS is read at import. A warm worker is keyed by them.
+PROCESS_LEVEL = ("intra_threads", "inter_threads", "onednn")
+
+
+class WorkerKey(BaseModel):
+    """What a warm worker process is fixed to: its framework, device and the
+    process-level settings (a setting the framework lacks stays None)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    framework: Literal["torch", "tensorflow"]
+    device: Device = "cpu"
+    intra_threads: int
+    inter_threads: int | None = None
+    onednn: bool | None = None
+
+    def settings(self) -> TorchSettings | TFSettings:
+        """Settings with these process-level values (the rest default)."""
+        fields = {k: v for k in PROCESS_LEVEL if (v := getattr(self, k)) is not None}
+        return _SETTINGS.validate_python({"framework": self.framework, **fields})
+
+    def __str__(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in self.model_dump().items() if v is not None)
+
+
+def worker_key(s: TorchSettings | TFSettings, device: Device = "cpu") -> WorkerKey:
+    """The warm worker that may run a probe with settings ``s`` on ``device``."""
+    fields = {k: getattr(s, k, None) for k in PROCESS_LEVEL}
+    fields["intra_threads"] = s.intra_threads or cpu_budget()  # None means every core
+    return WorkerKey(framework=s.framework, device=device, **fields)
 
 
 def settings_label(s: TorchSettings | TFSettings) -> str:

@@ -24,6 +24,28 @@ def maxrss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def peak_rss_bytes() -> int:
+    """This process's peak RSS since it started or since ``reset_peak_rss`` (``VmHWM``);
+    ``ru_maxrss`` where ``/proc/self/status`` has no ``VmHWM`` (it cannot be reset)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return maxrss_bytes()
+
+
+def reset_peak_rss() -> bool:
+    """Reset ``VmHWM`` to the current RSS (Linux: "5" to ``/proc/self/clear_refs``), so
+    a warm worker reports each probe's own peak; False where the kernel refuses."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
 def group_rss_bytes(pgid: int) -> int:
     """Sum of RSS over every live process in process group ``pgid``."""
     total = 0

@@ -16,12 +16,13 @@ from probes.errors import AdvisorError, UnsupportedError
 from probes.frameworks import Backend, Step
 from probes.frameworks.facts import facts
 from probes.measure.contention import Contention, ContentionMeter
-from probes.measure.memory import PeakSampler, maxrss_bytes, rss_bytes
+from probes.measure.memory import PeakSampler, peak_rss_bytes, rss_bytes
 from probes.measure.timing import MeasureConfig, Timing, first_call, measure
 from probes.payloads import ConvergenceData, ForwardData, TrainStepData
 from probes.protocol import (
     ColdStartWorkload,
     ConvergenceWorkload,
+    Framework,
     InferWorkload,
     Measurement,
     MemoryStats,
@@ -33,7 +34,7 @@ from probes.protocol import (
     TrainWorkload,
 )
 from probes.runners.lifeline import die_with_parent
-from probes.settings import TFSettings, settings_label
+from probes.settings import FrameworkSettings, TFSettings, settings_label
 from probes.spec import SpecGraph, analyze, build_graph
 from probes.weights import (
     flatten_weights,
@@ -62,10 +63,14 @@ OOM_MARKERS = (
 
 def import_backend(req: ProbeRequest) -> Backend:
     """Apply process-level settings, then import the one framework this worker uses."""
-    s = req.effective_settings()
+    return import_framework(req.framework, req.effective_settings())
+
+
+def import_framework(framework: Framework, s: FrameworkSettings) -> Backend:
+    """``import_backend`` for a framework and its settings (a warm worker's start)."""
     if isinstance(s, TFSettings):
         os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1" if s.onednn else "0"
-    backend: Backend = importlib.import_module(facts(req.framework).backend_module).BACKEND
+    backend: Backend = importlib.import_module(facts(framework).backend_module).BACKEND
     return backend
 
 
@@ -138,7 +143,7 @@ def _measure(req: ProbeRequest, main_start: float) -> ProbeResult:
     baseline = rss_bytes()
     backend.reset_device_peak(req.device)
     # Memory pass: sample RSS through build, first call and two steady calls, then stop
-    # the sampler so its thread cannot perturb the timed loop (ru_maxrss covers the rest).
+    # the sampler so its thread cannot perturb the timed loop (VmHWM covers the rest).
     with PeakSampler() as sampler:
         t1 = time.perf_counter()
         step = _step(req, backend, graph)
@@ -162,7 +167,7 @@ def _measure(req: ProbeRequest, main_start: float) -> ProbeResult:
     memory = MemoryStats(
         baseline_rss_bytes=baseline,
         peak_rss_bytes=max(0, sampler.peak - baseline),
-        maxrss_bytes=max(0, maxrss_bytes() - baseline),
+        maxrss_bytes=max(0, peak_rss_bytes() - baseline),
         weight_bytes=analyze(graph).weight_bytes if graph else 0,
         cuda_peak_bytes=backend.device_peak_bytes(req.device),
     )

@@ -28,8 +28,8 @@ from probes.protocol import (
     ProbeResult,
 )
 from probes.runners.base import ProbeRunner
-from probes.runners.local import SubprocessRunner
 from probes.runners.store_only import StoreOnlyRunner
+from probes.runners.warm import local_runner
 from probes.store import ResultStore
 from recommender.evidence.model import Quantity, TargetEvidence
 from recommender.knowledge.capabilities import DEAD, CapabilityMatrix, Cell, merge
@@ -56,7 +56,7 @@ class Gatherer:
         runner = self.runner or (
             StoreOnlyRunner()
             if self.mode == "cached"
-            else SubprocessRunner(timeout_s=self.settings.probe_timeout_s)
+            else local_runner(self.settings.probe_timeout_s, fresh=self.settings.fresh_processes)
         )
         store = ResultStore(self.settings.data_dir / "results.sqlite")
         limits = ProbeLimits(memory_mb=self.settings.export_memory_mb())

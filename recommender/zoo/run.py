@@ -27,8 +27,8 @@ from probes.export.checks import check_exports
 from probes.measure.environment import environment
 from probes.protocol import FRAMEWORKS, Framework, InferWorkload, ProbeRequest, ProbeResult
 from probes.runners.base import ProbeRunner
-from probes.runners.local import SubprocessRunner
 from probes.runners.store_only import StoreOnlyRunner
+from probes.runners.warm import local_runner
 from probes.spec import ModelSpec, analyze, build_graph
 from probes.tune.compare import tune
 from probes.tune.models import FrameworkTuning, TrialSummary, TuneConfig, TuneReport
@@ -236,7 +236,7 @@ class ZooRunner:
         inner = (
             REPORT_ONLY
             if report_only
-            else runner or SubprocessRunner(timeout_s=settings.probe_timeout_s)
+            else runner or local_runner(settings.probe_timeout_s, fresh=settings.fresh_processes)
         )
         self.gatherer = Gatherer(
             settings, "measure", cfg.trials, runner=FailOnce(inner), storage=cfg.storage

@@ -351,7 +351,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> int:
         args = parser().parse_args(args_in)
-        return int(args.func(args, Settings()))
+        settings = Settings()
+        if getattr(args, "fresh_processes", False):
+            settings = settings.model_copy(update={"fresh_processes": True})
+        return int(args.func(args, settings))
 
     return run(body, as_json="--json" in args_in)
 

@@ -28,6 +28,16 @@ def add_framework_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_process_option(p: argparse.ArgumentParser) -> None:
+    """``--fresh-processes``: no warm workers (probes.runners.warm)."""
+    p.add_argument(
+        "--fresh-processes",
+        action="store_true",
+        help="run every probe in a fresh process instead of a warm worker per framework "
+        "(also FWADVISOR_FRESH_PROCESSES=1)",
+    )
+
+
 def _number(kind: type[int] | type[float], text: str) -> int | float:
     try:
         value = kind(text)

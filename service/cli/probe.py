@@ -19,12 +19,19 @@ from probes.protocol import (
     ProbeLimits,
 )
 from probes.runners.local import SubprocessRunner
+from probes.runners.warm import local_runner
 from probes.settings import TFSettings, TorchSettings
 from probes.spec import ModelSpec
 from probes.store import ResultStore
 from service.cli import custom as custom_cmd
 from service.cli import probe_render
-from service.cli.options import add_framework_option, positive_float, positive_int, positive_ints
+from service.cli.options import (
+    add_framework_option,
+    add_process_option,
+    positive_float,
+    positive_int,
+    positive_ints,
+)
 from service.operations import run_probes, workloads_for
 
 PREFIXES = {"torch": "torch", "tensorflow": "tensorflow", "tf": "tensorflow"}
@@ -107,7 +114,7 @@ def cmd_probe(args: argparse.Namespace, settings: Settings, spec: ModelSpec) -> 
     limits = ProbeLimits(timeout_s=args.timeout, memory_mb=args.memory_mb)
     store = ResultStore(settings.data_dir / "results.sqlite")
     prober = Prober(
-        SubprocessRunner(timeout_s=args.timeout),
+        local_runner(args.timeout, fresh=settings.fresh_processes),
         store,
         measure,
         limits,
@@ -177,6 +184,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=positive_float, default=600.0, help="per probe, seconds")
     p.add_argument("--memory-mb", type=positive_int, default=None, help="per probe RSS cap")
     p.add_argument("--fresh", action="store_true", help="ignore stored results")
+    add_process_option(p)
     p.add_argument(
         "--rounds",
         type=int,

@@ -14,7 +14,7 @@ from probes.errors import AdvisorError
 from probes.spec import ModelSpec
 from recommender.questionnaire import Question, load_answers, load_questionnaire, to_profile
 from recommender.recommend import NAMES, Recommendation, recommend
-from service.cli.options import positive_int
+from service.cli.options import add_process_option, positive_int
 from service.cli.render import table
 from service.schemas import AskResult
 
@@ -158,4 +158,5 @@ def add_parsers(sub: Any) -> tuple[argparse.ArgumentParser, argparse.ArgumentPar
     rec.add_argument(
         "--trials", type=positive_int, default=6, help="measure: tuning trials per framework"
     )
+    add_process_option(rec)
     return ask, rec

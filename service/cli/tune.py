@@ -11,12 +11,18 @@ from probes.frameworks.facts import expand
 from probes.measure.timing import MeasureConfig
 from probes.probe import Prober
 from probes.protocol import ProbeLimits
-from probes.runners.local import SubprocessRunner
+from probes.runners.warm import local_runner
 from probes.spec import ModelSpec
 from probes.store import ResultStore
 from probes.tune.compare import tune
 from probes.tune.models import FrameworkTuning, TrialSummary, TuneConfig, TuneReport
-from service.cli.options import add_framework_option, positive_float, positive_int, positive_ints
+from service.cli.options import (
+    add_framework_option,
+    add_process_option,
+    positive_float,
+    positive_int,
+    positive_ints,
+)
 from service.cli.render import table
 
 
@@ -100,7 +106,7 @@ def cmd_tune(args: argparse.Namespace, settings: Settings, spec: ModelSpec) -> i
     storage = args.storage or f"sqlite:///{settings.data_dir.resolve()}/optuna.sqlite3"
     store = ResultStore(settings.data_dir / "results.sqlite")
     prober = Prober(
-        SubprocessRunner(timeout_s=args.probe_timeout),
+        local_runner(args.probe_timeout, fresh=settings.fresh_processes),
         store,
         MeasureConfig(min_time_s=args.min_time),
         ProbeLimits(timeout_s=args.probe_timeout, memory_mb=args.memory_mb),
@@ -156,4 +162,5 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="paired rounds (torch, TF alternating) over each framework's default and best "
         "that decide the verdicts (default: 3; 0: compare the searches' own figures)",
     )
+    add_process_option(p)
     return p

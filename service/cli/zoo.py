@@ -12,12 +12,12 @@ from typing import Any
 from probes.config import Settings
 from probes.errors import AdvisorError
 from probes.runners.base import ProbeRunner
-from probes.runners.local import SubprocessRunner
+from probes.runners.warm import local_runner
 from probes.spec import ModelSpec, load_spec_file, resolve_spec, zoo_names
 from recommender.zoo.models import PROFILES, ZooConfig, ZooRun
 from recommender.zoo.run import ZooRunner, profile_answers, run_zoo
 from recommender.zoo.table import write_tables
-from service.cli.options import positive_float, positive_int
+from service.cli.options import add_process_option, positive_float, positive_int
 from service.cli.render import table
 
 
@@ -47,7 +47,7 @@ def _runner(args: argparse.Namespace, settings: Settings) -> ProbeRunner:
             raise AdvisorError("--executor ray needs: pip install framework-advisor[ray]") from None
         gpus = 1 if args.device == "cuda" else 0  # one GPU per probe task
         return RayRunner(args.address, timeout_s=settings.probe_timeout_s, num_gpus=gpus)
-    return SubprocessRunner(timeout_s=settings.probe_timeout_s)
+    return local_runner(settings.probe_timeout_s, fresh=settings.fresh_processes)
 
 
 def summary_rows(run: ZooRun) -> list[tuple[str, ...]]:
@@ -146,4 +146,5 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="where tuning probes run; cuda asks Ray for one GPU per probe (num_gpus=1)",
     )
     p.add_argument("--report-only", action="store_true", help="rebuild outputs from finished runs")
+    add_process_option(p)
     return p

@@ -11,7 +11,7 @@ from probes.frameworks.facts import expand
 from probes.measure.timing import MeasureConfig
 from probes.probe import Prober
 from probes.protocol import FRAMEWORKS, Framework, ProbeLimits
-from probes.runners.local import SubprocessRunner
+from probes.runners.warm import local_runner
 from probes.settings import TFSettings, TorchSettings, default_settings
 from probes.store import ResultStore
 from probes.tune.compare import tune
@@ -44,7 +44,7 @@ def _prober(
     settings: ServiceSettings, min_time_s: float, timeout_s: float, memory_mb: int | None
 ) -> Prober:
     return Prober(
-        SubprocessRunner(timeout_s=timeout_s),
+        local_runner(timeout_s, fresh=settings.fresh_processes),
         ResultStore(settings.data_dir / "results.sqlite"),
         MeasureConfig(min_time_s=min_time_s),
         ProbeLimits(timeout_s=timeout_s, memory_mb=memory_mb),
@@ -100,7 +100,9 @@ def _zoo(req: ZooJob, settings: ServiceSettings, say: Progress) -> BaseModel:
     body = req.model_dump_json(exclude={"max_minutes"})
     out = settings.data_dir / "zoo" / hashlib.sha256(body.encode()).hexdigest()[:12]
     cfg = ZooConfig(trials=req.trials, profiles=list(req.profiles), size=req.size)
-    runner = ZooRunner(cfg, settings, out, SubprocessRunner(timeout_s=settings.probe_timeout_s))
+    runner = ZooRunner(
+        cfg, settings, out, local_runner(settings.probe_timeout_s, fresh=settings.fresh_processes)
+    )
     run = run_zoo(specs, runner, say, req.max_minutes)
     write_tables(run, out)
     from recommender.zoo.report import write_report  # matplotlib: the worker only

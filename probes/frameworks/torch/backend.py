@@ -32,7 +32,8 @@ def _own(settings: FrameworkSettings | None) -> TorchSettings:
 def configure(settings: FrameworkSettings | None, device: str = "cpu") -> dict[str, str]:
     s = _own(settings)
     torch.set_num_threads(s.intra_threads or cpu_budget())
-    if s.inter_threads:
+    # Settable once per process: a warm worker (keyed by it) configures again per probe.
+    if s.inter_threads and torch.get_num_interop_threads() != s.inter_threads:
         torch.set_num_interop_threads(s.inter_threads)
     if device == "cuda" and not torch.cuda.is_available():
         raise UnsupportedError("device=cuda requested but torch sees no CUDA device")
@@ -157,6 +158,17 @@ def reset_device_peak(device: str) -> None:
 
 def device_peak_bytes(device: str) -> int | None:
     return int(torch.cuda.max_memory_allocated()) if device == "cuda" else None
+
+
+def release() -> None:
+    """Forget compiled code: dynamo's per-code-object cache limit (8) would otherwise
+    send a warm worker's ninth compiled model back to eager without a word."""
+    import sys
+
+    if "torch._dynamo" in sys.modules:
+        sys.modules["torch._dynamo"].reset()
+    if torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def forward(
@@ -299,6 +311,7 @@ class TorchBackend:
     peak_step = staticmethod(peak_step)
     reset_device_peak = staticmethod(reset_device_peak)
     device_peak_bytes = staticmethod(device_peak_bytes)
+    release = staticmethod(release)
     forward = staticmethod(forward)
     train_step = staticmethod(train_step)
     compile_check = staticmethod(compile_check)

@@ -1,0 +1,216 @@
+"""Warm workers: reuse per process-level settings, a bounded pool, a crashed, hung or
+over-memory worker failing its own probe (as a fresh process would) and replaced, the
+fallback to fresh processes, and no worker outliving its parent. Fake workers speak the
+warm protocol (`probes.worker.serve`); one test runs the real PyTorch worker."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from probes.measure.timing import MeasureConfig
+from probes.protocol import ColdStartWorkload, InferWorkload, ProbeLimits, ProbeRequest, ProbeResult
+from probes.runners.local import SubprocessRunner
+from probes.runners.warm import WarmPool, WarmRunner, local_runner
+from probes.settings import TorchSettings
+from tests.conftest import zoo_spec
+from tests.test_runner import alive
+
+# seed 0: answer with the worker's pid; 1: SIGSEGV; 2: hang (with a grandchild);
+# 3: hoard memory; 4: exit without an answer
+FAKE_WORKER = """
+    import json, os, signal, subprocess, sys, time
+    from probes.worker.serve import _watch_parent
+    _watch_parent()
+    key = json.loads(sys.argv[1])
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        req = json.loads(line)
+        seed = req["seed"]
+        if seed == 1:
+            print("about to segfault", file=sys.stderr, flush=True)
+            os.kill(os.getpid(), signal.SIGSEGV)
+        if seed == 2:
+            child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+            open(req["io_dir"] + "/grandchild.pid", "w").write(str(child.pid))
+            time.sleep(600)
+        if seed == 3:
+            hoard = []
+            while True:
+                hoard.append(bytearray(16 * 2**20))
+                time.sleep(0.01)
+        if seed == 4:
+            print("giving up", file=sys.stderr, flush=True)
+            sys.exit(3)
+        reason = f"{os.getpid()} {key['intra_threads']}"
+        print(json.dumps({"status": "ok", "framework": req["framework"], "reason": reason}),
+              flush=True)
+"""
+FRESH = """
+    import json, sys
+    req = json.loads(sys.stdin.read())
+    print(json.dumps({"status": "ok", "framework": req["framework"], "reason": "fresh"}))
+"""
+DEAD = "import sys; print('no framework here', file=sys.stderr); sys.exit(1)"
+
+
+def script(tmp_path: Path, name: str, text: str) -> list[str]:
+    path = tmp_path / f"{name}.py"
+    path.write_text(textwrap.dedent(text))
+    return [sys.executable, str(path)]
+
+
+@pytest.fixture
+def pool(tmp_path: Path) -> Iterator[WarmPool]:
+    p = WarmPool(command=script(tmp_path, "warm", FAKE_WORKER))
+    yield p
+    p.close_all()
+
+
+def runner(tmp_path: Path, pool: WarmPool, timeout_s: float = 20) -> WarmRunner:
+    fresh = SubprocessRunner(timeout_s=timeout_s, command=script(tmp_path, "fresh", FRESH))
+    return WarmRunner(fresh, pool)
+
+
+def request(tmp_path: Path, seed: int = 0, **settings: object) -> ProbeRequest:
+    return ProbeRequest(
+        spec=zoo_spec("mlp"),
+        framework="torch",
+        workload=InferWorkload(),
+        settings=TorchSettings.model_validate(settings),
+        seed=seed,
+        io_dir=str(tmp_path),
+    )
+
+
+def pid(r: ProbeResult) -> int:
+    assert r.status == "ok", r.reason
+    return int((r.reason or "").split()[0])
+
+
+def test_reused_for_the_same_process_settings(tmp_path: Path, pool: WarmPool) -> None:
+    run = runner(tmp_path, pool)
+    first = pid(run.run(request(tmp_path)))
+    assert pid(run.run(request(tmp_path, precision="bf16", mode="compile"))) == first
+    assert pool.started == 1
+
+
+def test_keyed_by_thread_counts(tmp_path: Path, pool: WarmPool) -> None:
+    run = runner(tmp_path, pool)
+    one = run.run(request(tmp_path, intra_threads=1))
+    other = run.run(request(tmp_path, intra_threads=1, inter_threads=1))
+    assert pid(one) != pid(other) and (one.reason or "").endswith(" 1")
+    assert pid(run.run(request(tmp_path, intra_threads=1))) == pid(one)
+
+
+def test_pool_is_bounded_per_framework(tmp_path: Path, pool: WarmPool) -> None:
+    run = runner(tmp_path, pool)
+    pids = [pid(run.run(request(tmp_path, inter_threads=n))) for n in (1, 2, 3)]
+    assert len(pool.live()) == 2
+    assert not alive(pids[0])  # the least recently used was closed
+    assert {w.pid for w in pool.live()} == set(pids[1:])
+
+
+@pytest.mark.parametrize(
+    ("seed", "status", "words"),
+    [
+        (1, "crashed", ["SIGSEGV", "about to segfault"]),
+        (4, "failed", ["exit 3", "giving up"]),
+    ],
+)
+def test_dead_worker_fails_its_probe_and_is_replaced(
+    tmp_path: Path, pool: WarmPool, seed: int, status: str, words: list[str]
+) -> None:
+    run = runner(tmp_path, pool)
+    before = pid(run.run(request(tmp_path)))
+    r = run.run(request(tmp_path, seed=seed))
+    assert r.status == status and all(w in (r.reason or "") for w in words), r.reason
+    assert not alive(before)
+    after = pid(run.run(request(tmp_path)))
+    assert after != before and pool.started == 2
+
+
+def test_hung_worker_times_out_group_killed_and_replaced(tmp_path: Path, pool: WarmPool) -> None:
+    run = runner(tmp_path, pool, timeout_s=3)
+    before = pid(run.run(request(tmp_path)))
+    r = run.run(request(tmp_path, seed=2))
+    assert r.status == "timeout" and r.reason == "no result within 3 s; process group killed"
+    assert not alive(before)
+    assert not alive(int((tmp_path / "grandchild.pid").read_text()))
+    assert pid(run.run(request(tmp_path))) != before
+
+
+def test_over_memory_worker_is_oom_and_replaced(tmp_path: Path, pool: WarmPool) -> None:
+    run = runner(tmp_path, pool, timeout_s=60)
+    before = pid(run.run(request(tmp_path)))
+    limited = request(tmp_path, seed=3).model_copy(update={"limits": ProbeLimits(memory_mb=200)})
+    r = run.run(limited)
+    assert r.status == "oom" and "exceeded the 200 MiB limit" in (r.reason or "")
+    assert r.peak_group_rss_bytes and r.peak_group_rss_bytes > 200 * 2**20
+    assert not alive(before)
+    assert pid(run.run(request(tmp_path))) != before
+
+
+def test_workers_that_cannot_start_fall_back_to_fresh(tmp_path: Path) -> None:
+    broken = WarmPool(command=[sys.executable, "-c", DEAD])
+    run = runner(tmp_path, broken)
+    assert [run.run(request(tmp_path)).reason for _ in range(3)] == ["fresh"] * 3
+    assert broken.disabled and "no framework here" in broken.disabled
+    assert broken.started == 0 and not broken.live()
+
+
+def test_other_workloads_and_the_flag_use_fresh_processes(tmp_path: Path, pool: WarmPool) -> None:
+    cold = request(tmp_path).model_copy(update={"workload": ColdStartWorkload()})
+    assert runner(tmp_path, pool).run(cold).reason == "fresh" and pool.started == 0
+    assert isinstance(local_runner(fresh=True), SubprocessRunner)
+    assert isinstance(local_runner(), WarmRunner)
+
+
+PARENT = """
+    import os, signal, sys
+    from probes.runners.local import SubprocessRunner
+    from probes.runners.warm import WarmPool, WarmRunner
+    from probes.protocol import ProbeRequest
+    req = ProbeRequest.model_validate_json(sys.argv[2])
+    pool = WarmPool(command=[sys.executable, sys.argv[1]])
+    r = WarmRunner(SubprocessRunner(timeout_s=20), pool).run(req)
+    print(r.reason.split()[0], flush=True)
+    if sys.argv[3] == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize("how", ["exit", "kill"])
+def test_workers_die_with_their_parent(tmp_path: Path, how: str) -> None:
+    worker = script(tmp_path, "warm", FAKE_WORKER)[1]
+    parent = script(tmp_path, "parent", PARENT)
+    out = subprocess.run(
+        [*parent, worker, request(tmp_path).model_dump_json(), how],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parent.parent,
+        env={"PYTHONPATH": str(Path(__file__).parent.parent), "PATH": "/usr/bin:/bin"},
+    )
+    assert out.stdout.strip().isdigit(), out.stderr
+    assert not alive(int(out.stdout), wait_s=10)
+
+
+def test_real_torch_worker_measures_each_probe(tmp_path: Path) -> None:
+    pool = WarmPool()
+    try:
+        run = WarmRunner(SubprocessRunner(timeout_s=300), pool)
+        req = request(tmp_path).model_copy(update={"measure": MeasureConfig(min_time_s=0.05)})
+        results = [run.run(req) for _ in range(2)]
+    finally:
+        pool.close_all()
+    assert [r.status for r in results] == ["ok", "ok"], [r.reason for r in results]
+    ms = [r.measurement for r in results]
+    assert ms[0] and ms[1] and ms[0].memory and ms[1].memory and ms[1].timing
+    assert ms[1].runtime["process"] == "warm (probe 2)" and pool.started == 1
+    assert ms[1].memory.baseline_rss_bytes > 0 and ms[1].memory.weight_bytes > 0
