@@ -5,6 +5,7 @@ warm protocol (`probes.worker.serve`); one test runs the real PyTorch worker."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import textwrap
@@ -13,11 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from probes.config import Settings
+from probes.measure.memory import peak_rss_bytes, reset_peak_rss
 from probes.measure.timing import MeasureConfig
 from probes.protocol import ColdStartWorkload, InferWorkload, ProbeLimits, ProbeRequest, ProbeResult
 from probes.runners.local import SubprocessRunner
 from probes.runners.warm import WarmPool, WarmRunner, local_runner
 from probes.settings import TorchSettings
+from recommender.evidence.gatherer import Gatherer
+from service.cli.main import parser
 from tests.conftest import zoo_spec
 from tests.test_runner import alive
 
@@ -214,3 +219,25 @@ def test_real_torch_worker_measures_each_probe(tmp_path: Path) -> None:
     assert ms[0] and ms[1] and ms[0].memory and ms[1].memory and ms[1].timing
     assert ms[1].runtime["process"] == "warm (probe 2)" and pool.started == 1
     assert ms[1].memory.baseline_rss_bytes > 0 and ms[1].memory.weight_bytes > 0
+
+
+def test_peak_rss_mark_resets_per_probe() -> None:
+    hoard = bytearray(64 * 2**20)
+    hoard[:: 2**12] = b"x" * len(hoard[:: 2**12])  # touch every page
+    high = peak_rss_bytes()
+    del hoard
+    gc.collect()
+    assert reset_peak_rss()
+    assert peak_rss_bytes() < high - 32 * 2**20
+
+
+def test_fresh_processes_option_and_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = parser().parse_args(["recommend", "lenet5", "--fresh-processes"])
+    assert args.fresh_processes is True
+    assert parser().parse_args(["tune", "lenet5"]).fresh_processes is False
+    monkeypatch.setenv("FWADVISOR_DATA_DIR", str(tmp_path))
+    assert isinstance(Gatherer(Settings(), "measure").prober().runner, WarmRunner)
+    monkeypatch.setenv("FWADVISOR_FRESH_PROCESSES", "1")
+    assert isinstance(Gatherer(Settings(), "measure").prober().runner, SubprocessRunner)

@@ -1,0 +1,137 @@
+"""Time to verdict: the wall time of a measure-mode recommendation on a fresh data dir
+(no stored results, no studies), and whether its verdict equals a long reference run's.
+
+Each answer is a fresh data dir and a closed warm-worker pool, as a new
+`fwadvisor recommend … --mode measure` would start. With ``--compare-fresh`` every
+answer is asked twice, once with warm workers and once with ``--fresh-processes``,
+interleaved (the order swapped every repeat), so the two wall times share the
+machine's drift. The reference (``--reference-trials``/``--reference-rounds``, skipped
+with ``--no-reference``) is one long warm run per model.
+
+Run: PYTHONPATH=. .venv/bin/python benchmarks/time_to_verdict.py
+       [--models lenet5,resnet18:small,resnet18,bert_tiny] [--profile mobile]
+       [--trials 6] [--repeats 1] [--compare-fresh] [--no-reference] [--json]
+Targets (issue 16, quiet 2-core machine): lenet5 <= 60 s, resnet18 <= 4 min,
+bert_tiny <= 3 min, each verdict equal to the reference's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from probes.config import REPO_DATA, Settings
+from probes.runners.warm import POOL
+from probes.spec import resolve_spec
+from recommender.evidence.gatherer import Gatherer
+from recommender.questionnaire import load_answers
+from recommender.recommend import recommend
+
+DEFAULT_MODELS = "lenet5,resnet18:small,resnet18,bert_tiny"
+
+
+def answer(model: str, profile: str, trials: int, rounds: int, fresh: bool) -> dict[str, Any]:
+    """One recommendation from scratch: its verdict, wall time and the load around it."""
+    name, _, size = model.partition(":")
+    spec = resolve_spec(name, REPO_DATA / "zoo").resized(size or None)
+    answers = load_answers(REPO_DATA / "examples" / f"{profile}.yaml")
+    POOL.close_all()  # every answer starts its workers, as a new CLI process would
+    load_before = os.getloadavg()[0]
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as d:
+        settings = Settings(data_dir=Path(d), fresh_processes=fresh)
+        g = Gatherer(settings, "measure", trials, rounds)
+        rec = recommend(spec, answers, "measure", gatherer=g)
+    wall = time.perf_counter() - start
+    POOL.close_all()
+    return {
+        "model": model,
+        "processes": "fresh" if fresh else "warm",
+        "trials": trials,
+        "rounds": rounds,
+        "choice": rec.choice,
+        "leaning": rec.leaning,
+        "confidence": rec.confidence,
+        "wall_s": wall,
+        "load1_before": load_before,
+        "load1_after": os.getloadavg()[0],
+    }
+
+
+def _say(row: dict[str, Any], quiet: bool) -> None:
+    if not quiet:
+        print(
+            f"  {row['model']} {row['processes']} trials={row['trials']} "
+            f"rounds={row['rounds']}: {row['choice']} (leaning {row['leaning']}, "
+            f"{row['confidence']:.0%}) in {row['wall_s']:.1f} s, load "
+            f"{row['load1_before']:.2f} -> {row['load1_after']:.2f}",
+            flush=True,
+        )
+
+
+def run_model(args: argparse.Namespace, model: str) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    for i in range(args.repeats):
+        order = [False, True] if i % 2 == 0 else [True, False]
+        for fresh in order if args.compare_fresh else [False]:
+            rows.append(answer(model, args.profile, args.trials, args.rounds, fresh))
+            _say(rows[-1], args.json)
+    ref = None
+    if not args.no_reference:
+        ref = answer(model, args.profile, args.reference_trials, args.reference_rounds, False)
+        _say(ref, args.json)
+    walls = {
+        how: [r["wall_s"] for r in rows if r["processes"] == how]
+        for how in ("warm", "fresh")
+        if any(r["processes"] == how for r in rows)
+    }
+    return {
+        "model": model,
+        "answers": rows,
+        "reference": ref,
+        "median_wall_s": {how: statistics.median(w) for how, w in walls.items()},
+        "verdicts_equal_reference": None
+        if ref is None
+        else all(r["choice"] == ref["choice"] for r in rows),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", default=DEFAULT_MODELS, help="comma list, NAME[:SIZE]")
+    ap.add_argument("--profile", default="mobile", help="data/examples/PROFILE.yaml")
+    ap.add_argument("--trials", type=int, default=6, help="tuning trials per framework")
+    ap.add_argument("--rounds", type=int, default=3, help="paired confirmation rounds")
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--compare-fresh", action="store_true", help="also --fresh-processes")
+    ap.add_argument("--no-reference", action="store_true")
+    ap.add_argument("--reference-trials", type=int, default=24)
+    ap.add_argument("--reference-rounds", type=int, default=8)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    results = []
+    for model in args.models.split(","):
+        if not args.json:
+            print(f"{model}:", flush=True)
+        results.append(run_model(args, model))
+    if args.json:
+        print(json.dumps({"profile": args.profile, "results": results}, indent=2))
+        return
+    print("\n| model | median wall s (warm) | median wall s (fresh) | verdicts = reference |")
+    print("|---|---:|---:|---|")
+    for r in results:
+        med = r["median_wall_s"]
+        print(
+            f"| {r['model']} | {med.get('warm', float('nan')):.1f} | "
+            f"{med.get('fresh', float('nan')):.1f} | {r['verdicts_equal_reference']} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
