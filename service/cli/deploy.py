@@ -22,7 +22,7 @@ from probes.runners.local import SubprocessRunner
 from probes.spec import ModelSpec
 from probes.store import ResultStore
 from recommender.knowledge.capabilities import MergedCell
-from service.cli.options import add_framework_option, positive_float, positive_int
+from service.cli.options import MODEL_HELP, add_framework_option, positive_float, positive_int
 from service.cli.render import table
 from service.operations import run_deploy
 from service.schemas import DeployReport
@@ -127,7 +127,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="export to each deployment format in both frameworks and verify the artifacts",
         description=__doc__,
     )
-    p.add_argument("model", metavar="NAME|FILE")
+    p.add_argument("model", metavar="NAME|FILE", help=MODEL_HELP)
     p.add_argument(
         "--targets",
         default="all",

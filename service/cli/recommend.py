@@ -14,7 +14,7 @@ from probes.errors import AdvisorError
 from probes.spec import ModelSpec
 from recommender.questionnaire import Question, load_answers, load_questionnaire, to_profile
 from recommender.recommend import NAMES, Recommendation, recommend
-from service.cli.options import positive_int
+from service.cli.options import MODEL_HELP, positive_int
 from service.cli.render import table
 from service.schemas import AskResult
 
@@ -152,9 +152,20 @@ def add_parsers(sub: Any) -> tuple[argparse.ArgumentParser, argparse.ArgumentPar
     rec: argparse.ArgumentParser = sub.add_parser(
         "recommend", help="PyTorch or TensorFlow for this model and these requirements"
     )
-    rec.add_argument("model", metavar="NAME|FILE")
-    rec.add_argument("--answers", default=None, help="YAML/JSON answers (see fwadvisor ask)")
-    rec.add_argument("--mode", choices=["measure", "cached", "predict"], default="predict")
+    rec.add_argument("model", metavar="NAME|FILE", help=MODEL_HELP)
+    rec.add_argument(
+        "--answers",
+        default=None,
+        help="YAML/JSON answers (data/examples/*.yaml, or saved by fwadvisor ask --out); "
+        "optional: without it the questions are asked here",
+    )
+    rec.add_argument(
+        "--mode",
+        choices=["measure", "cached", "predict"],
+        default="predict",
+        help="predict: instant estimate; measure: tune and time both here (minutes); "
+        "cached: stored measurements only",
+    )
     rec.add_argument(
         "--trials", type=positive_int, default=6, help="measure: tuning trials per framework"
     )

@@ -137,7 +137,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "--max-minutes", type=positive_float, default=None, help="start no model after this"
     )
     p.add_argument("--storage", default=None, help="Optuna storage URL, e.g. postgresql://...")
-    p.add_argument("--executor", choices=["local", "ray"], default="local")
+    p.add_argument("--executor", choices=["local", "ray"], default="local", help="where probes run")
     p.add_argument("--address", default=None, help="Ray cluster address (default: local Ray)")
     p.add_argument(
         "--device",
