@@ -198,7 +198,7 @@ def test_ask_from_file_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert code == 0 and data["answers"]["targets"] == ["android", "ios"]
     assert {c["text"] for c in data["profile"]["constraints"]} >= {
         "must run on android",
-        "memory <= 512 MB",
+        "memory <= 512 MiB",
     }
     assert out_file.exists() and "android" in out_file.read_text()
 

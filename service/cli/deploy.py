@@ -33,7 +33,7 @@ SYMBOL = {"verified": "ok", "failed": "FAIL", "unsupported": "-", "static": "~"}
 def _size(n: int | None) -> str:
     if n is None:
         return ""
-    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 2**10:.0f} KB"
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.0f} KiB"
 
 
 def _export_cell(c: ExportCheck | None) -> str:
