@@ -31,6 +31,7 @@ from service.cli.options import (
     positive_int,
     positive_ints,
 )
+from service.cli.progress import progress
 from service.operations import run_probes, workloads_for
 
 PREFIXES = {"torch": "torch", "tensorflow": "tensorflow", "tf": "tensorflow"}
@@ -121,11 +122,8 @@ def cmd_probe(args: argparse.Namespace, settings: Settings, spec: ModelSpec) -> 
         fresh=args.fresh,
     )
 
-    def say(label: str) -> None:
-        if not args.json:
-            print(label, file=sys.stderr, flush=True)
-
-    report = run_probes(spec, prober, fws, workloads, chosen, args.device, say, args.rounds)
+    with progress(f"probe {spec.name}", enabled=not args.json) as say:
+        report = run_probes(spec, prober, fws, workloads, chosen, args.device, say, args.rounds)
     rows = report.rows
     print(report.model_dump_json(indent=2) if args.json else probe_render.render(report))
     if prober.from_store and not args.json:

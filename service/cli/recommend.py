@@ -15,6 +15,7 @@ from probes.spec import ModelSpec
 from recommender.questionnaire import Question, load_answers, load_questionnaire, to_profile
 from recommender.recommend import NAMES, Recommendation, recommend
 from service.cli.options import MODEL_HELP, positive_int
+from service.cli.progress import progress
 from service.cli.render import table
 from service.schemas import AskResult
 
@@ -132,13 +133,10 @@ def cmd_recommend(args: argparse.Namespace, settings: Settings, spec: ModelSpec)
     answers = load_answers(Path(args.answers)) if args.answers else {}
     load_questionnaire().resolve(answers)  # bad answers fail before anything runs
 
-    def progress(what: str) -> None:
-        if not args.json:
-            print(f"recommend {spec.name}: {what}", file=sys.stderr, flush=True)
-
-    rec = recommend(
-        spec, answers, args.mode, settings=settings, trials=args.trials, progress=progress
-    )
+    with progress(f"recommend {spec.name}", enabled=not args.json) as say:
+        rec = recommend(
+            spec, answers, args.mode, settings=settings, trials=args.trials, progress=say
+        )
     print(rec.model_dump_json(indent=2) if args.json else render(rec))
     return 0
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from probes.config import Settings
@@ -23,6 +22,7 @@ from service.cli.options import (
     positive_int,
     positive_ints,
 )
+from service.cli.progress import progress
 from service.cli.render import table
 
 
@@ -113,11 +113,13 @@ def cmd_tune(args: argparse.Namespace, settings: Settings, spec: ModelSpec) -> i
         settings.limits,
     )
 
-    def progress(msg: str) -> None:
-        if msg and not args.json:
-            print(msg, file=sys.stderr, flush=True)
+    with progress(f"tune {spec.name}", enabled=not args.json) as say:
 
-    rep = tune(spec, cfg, prober, storage, fws, args.device, progress)
+        def said(msg: str) -> None:
+            if msg:  # the search sends empty lines as separators
+                say(msg)
+
+        rep = tune(spec, cfg, prober, storage, fws, args.device, said)
     print(rep.model_dump_json(indent=2) if args.json else render(rep))
     return 0 if all(r.best is not None for r in rep.frameworks) else 1
 
