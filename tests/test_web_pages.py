@@ -209,3 +209,49 @@ def test_history_survives_an_unreadable_store(
     monkeypatch.setattr(app.extensions[EXTENSION].store, "recent", damaged)
     r = app.test_client().get("/history")
     assert r.status_code == 503 and 'id="broken"' in _html(r) and "DatabaseError" in _html(r)
+
+
+def test_instant_answers_are_kept_for_the_history(
+    app: tuple[FlaskClient, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, data = app
+    result = _html(client.post("/recommend", data=MOBILE))
+    m = re.search(r'href="/answers/([0-9a-f]{32})"', result)
+    assert m is not None
+    again = client.get(f"/answers/{m.group(1)}")
+    assert again.status_code == 200 and 'id="choice"' in _html(again)
+    assert 'name="targets" value="ios"' in _html(again)  # its Ask again keeps the answers
+    history = _html(client.get("/history?kind=answer"))
+    assert m.group(1)[:8] in history and "(predict)" in history
+    assert client.get("/answers/" + "0" * 32).status_code == 404
+    # a damaged kept answer: listed as unreadable, its page says so; neither is a 500
+    import sqlalchemy as sa
+
+    from service.jobs.store import answers
+
+    engine = sa.create_engine(ServiceSettings(data_dir=data).job_db_url())
+    with engine.begin() as c:
+        c.execute(answers.update().values(result="{broken"))
+    engine.dispose()
+    assert "unreadable" in _html(client.get("/history"))
+    broken = client.get(f"/answers/{m.group(1)}")
+    assert broken.status_code == 200 and 'id="unreadable"' in _html(broken)
+
+    def full(*_a: object) -> str:
+        raise sa.exc.OperationalError("INSERT", {}, Exception("database or disk is full"))
+
+    monkeypatch.setattr("service.jobs.answers.record", full)
+    kept_nothing = client.post("/recommend", data=MOBILE)
+    assert kept_nothing.status_code == 200 and 'id="choice"' in _html(kept_nothing)
+    assert 'id="saved"' not in _html(kept_nothing)
+
+
+def test_only_the_newest_answers_are_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from service.jobs import answers
+    from service.jobs.store import JobStore
+
+    monkeypatch.setattr(answers, "KEEP", 3)
+    store = JobStore(ServiceSettings(data_dir=tmp_path).job_db_url())
+    ids = [answers.record(store, {"model": "mlp"}, "{}") for _ in range(5)]
+    kept = [r["id"] for r in answers.recent(store, 10)]
+    assert set(kept) == set(ids[-3:])

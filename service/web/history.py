@@ -19,6 +19,7 @@ from service.web.prefill import PRESETS, preset_answers
 log = logging.getLogger("fwadvisor.web")
 CHOICES = {"torch": "PyTorch", "tensorflow": "TensorFlow", "either": "Either", "neither": "Neither"}
 FILTERS = ("model", "profile", "choice", "kind", "status")
+RECOMMENDS = ("recommend", "answer")  # a measure-mode job; an instant answer
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,10 @@ class Entry:
     answers: dict[str, Any] = field(default_factory=dict)
     rec: Recommendation | None = None
     unreadable: str | None = None
+
+    @property
+    def link(self) -> str:
+        return f"/answers/{self.id}" if self.kind == "answer" else f"/jobs/{self.id}"
 
     def matches(self, wanted: dict[str, str]) -> bool:
         return all(getattr(self, k) == v for k, v in wanted.items() if v)
@@ -99,7 +104,7 @@ def _entry(row: dict[str, Any]) -> Entry:
     raw = req.get("answers")
     answers: dict[str, Any] = raw if isinstance(raw, dict) else {}
     rec = None
-    if row["kind"] == "recommend" and row["status"] == "succeeded" and row["result"]:
+    if row["kind"] in RECOMMENDS and row["status"] == "succeeded" and row["result"]:
         rec = Recommendation.model_validate_json(row["result"])
     return Entry(
         id=str(row["id"]),
@@ -108,13 +113,24 @@ def _entry(row: dict[str, Any]) -> Entry:
         model=_model(req),
         size=str(req.get("size") or "default"),
         mode=str(req.get("mode", "-")),
-        profile=profile_name(answers) if row["kind"] == "recommend" else "-",
+        profile=profile_name(answers) if row["kind"] in RECOMMENDS else "-",
         choice=rec.choice if rec else "-",
         confidence=rec.confidence if rec else None,
         created=datetime.fromtimestamp(float(row["created_at"]), UTC),
         answers=answers,
         rec=rec,
     )
+
+
+def _when(row: dict[str, Any]) -> float:
+    t = row.get("created_at")
+    return float(t) if isinstance(t, int | float) else 0.0
+
+
+def merged(jobs: list[dict[str, Any]], answers: list[dict[str, Any]], limit: int) -> list[Entry]:
+    """Jobs and instant answers (rows of the ``answers`` table) as entries, newest first."""
+    rows = jobs + [{**a, "kind": "answer", "status": "succeeded"} for a in answers]
+    return [entry(r) for r in sorted(rows, key=_when, reverse=True)[:limit]]
 
 
 def options(entries: list[Entry]) -> dict[str, list[str]]:

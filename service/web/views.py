@@ -9,6 +9,8 @@ meta refresh does without JavaScript).
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +23,21 @@ from probes.errors import AdvisorError
 from probes.spec import zoo_names
 from recommender.predictor.choose import choose
 from recommender.questionnaire import Question, load_questionnaire
+from recommender.recommend import Recommendation
 from service.api.bodies import unencodable
 from service.api.context import ctx
 from service.api.imports import import_bytes
 from service.api.jobs import find_job, submit, view
 from service.api.problems import ApiProblem, FieldError, from_advisor, from_validation
 from service.api.recommendations import answer
+from service.jobs import answers
 from service.jobs.requests import CalibrateJob, RecommendationRequest, zoo_spec
 from service.web.charts import charts, deployment_rows, result_context
-from service.web.history import CHOICES, FILTERS, compared, comparison, entry, options
+from service.web.history import CHOICES, FILTERS, compared, comparison, merged, options
 from service.web.links import linkify
 from service.web.prefill import PRESETS, Prefill, hidden_fields, preset
 
+log = logging.getLogger("fwadvisor.web")
 bp = Blueprint("web", __name__)
 HISTORY_LIMIT = 200  # newest jobs the history page reads
 bp.add_app_template_filter(linkify, "linkify")
@@ -171,11 +176,48 @@ def recommend_form() -> Response:
         return _form(422, problem=from_advisor(e, "form"))
     except ApiProblem as e:
         return _form(e.status, problem=e)
-    ask = hidden_fields(req.model_dump(mode="json", exclude_none=True))
+    body = req.model_dump(mode="json", exclude_none=True)
+    saved = _keep(body, rec)
+    return _result_page(rec, body, saved)
+
+
+def _keep(body: dict[str, Any], rec: Recommendation) -> str | None:
+    """The answer stored for the history page (its id); None if the store would not
+    take it: the answer is still shown."""
+    try:
+        return answers.record(ctx().store, body, rec.model_dump_json())
+    except Exception as e:  # a full disk or a damaged store must not cost the answer
+        log.warning("could not keep the answer for the history page: %s", e)
+        return None
+
+
+def _result_page(rec: Recommendation, body: dict[str, Any], saved: str | None) -> Response:
     html = render_template(
-        "result.html", rec=rec, charts=charts(rec), deployment=deployment_rows(rec), ask=ask
+        "result.html",
+        rec=rec,
+        charts=charts(rec),
+        deployment=deployment_rows(rec),
+        ask=hidden_fields(body),
+        saved=saved,
     )
     return Response(html, 200, mimetype="text/html")
+
+
+@bp.get("/answers/<answer_id>")
+def answer_page(answer_id: str) -> Response:
+    """An instant answer kept for the history page: its own address, to share."""
+    row = answers.get(ctx().store, answer_id)
+    if row is None:
+        raise ApiProblem("not_found", f"no answer '{answer_id}'")
+    try:
+        rec = Recommendation.model_validate_json(row["result"])
+        body = json.loads(row["request"])
+    except (ValueError, TypeError) as e:  # pydantic's ValidationError is a ValueError
+        html = render_template(
+            "unreadable.html", what=f"answer {answer_id[:8]}", why=type(e).__name__
+        )
+        return Response(html, 200, mimetype="text/html")
+    return _result_page(rec, body if isinstance(body, dict) else {}, answer_id)
 
 
 @bp.post("/calibrate")
@@ -204,11 +246,13 @@ def history_page() -> Response:
     by side. A store that cannot be read gives the page with a note (503), never a 500."""
     wanted = {k: request.args.get(k, "") for k in FILTERS}
     status, broken = 200, None
+    store = ctx().store
     try:
-        rows = ctx().store.recent(None, HISTORY_LIMIT)
+        rows = store.recent(None, HISTORY_LIMIT)
+        instant = answers.recent(store, HISTORY_LIMIT)
     except Exception as e:  # a damaged store: say so on the page
-        rows, status, broken = [], 503, type(e).__name__
-    entries = [entry(r) for r in rows]
+        rows, instant, status, broken = [], [], 503, type(e).__name__
+    entries = merged(rows, instant, HISTORY_LIMIT)
     pair = compared(entries, request.args.getlist("compare"))
     html = render_template(
         "history.html",
