@@ -4,6 +4,7 @@ efficiency never above 100%, confidence in words, the results table's sort keys.
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -82,3 +83,39 @@ def test_write_report_writes_the_page(tmp_path: Path, run: ZooRun) -> None:
     from recommender.zoo.report import write_report
 
     assert write_report(run, tmp_path).read_text().startswith("<!doctype html>")
+
+
+def _overlap(boxes: list[tuple[float, float]]) -> bool:
+    spans = sorted(boxes)
+    return any(b[0] < a[1] - 0.5 for a, b in itertools.pairwise(spans))
+
+
+def test_pareto_panels_have_a_legend_and_ticks_that_do_not_overlap(run: ZooRun) -> None:
+    import matplotlib.pyplot as plt
+
+    from recommender.zoo.figures import efficiency as efficiency_figure
+    from recommender.zoo.figures import pareto
+
+    fig = pareto(run)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    labels = {t.get_text() for lg in fig.legends for t in lg.get_texts()}
+    assert {"PyTorch Pareto front", "TensorFlow trial"} <= labels
+    panels = [ax for ax in fig.axes if ax.axison]
+    assert len(panels) == len([o for o in run.models if o.status == "done"])
+    for ax in panels:
+        xs = [*ax.get_xticklabels(), *ax.get_xticklabels(minor=True)]
+        ys = [*ax.get_yticklabels(), *ax.get_yticklabels(minor=True)]
+        xs = [t for t in xs if t.get_visible() and t.get_text()]
+        ys = [t for t in ys if t.get_visible() and t.get_text()]
+        assert 2 <= len(xs) <= 6 and 2 <= len(ys) <= 6, ax.get_title()
+        assert not any("e+" in t.get_text() for t in xs + ys)
+        xbox = [(b.x0, b.x1) for b in (t.get_window_extent(renderer) for t in xs)]
+        ybox = [(b.y0, b.y1) for b in (t.get_window_extent(renderer) for t in ys)]
+        assert not _overlap(xbox) and not _overlap(ybox), ax.get_title()
+    plt.close(fig)
+    hot = _with_efficiency(run, [1.4, 0.7])
+    fig = efficiency_figure(hot)
+    heights = [p.get_height() for p in fig.axes[0].patches if p.get_gid() == "data"]
+    assert heights and max(heights) <= 100.0 + 1e-9
+    plt.close(fig)
