@@ -98,7 +98,7 @@ def test_pareto_panels_have_a_legend_and_ticks_that_do_not_overlap(run: ZooRun) 
 
     fig = pareto(run)
     fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    renderer = fig.canvas.get_renderer()
     labels = {t.get_text() for lg in fig.legends for t in lg.get_texts()}
     assert {"PyTorch Pareto front", "TensorFlow trial"} <= labels
     panels = [ax for ax in fig.axes if ax.axison]
