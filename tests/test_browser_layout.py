@@ -124,11 +124,11 @@ def test_the_job_page_follows_progress(site: Site, browser: Any) -> None:
     page, errors = _page(browser, 390)
     page.goto(f"{site.base}/jobs/{site.running_job}")
     assert page.inner_text("#attempt") == "attempt 1 of 2"
-    assert page.inner_text("#step") == "search" and page.inner_text("#counts") == "3 of 14"
+    assert page.inner_text("#step") == "search" and page.inner_text("#counts") == "3 of 14 probes"
     store = WorkerStore(ServiceSettings(data_dir=site.data).job_db_url())
     attempt = _attempt(store, site.running_job)
     store.progress(attempt, "[paired rounds] round 2 (9/14 probes, 1:40 elapsed, about 0:50 left)")
-    page.wait_for_function("document.getElementById('counts').textContent === '9 of 14'")
+    page.wait_for_function("document.getElementById('counts').textContent === '9 of 14 probes'")
     assert page.inner_text("#step") == "paired rounds"
     assert page.inner_text("#eta").startswith("about 0:")
     assert page.eval_on_selector("#bar", "b => [b.value, b.max]") == [9, 14]

@@ -143,6 +143,24 @@ def test_progress_lines_parse_as_the_recommender_writes_them() -> None:
     assert (p.step, p.message, p.done, p.planned) == ("search", "torch: trial 3", 3, 14)
     assert p.eta_s == 110.0 and p.elapsed_s == 42.0
     assert parse("started on w1 (attempt 1)", 5.0).step is None
+    zoo = parse("[3/11] resnet18: tuning at batch 1", 100.0)  # a zoo run: 2 models done
+    assert (zoo.step, zoo.done, zoo.planned, zoo.unit, zoo.eta_s) == (
+        "model 3 of 11",
+        2,
+        11,
+        "models",
+        450.0,
+    )
+    cal = parse(
+        "  torch/eager              conv2d        12 cells (median 0.3 ms)  [40/114, 21 s]", 20.0
+    )
+    assert (cal.step, cal.done, cal.planned, cal.unit, cal.eta_s) == (
+        "torch/eager",
+        40,
+        114,
+        "cells",
+        37.0,
+    )
 
 
 def test_job_page_counts_attempts_and_shows_progress(app: tuple[FlaskClient, Path]) -> None:
@@ -156,7 +174,7 @@ def test_job_page_counts_attempts_and_shows_progress(app: tuple[FlaskClient, Pat
     store.progress(a, "[search] torch: trial 3 (3/14 probes, 0:42 elapsed, about 2:31 left)")
     html = _html(client.get(loc))
     assert "attempt 1 of 2" in html
-    assert '<dd id="step">search</dd>' in html and '<dd id="counts">3 of 14</dd>' in html
+    assert '<dd id="step">search</dd>' in html and '<dd id="counts">3 of 14 probes</dd>' in html
     assert re.search(r'<dd id="eta">about 2:[23]\d</dd>', html)
     cur = client.get(loc.replace("/jobs/", "/v1/jobs/")).get_json()["current"]
     assert (cur["step"], cur["done"], cur["planned"]) == ("search", 3, 14)
