@@ -15,9 +15,10 @@ from service.cli.progress import progress
 
 def test_plain_stream_gets_lines_with_elapsed_time() -> None:
     out = io.StringIO()
-    with progress("recommend m", console=Console(file=out, width=200)) as say:
-        say("measuring m: about 20 probes")
+    with progress("recommend m", console=Console(file=out, width=40)) as say:
+        say("measuring m: about 20 probes" + " and more" * 10)
     assert out.getvalue().startswith("0:00 recommend m: measuring m: about 20 probes")
+    assert out.getvalue().count("\n") == 1  # a log line is never wrapped
 
 
 def test_a_quiet_step_gets_a_heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:

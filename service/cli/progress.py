@@ -54,9 +54,13 @@ class _Reporter:
         """One line (the caller holds the lock)."""
         if self.bar is None:
             elapsed = _clock(self.last - self.start)
-            self.console.print(f"{elapsed} {self.label}: {msg}", markup=False, highlight=False)
+            self.console.print(
+                f"{elapsed} {self.label}: {msg}", markup=False, highlight=False, soft_wrap=True
+            )
             return
-        self.bar.console.print(f"{self.label}: {msg}", markup=False, highlight=False)
+        self.bar.console.print(
+            f"{self.label}: {msg}", markup=False, highlight=False, soft_wrap=True
+        )
         self._update(msg)
 
     def _update(self, msg: str) -> None:
