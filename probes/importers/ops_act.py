@@ -151,11 +151,14 @@ def arith(ctx: Ctx, op: str, x: Value, y: Value) -> Act:
     a = ctx.canonical(x if isinstance(x, Act) else y)  # type: ignore[arg-type]
     c = y if act_first else x
     assert isinstance(c, np.ndarray)
+    if c.ndim == len(a.shape) + 1 and c.shape[0] > 1 and np.all(c == c[:1]):
+        c = c[:1]  # the same constant for every sample, repeated over a baked-in batch
     if op == "Add":
         folded = fold_bias(ctx, a, c)
         if folded is not None:
             return folded
-        table = c.reshape(c.shape[c.ndim - len(a.shape) :]) if c.ndim >= len(a.shape) else c
+        tail = c.shape[c.ndim - len(a.shape) :] if c.ndim >= len(a.shape) else c.shape
+        table = c.reshape(tail) if c.size == np.prod(tail) else c
         if len(a.shape) == 2 and c.size == table.size and table.shape == a.shape:
             params = {"max_len": a.shape[0]}  # a learned [T, E] table: position embedding
             return ctx.emit("position_embedding", [a], params, {"weight": table})

@@ -1,0 +1,296 @@
+"""A matched attention region (``attention_match``) -> one ``self_attention`` node.
+
+The region's nodes are replayed on shapes only (``Sym``) with its constants folded, which
+gives the head size, the scale and any mask; the weights come from the projections.
+Anything that ``self_attention`` would not compute exactly is refused with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from probes.importers.attention_match import Region
+from probes.importers.context import Act, Ctx, Unsupported, Value
+from probes.importers.fold import fold_node
+from probes.importers.registry import CONVERTERS, FOLDERS
+
+
+@dataclass(frozen=True)
+class Sym:
+    """An activation inside the region: only its ONNX shape (batch included)."""
+
+    shape: tuple[int, ...]
+
+
+Val = Sym | np.ndarray
+
+
+def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for a in node.attribute:
+        v = helper.get_attribute_value(a)
+        out[a.name] = v.decode() if isinstance(v, bytes) else v
+    return out
+
+
+def _bcast(shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError as e:
+        raise Unsupported(f"attention shapes do not broadcast: {e}") from None
+
+
+def _shape_of(op: str, a: dict[str, Any], ins: list[Val | None], n_out: int) -> list[Sym]:
+    """Output shapes of one node whose first input is an activation."""
+    if op in ("Add", "Sub", "Mul", "Div", "Where", "Pow"):
+        return [Sym(_bcast([v.shape for v in ins if v is not None]))]
+    x = ins[0]
+    if not isinstance(x, Sym):
+        raise Unsupported(f"{op} of a constant by an activation inside attention")
+    s = x.shape
+    if op == "Gather":
+        idx, ax = ins[1], int(a.get("axis", 0)) % max(len(s), 1)
+        if not isinstance(idx, np.ndarray):
+            raise Unsupported("a Gather by computed indices inside attention")
+        return [Sym((*s[:ax], *idx.shape, *s[ax + 1 :]))]
+    if op in ("Reshape", "Squeeze", "Unsqueeze", "Transpose", "Slice", "Split"):
+        probe = np.broadcast_to(np.zeros((), np.bool_), s)  # zero strides: no memory
+        consts = [v if isinstance(v, np.ndarray) else None for v in ins]
+        consts[0] = probe
+        outs = _split(a, consts, n_out) if op == "Split" else fold_node(op, a, consts)
+        return [Sym(tuple(o.shape)) for o in outs]
+    if op == "MatMul":
+        y = ins[1]
+        t = y.shape if isinstance(y, Sym | np.ndarray) else ()
+        if len(s) < 2 or len(t) < 2 or s[-1] != t[-2]:
+            raise Unsupported(f"attention MatMul of shapes {list(s)} and {list(t)}")
+        return [Sym((*_bcast([s[:-2], t[:-2]]), s[-2], t[-1]))]
+    if op == "Gemm":
+        w = ins[1]
+        assert isinstance(w, np.ndarray)
+        return [Sym((s[0], w.shape[0] if a.get("transB", 0) else w.shape[1]))]
+    if op in ("Softmax", "Cast", "Identity", "Dropout"):
+        return [Sym(s)]
+    raise Unsupported(f"{op} inside an attention block")
+
+
+def _split(a: dict[str, Any], ins: list[np.ndarray | None], n: int) -> list[np.ndarray]:
+    x = ins[0]
+    assert x is not None
+    axis = int(a.get("axis", 0))
+    if len(ins) > 1 and ins[1] is not None:
+        sizes = [int(v) for v in ins[1]]
+    elif "split" in a:
+        sizes = [int(v) for v in a["split"]]
+    else:
+        size = -(-x.shape[axis] // n)
+        sizes = [min(size, x.shape[axis] - i * size) for i in range(n)]
+    return np.split(x, np.cumsum(sizes)[:-1], axis=axis)
+
+
+def replay(ctx: Ctx, r: Region, x: Act) -> dict[str, Val]:
+    """Every value inside the region: constants folded, activations as shapes."""
+    env: dict[str, Val] = {r.x: Sym(x.onnx_shape(ctx.batch))}
+    for node in r.nodes:
+        ins: list[Val | None] = []
+        for i in node.input:
+            v = env.get(i) if i in env else ctx.values.get(i) if i else None
+            if i and not isinstance(v, Sym | np.ndarray):
+                raise Unsupported(f"attention input '{i}' is missing or not a constant")
+            if i and i not in env:
+                env[i] = v  # type: ignore[assignment]
+            ins.append(v if isinstance(v, Sym | np.ndarray) else None)
+        a = _attrs(node)
+        op = node.op_type
+        if op in ("Shape", "Size") and isinstance(ins[0], Sym):
+            dims = np.array(ins[0].shape, np.int64)
+            outs: list[Val] = [dims if op == "Shape" else np.array(dims.prod(), np.int64)]
+            if op == "Shape":
+                outs = [dims[a.get("start", 0) : a.get("end", len(dims))]]
+        elif all(isinstance(v, np.ndarray) for v in ins if v is not None) and op in FOLDERS:
+            outs = list(fold_node(op, a, [v if isinstance(v, np.ndarray) else None for v in ins]))
+        else:
+            outs = list(_shape_of(op, a, ins, len(node.output)))
+        for name, v in zip(node.output, outs, strict=False):
+            if name:
+                env[name] = v
+    return env
+
+
+def _scalar(env: dict[str, Val], node: onnx.NodeProto) -> float:
+    """The factor a scalar Mul/Div applies to its activation input."""
+    c = [env[i] for i in node.input if isinstance(env.get(i), np.ndarray)]
+    if len(c) != 1 or c[0].size != 1:
+        raise Unsupported(f"{node.op_type} by a non-scalar inside attention")
+    v = float(c[0].reshape(-1)[0])
+    if node.op_type == "Div":
+        if node.input[1] not in env or not isinstance(env[node.input[1]], np.ndarray) or v == 0:
+            raise Unsupported("attention divides a constant by an activation")
+        return 1.0 / v
+    return v
+
+
+def _scale_and_mask(env: dict[str, Val], r: Region, t: int) -> tuple[float, bool]:
+    scale, causal = 1.0, False
+    for node in [*r.paths["q"], *r.paths["k"], *r.paths["scores"]]:
+        if node.op_type in ("Mul", "Div"):
+            scale *= _scalar(env, node)
+        elif node.op_type in ("Add", "Where"):
+            mask = next(
+                (env[i] for i in node.input[::-1] if isinstance(env.get(i), np.ndarray)), None
+            )
+            if node.op_type == "Where":
+                cond = env[node.input[0]]
+                if not isinstance(cond, np.ndarray):
+                    raise Unsupported("an attention mask computed from the data")
+                mask = np.where(cond.astype(bool), 0.0, -np.inf)
+            causal = causal or _causal(mask, t)
+    return scale, causal
+
+
+def _causal(mask: np.ndarray | None, t: int) -> bool:
+    """True for a causal mask, False for an all-zero one; anything else is refused."""
+    if mask is None:
+        raise Unsupported("an attention mask computed from the data")
+    m = np.asarray(mask, np.float64)
+    if not np.any(m):
+        return False
+    m = m.reshape(-1, *m.shape[-2:]) if m.ndim >= 2 else m
+    upper = np.triu(np.ones((t, t), bool), 1)
+    if m.ndim == 3 and m.shape[-2:] == (t, t):
+        if all(np.all(s[~upper] == 0) and np.all(s[upper] <= -1e4) for s in m):
+            return True
+    raise Unsupported("an attention mask other than causal (padding masks are not supported)")
+
+
+def _weight(env: dict[str, Val], proj: onnx.NodeProto) -> np.ndarray:
+    """The projection's weight in the neutral (out, in) layout."""
+    w = env[proj.input[1]]
+    if not isinstance(w, np.ndarray) or w.ndim != 2:
+        raise Unsupported("an attention projection whose weight is not a 2-D constant")
+    a = _attrs(proj)
+    if proj.op_type == "Gemm":
+        if a.get("transA", 0):
+            raise Unsupported("Gemm with transA=1")
+        w = (w if a.get("transB", 0) else w.T) * float(a.get("alpha", 1.0))
+        return np.asarray(w)
+    return np.asarray(w.T)
+
+
+def _bias(env: dict[str, Val], r: Region, role: str, units: int) -> np.ndarray:
+    proj, add = r.proj[role], r.bias.get(role)
+    b = np.zeros(units, np.float32)
+    if proj.op_type == "Gemm" and len(proj.input) > 2 and proj.input[2]:
+        c = env[proj.input[2]]
+        assert isinstance(c, np.ndarray)
+        b = b + np.broadcast_to(c.reshape(-1), (units,)) * float(_attrs(proj).get("beta", 1.0))
+    if add is not None:
+        c = next((env[i] for i in add.input if isinstance(env.get(i), np.ndarray)), None)
+        if c is None or c.size not in (1, units):
+            raise Unsupported(f"an attention bias of shape {list(np.shape(c))}")
+        b = b + np.broadcast_to(c.reshape(-1), (units,))
+    return b.astype(np.float32)
+
+
+def _packed_index(env: dict[str, Val], r: Region, role: str, e: int) -> int | None:
+    """Which third of a packed in-projection feeds ``role`` (Gather, Split or Slice)."""
+    path = r.paths[role]
+    for i, node in enumerate(path):
+        if node.op_type == "Gather":
+            idx = env.get(node.input[1])
+            if isinstance(idx, np.ndarray) and idx.size == 1:
+                return int(idx.reshape(-1)[0]) % 3
+        if node.op_type == "Split":
+            nxt = {*(path[i - 1].input if i else ()), *r.mm[0].input, *r.mm[1].input}
+            hits = [k for k, o in enumerate(node.output) if o in nxt]
+            return hits[0] if len(hits) == 1 else None
+        if node.op_type == "Slice":
+            start = env.get(node.input[1])
+            if isinstance(start, np.ndarray) and start.size == 1:
+                return int(start.reshape(-1)[0]) // e
+    return None
+
+
+def _qkv(env: dict[str, Val], r: Region, e: int) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    q, k, v = (r.proj[x] for x in "qkv")
+    if q is k and k is v:
+        w, b = _weight(env, q), _bias(env, r, "q", 3 * e)
+        if w.shape != (3 * e, e):
+            raise Unsupported(f"a packed attention projection of shape {list(w.shape)}")
+        found = [_packed_index(env, r, role, e) for role in "qkv"]
+        order = found if sorted(i for i in found if i is not None) == [0, 1, 2] else [0, 1, 2]
+        for role, i in zip("qkv", order, strict=True):
+            out[f"w_{role}"], out[f"b_{role}"] = w[i * e : (i + 1) * e], b[i * e : (i + 1) * e]
+        return out
+    if len({id(q), id(k), id(v)}) != 3:
+        raise Unsupported("attention whose q, k and v share only part of a projection")
+    for role in "qkv":
+        w = _weight(env, r.proj[role])
+        if w.shape != (e, e):
+            raise Unsupported(f"an attention {role} projection of shape {list(w.shape)}")
+        out[f"w_{role}"], out[f"b_{role}"] = w, _bias(env, r, role, e)
+    return out
+
+
+def _heads(env: dict[str, Val], r: Region, t: int, e: int) -> int:
+    q, k = env[r.mm[0].input[0]], env[r.mm[0].input[1]]
+    v, s = env[r.mm[1].input[1]], env[r.mm[0].output[0]]
+    if not all(isinstance(z, Sym) for z in (q, k, v, s)):
+        raise Unsupported("attention operands are not activations")
+    d = q.shape[-1]  # type: ignore[union-attr]
+    ok = s.shape[-2:] == (t, t) and k.shape[-2] == d and v.shape[-2:] == (t, d)  # type: ignore[union-attr]
+    if not ok or e % d:
+        raise Unsupported(f"attention with queries {list(q.shape)} and keys {list(k.shape)}")  # type: ignore[union-attr]
+    return e // d
+
+
+def _anchor(env: dict[str, Val], r: Region, b: int, t: int, batch: int) -> int:
+    """How many tail nodes it takes to reach a [B, T, E] or [T, B, E] value, and where B is."""
+    e = env[r.mm[1].output[0]]
+    names = [r.tail[0].input[0], *(n.output[0] for n in r.tail)] if r.tail else [r.y]
+    for i, name in enumerate(names):
+        s = env[name]
+        if not isinstance(s, Sym) or len(s.shape) != 3:
+            continue
+        layouts = [p for p, want in ((0, (batch, t)), (1, (t, batch))) if s.shape[:2] == want]
+        if layouts:
+            return i * 2 + (b if b in layouts else layouts[0])
+    del e
+    raise Unsupported("the attention output never returns to a [batch, T, E] layout")
+
+
+def convert_attention(ctx: Ctx, r: Region, x: Value | None, label: str) -> list[Value]:
+    if not isinstance(x, Act) or len(x.shape) != 2 or x.batch_axis not in (0, 1):
+        raise Unsupported("self-attention on an input that is not [batch, T, E] or [T, batch, E]")
+    t, e = x.shape
+    env = replay(ctx, r, x)
+    weights = _qkv(env, r, e)
+    heads = _heads(env, r, t, e)
+    scale, causal = _scale_and_mask(env, r, t)
+    if not math.isclose(scale * math.sqrt(e // heads), 1.0, rel_tol=1e-3):
+        raise Unsupported(f"attention scaled by {scale:.4g}, not 1/sqrt(head size)")
+    w_o = _weight(env, r.proj["o"])
+    if w_o.shape != (e, e):
+        raise Unsupported(f"an attention output projection of shape {list(w_o.shape)}")
+    weights["w_o"], weights["b_o"] = w_o, _bias(env, r, "o", e)
+    base = Act(x.ref, x.shape, x.dtype) if x.perm in (None, (1, 0, 2)) else ctx.canonical(x)
+    ctx.node_name = label
+    out = ctx.emit("self_attention", [base], {"num_heads": heads, "causal": causal}, weights)
+    code = _anchor(env, r, x.batch_axis, t, ctx.batch)
+    skip, at = divmod(code, 2)
+    value: Value = Act(out.ref, out.shape, out.dtype, (1, 0, 2) if at == 1 else None)
+    for node in r.tail[skip:]:
+        ins = [value, *(env[i] for i in node.input[1:] if i)]
+        ctx.out_used = [True]
+        value = CONVERTERS[node.op_type](ctx, _attrs(node), ins, label)[0]  # type: ignore[arg-type]
+    for name, v in env.items():  # shape arithmetic the rest of the graph may still read
+        if isinstance(v, np.ndarray) and name not in ctx.values:
+            ctx.values[name] = v
+    return [value]
