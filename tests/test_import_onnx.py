@@ -54,7 +54,7 @@ EXPECT = {
     "mlp_ts": ({"dense", "layer_norm", "gelu"}, 868),
     "norms_ts": ({"affine", "custom", "add", "relu"}, 300),
     "encoder_ts": (
-        {"embedding", "position_embedding", "matmul", "softmax", "slice", "layer_norm", "gelu"},
+        {"embedding", "position_embedding", "self_attention", "slice", "layer_norm", "gelu"},
         3203,
     ),
 }

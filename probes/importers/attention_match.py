@@ -58,7 +58,8 @@ class _Flow:
         return [i for i in n.input if i in self.dep]
 
     def single_user(self, value: str) -> Node | None:
-        users = self.users.get(value, [])
+        """The one consumer of ``value`` besides Shape/Size (shape arithmetic on it)."""
+        users = [u for u in self.users.get(value, []) if u.op_type not in ("Shape", "Size")]
         if len(users) == 1 and value not in self.outputs:
             return users[0]
         return None
@@ -158,14 +159,28 @@ def _tail(f: _Flow, value: str) -> list[Node]:
     return tail
 
 
-def match(f: _Flow, softmax: Node) -> Region | None:
+def _core(f: _Flow, softmax: Node) -> tuple[list[Node], Node, Node, list[str]] | None:
+    """Score-path nodes, the two MatMuls (the Attention node twice) and the q, k, v values."""
+    if softmax.op_type == "Attention":  # opset 23: softmax(q k^T * scale) v in one node
+        ins = list(softmax.input)
+        if len(ins) < 3 or any(ins[3:]) or any(f.users.get(o) for o in softmax.output[1:]):
+            return None
+        return [], softmax, softmax, ins[:3]
     spath, m1 = _scores(f, softmax)
     vpath, m2 = _to_values(f, softmax)
     if m1 is None or m2 is None or m2.input[1] not in f.dep:
         return None
+    return [*spath, *vpath], m1, m2, [m1.input[0], m1.input[1], m2.input[1]]
+
+
+def match(f: _Flow, softmax: Node) -> Region | None:
+    core = _core(f, softmax)
+    if core is None:
+        return None
+    spath, m1, m2, (qv, kv, vv) = core
     walk = LAYOUT | PASS | SCALE
-    (qp, q, qb), (kp, k, kb) = _back(f, m1.input[0], walk), _back(f, m1.input[1], walk)
-    vp, v, vb = _back(f, m2.input[1], LAYOUT | PASS)
+    (qp, q, qb), (kp, k, kb) = _back(f, qv, walk), _back(f, kv, walk)
+    vp, v, vb = _back(f, vv, LAYOUT | PASS)
     post, o, ob, y = _forward(f, m2.output[0])
     if q is None or k is None or v is None or o is None:
         return None
@@ -176,7 +191,7 @@ def match(f: _Flow, softmax: Node) -> Region | None:
         y = tail[-1].output[0]
     proj = {"q": q, "k": k, "v": v, "o": o}
     bias = {r: b for r, b in zip("qkvo", (qb, kb, vb, ob), strict=True) if b is not None}
-    paths = {"q": qp, "k": kp, "v": vp, "scores": [*spath, *vpath], "post": post}
+    paths = {"q": qp, "k": kp, "v": vp, "scores": spath, "post": post}
     return Region(q.input[0], y, proj, bias, paths, softmax, (m1, m2), tail)
 
 
@@ -210,7 +225,7 @@ def find_attention(
     f = _Flow(nodes, graph)
     regions: dict[str, Region] = {}
     taken: set[int] = set()
-    for sm in [n for n in nodes if n.op_type == "Softmax"]:
+    for sm in [n for n in nodes if n.op_type in ("Softmax", "Attention") and not n.domain]:
         r = match(f, sm)
         region = _closure(f, r, nodes) if r is not None else None
         if r is None or region is None or any(id(n) in taken for n in region):

@@ -14,6 +14,7 @@ from onnx import helper, numpy_helper
 from probes.errors import ImportRefusedError, UnsupportedOpsError
 from probes.importers import (  # noqa: F401  (each module registers its converters)
     ops_act,
+    ops_attention,
     ops_conv,
     ops_dense,
     ops_norm,

@@ -149,10 +149,7 @@ def arith(ctx: Ctx, op: str, x: Value, y: Value) -> Act:
         return custom(ctx, [a, b], f"x0 {BINARY[op]} x1", {}, op)
     act_first = isinstance(x, Act)
     a = ctx.canonical(x if isinstance(x, Act) else y)  # type: ignore[arg-type]
-    c = y if act_first else x
-    assert isinstance(c, np.ndarray)
-    if c.ndim == len(a.shape) + 1 and c.shape[0] > 1 and np.all(c == c[:1]):
-        c = c[:1]  # the same constant for every sample, repeated over a baked-in batch
+    c = _per_sample(y if act_first else x, a)
     if op == "Add":
         folded = fold_bias(ctx, a, c)
         if folded is not None:
@@ -172,6 +169,14 @@ def arith(ctx: Ctx, op: str, x: Value, y: Value) -> Act:
         return custom(ctx, [a], expr, {}, "pow")
     expr = f"x {BINARY[op]} c" if act_first else f"c {BINARY[op]} x"
     return custom(ctx, [a], expr, {"c": s}, op)
+
+
+def _per_sample(c: Value, a: Act) -> np.ndarray:
+    """The constant side; one copy if it repeats the same values over a baked-in batch."""
+    assert isinstance(c, np.ndarray)
+    if c.ndim == len(a.shape) + 1 and c.shape[0] > 1 and np.all(c == c[:1]):
+        return c[:1]
+    return c
 
 
 def _affine(ctx: Ctx, op: str, a: Act, c: np.ndarray, act_first: bool) -> Act:

@@ -18,7 +18,7 @@ from onnx import helper
 from probes.importers.attention_match import Region
 from probes.importers.context import Act, Ctx, Unsupported, Value
 from probes.importers.fold import fold_node
-from probes.importers.registry import CONVERTERS, FOLDERS
+from probes.importers.registry import CONVERTERS, FOLDERS, converter
 
 
 @dataclass(frozen=True)
@@ -54,17 +54,8 @@ def _shape_of(op: str, a: dict[str, Any], ins: list[Val | None], n_out: int) -> 
     if not isinstance(x, Sym):
         raise Unsupported(f"{op} of a constant by an activation inside attention")
     s = x.shape
-    if op == "Gather":
-        idx, ax = ins[1], int(a.get("axis", 0)) % max(len(s), 1)
-        if not isinstance(idx, np.ndarray):
-            raise Unsupported("a Gather by computed indices inside attention")
-        return [Sym((*s[:ax], *idx.shape, *s[ax + 1 :]))]
-    if op in ("Reshape", "Squeeze", "Unsqueeze", "Transpose", "Slice", "Split"):
-        probe = np.broadcast_to(np.zeros((), np.bool_), s)  # zero strides: no memory
-        consts = [v if isinstance(v, np.ndarray) else None for v in ins]
-        consts[0] = probe
-        outs = _split(a, consts, n_out) if op == "Split" else fold_node(op, a, consts)
-        return [Sym(tuple(o.shape)) for o in outs]
+    if op in ("Gather", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Slice", "Split"):
+        return _layout_shape(op, a, ins, s, n_out)
     if op == "MatMul":
         y = ins[1]
         t = y.shape if isinstance(y, Sym | np.ndarray) else ()
@@ -75,9 +66,29 @@ def _shape_of(op: str, a: dict[str, Any], ins: list[Val | None], n_out: int) -> 
         w = ins[1]
         assert isinstance(w, np.ndarray)
         return [Sym((s[0], w.shape[0] if a.get("transB", 0) else w.shape[1]))]
+    if op == "Attention":
+        v = ins[2]
+        if not isinstance(v, Sym):
+            raise Unsupported("Attention values are a constant")
+        return [Sym((*s[:-1], v.shape[-1]))]
     if op in ("Softmax", "Cast", "Identity", "Dropout"):
         return [Sym(s)]
     raise Unsupported(f"{op} inside an attention block")
+
+
+def _layout_shape(
+    op: str, a: dict[str, Any], ins: list[Val | None], s: tuple[int, ...], n_out: int
+) -> list[Sym]:
+    if op == "Gather":
+        idx, ax = ins[1], int(a.get("axis", 0)) % max(len(s), 1)
+        if not isinstance(idx, np.ndarray):
+            raise Unsupported("a Gather by computed indices inside attention")
+        return [Sym((*s[:ax], *idx.shape, *s[ax + 1 :]))]
+    probe = np.broadcast_to(np.zeros((), np.bool_), s)  # zero strides: no memory
+    consts = [v if isinstance(v, np.ndarray) else None for v in ins]
+    consts[0] = probe
+    outs = _split(a, consts, n_out) if op == "Split" else fold_node(op, a, consts)
+    return [Sym(tuple(o.shape)) for o in outs]
 
 
 def _split(a: dict[str, Any], ins: list[np.ndarray | None], n: int) -> list[np.ndarray]:
@@ -123,14 +134,19 @@ def replay(ctx: Ctx, r: Region, x: Act) -> dict[str, Val]:
     return env
 
 
+def _const(env: dict[str, Val], name: str) -> np.ndarray | None:
+    v = env.get(name)
+    return v if isinstance(v, np.ndarray) else None
+
+
 def _scalar(env: dict[str, Val], node: onnx.NodeProto) -> float:
     """The factor a scalar Mul/Div applies to its activation input."""
-    c = [env[i] for i in node.input if isinstance(env.get(i), np.ndarray)]
+    c = [v for v in (_const(env, i) for i in node.input) if v is not None]
     if len(c) != 1 or c[0].size != 1:
         raise Unsupported(f"{node.op_type} by a non-scalar inside attention")
     v = float(c[0].reshape(-1)[0])
     if node.op_type == "Div":
-        if node.input[1] not in env or not isinstance(env[node.input[1]], np.ndarray) or v == 0:
+        if _const(env, node.input[1]) is None or v == 0:
             raise Unsupported("attention divides a constant by an activation")
         return 1.0 / v
     return v
@@ -143,11 +159,11 @@ def _scale_and_mask(env: dict[str, Val], r: Region, t: int) -> tuple[float, bool
             scale *= _scalar(env, node)
         elif node.op_type in ("Add", "Where"):
             mask = next(
-                (env[i] for i in node.input[::-1] if isinstance(env.get(i), np.ndarray)), None
+                (c for c in (_const(env, i) for i in node.input[::-1]) if c is not None), None
             )
             if node.op_type == "Where":
-                cond = env[node.input[0]]
-                if not isinstance(cond, np.ndarray):
+                cond = _const(env, node.input[0])
+                if cond is None:
                     raise Unsupported("an attention mask computed from the data")
                 mask = np.where(cond.astype(bool), 0.0, -np.inf)
             causal = causal or _causal(mask, t)
@@ -163,9 +179,9 @@ def _causal(mask: np.ndarray | None, t: int) -> bool:
         return False
     m = m.reshape(-1, *m.shape[-2:]) if m.ndim >= 2 else m
     upper = np.triu(np.ones((t, t), bool), 1)
-    if m.ndim == 3 and m.shape[-2:] == (t, t):
-        if all(np.all(s[~upper] == 0) and np.all(s[upper] <= -1e4) for s in m):
-            return True
+    square = m.ndim == 3 and m.shape[-2:] == (t, t)
+    if square and all(np.all(s[~upper] == 0) and np.all(s[upper] <= -1e4) for s in m):
+        return True
     raise Unsupported("an attention mask other than causal (padding masks are not supported)")
 
 
@@ -185,15 +201,17 @@ def _weight(env: dict[str, Val], proj: onnx.NodeProto) -> np.ndarray:
 
 def _bias(env: dict[str, Val], r: Region, role: str, units: int) -> np.ndarray:
     proj, add = r.proj[role], r.bias.get(role)
-    b = np.zeros(units, np.float32)
+    b: np.ndarray = np.zeros(units, np.float32)
     if proj.op_type == "Gemm" and len(proj.input) > 2 and proj.input[2]:
-        c = env[proj.input[2]]
-        assert isinstance(c, np.ndarray)
+        c = _const(env, proj.input[2])
+        assert c is not None
         b = b + np.broadcast_to(c.reshape(-1), (units,)) * float(_attrs(proj).get("beta", 1.0))
     if add is not None:
-        c = next((env[i] for i in add.input if isinstance(env.get(i), np.ndarray)), None)
+        c = next((v for v in (_const(env, i) for i in add.input) if v is not None), None)
         if c is None or c.size not in (1, units):
-            raise Unsupported(f"an attention bias of shape {list(np.shape(c))}")
+            raise Unsupported(
+                f"an attention bias of shape {'none' if c is None else list(c.shape)}"
+            )
         b = b + np.broadcast_to(c.reshape(-1), (units,))
     return b.astype(np.float32)
 
@@ -203,16 +221,16 @@ def _packed_index(env: dict[str, Val], r: Region, role: str, e: int) -> int | No
     path = r.paths[role]
     for i, node in enumerate(path):
         if node.op_type == "Gather":
-            idx = env.get(node.input[1])
-            if isinstance(idx, np.ndarray) and idx.size == 1:
+            idx = _const(env, node.input[1])
+            if idx is not None and idx.size == 1:
                 return int(idx.reshape(-1)[0]) % 3
         if node.op_type == "Split":
             nxt = {*(path[i - 1].input if i else ()), *r.mm[0].input, *r.mm[1].input}
             hits = [k for k, o in enumerate(node.output) if o in nxt]
             return hits[0] if len(hits) == 1 else None
         if node.op_type == "Slice":
-            start = env.get(node.input[1])
-            if isinstance(start, np.ndarray) and start.size == 1:
+            start = _const(env, node.input[1])
+            if start is not None and start.size == 1:
                 return int(start.reshape(-1)[0]) // e
     return None
 
@@ -225,7 +243,8 @@ def _qkv(env: dict[str, Val], r: Region, e: int) -> dict[str, np.ndarray]:
         if w.shape != (3 * e, e):
             raise Unsupported(f"a packed attention projection of shape {list(w.shape)}")
         found = [_packed_index(env, r, role, e) for role in "qkv"]
-        order = found if sorted(i for i in found if i is not None) == [0, 1, 2] else [0, 1, 2]
+        known = [i for i in found if i is not None]
+        order = known if sorted(known) == [0, 1, 2] else [0, 1, 2]  # default: torch's q, k, v
         for role, i in zip("qkv", order, strict=True):
             out[f"w_{role}"], out[f"b_{role}"] = w[i * e : (i + 1) * e], b[i * e : (i + 1) * e]
         return out
@@ -239,21 +258,39 @@ def _qkv(env: dict[str, Val], r: Region, e: int) -> dict[str, np.ndarray]:
     return out
 
 
+def _sym(env: dict[str, Val], name: str) -> tuple[int, ...]:
+    v = env[name]
+    if not isinstance(v, Sym):
+        raise Unsupported("an attention operand is a constant")
+    return v.shape
+
+
 def _heads(env: dict[str, Val], r: Region, t: int, e: int) -> int:
-    q, k = env[r.mm[0].input[0]], env[r.mm[0].input[1]]
-    v, s = env[r.mm[1].input[1]], env[r.mm[0].output[0]]
-    if not all(isinstance(z, Sym) for z in (q, k, v, s)):
-        raise Unsupported("attention operands are not activations")
-    d = q.shape[-1]  # type: ignore[union-attr]
-    ok = s.shape[-2:] == (t, t) and k.shape[-2] == d and v.shape[-2:] == (t, d)  # type: ignore[union-attr]
+    m1, m2 = r.mm
+    q, k = _sym(env, m1.input[0]), _sym(env, m1.input[1])
+    if m1 is m2:  # opset-23 Attention: q, k, v all [B, H, T, D]
+        v, ok = _sym(env, m1.input[2]), len(q) == 4 and q == k
+        d = q[-1]
+        ok = ok and _sym(env, m1.input[2]) == q and q[-2] == t
+    else:
+        v, s = _sym(env, m2.input[1]), _sym(env, m1.output[0])
+        d = q[-1]
+        ok = s[-2:] == (t, t) and k[-2] == d and v[-2:] == (t, d)
     if not ok or e % d:
-        raise Unsupported(f"attention with queries {list(q.shape)} and keys {list(k.shape)}")  # type: ignore[union-attr]
+        raise Unsupported(f"attention with queries {list(q)}, keys {list(k)}, values {list(v)}")
     return e // d
+
+
+def _fused_op(r: Region, d: int) -> tuple[float, bool]:
+    """Scale and causality of an opset-23 Attention node (refusing what differs)."""
+    a = _attrs(r.mm[0])
+    if a.get("softcap", 0.0) or a.get("q_num_heads") or a.get("kv_num_heads"):
+        raise Unsupported("Attention with softcap or 3-D inputs")
+    return float(a.get("scale", 1 / math.sqrt(d))), bool(a.get("is_causal", 0))
 
 
 def _anchor(env: dict[str, Val], r: Region, b: int, t: int, batch: int) -> int:
     """How many tail nodes it takes to reach a [B, T, E] or [T, B, E] value, and where B is."""
-    e = env[r.mm[1].output[0]]
     names = [r.tail[0].input[0], *(n.output[0] for n in r.tail)] if r.tail else [r.y]
     for i, name in enumerate(names):
         s = env[name]
@@ -262,7 +299,6 @@ def _anchor(env: dict[str, Val], r: Region, b: int, t: int, batch: int) -> int:
         layouts = [p for p, want in ((0, (batch, t)), (1, (t, batch))) if s.shape[:2] == want]
         if layouts:
             return i * 2 + (b if b in layouts else layouts[0])
-    del e
     raise Unsupported("the attention output never returns to a [batch, T, E] layout")
 
 
@@ -274,6 +310,9 @@ def convert_attention(ctx: Ctx, r: Region, x: Value | None, label: str) -> list[
     weights = _qkv(env, r, e)
     heads = _heads(env, r, t, e)
     scale, causal = _scale_and_mask(env, r, t)
+    if r.mm[0] is r.mm[1]:
+        inner, causal = _fused_op(r, e // heads)
+        scale *= inner  # the node scales by itself
     if not math.isclose(scale * math.sqrt(e // heads), 1.0, rel_tol=1e-3):
         raise Unsupported(f"attention scaled by {scale:.4g}, not 1/sqrt(head size)")
     w_o = _weight(env, r.proj["o"])
@@ -294,3 +333,14 @@ def convert_attention(ctx: Ctx, r: Region, x: Value | None, label: str) -> list[
         if isinstance(v, np.ndarray) and name not in ctx.values:
             ctx.values[name] = v
     return [value]
+
+
+@converter("Attention")
+def attention_alone(
+    ctx: Ctx, attrs: dict[str, Any], ins: list[Value | None], name: str
+) -> list[Value]:
+    """Reached only when the node is not between projections of one input."""
+    raise Unsupported(
+        "Attention is converted only as self-attention: q, k and v projected from one input "
+        "and followed by an output projection, without a mask input or cached keys"
+    )
