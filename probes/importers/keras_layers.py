@@ -275,6 +275,8 @@ def relu(ctx: Ctx, ly: KLayer, ins: list[Act]) -> Act:
 @keras_layer("LeakyReLU")
 def leaky(ctx: Ctx, ly: KLayer, ins: list[Act]) -> Act:
     s = float(ly.get("negative_slope", ly.get("alpha", 0.3)))
+    if s >= 0:
+        return _keep(ins[0], ctx.emit("leaky_relu", [_base(ins[0])], {"alpha": s}))
     return _keep(ins[0], custom(ctx, [_base(ins[0])], "where(x >= 0, x, s * x)", {"s": s}, "leaky"))
 
 
@@ -297,16 +299,18 @@ def pool(ctx: Ctx, ly: KLayer, ins: list[Act]) -> Act:
     return chan_last(ctx.emit(op, [a], {"kernel": _one(k), "stride": _one(s)}))
 
 
-@keras_layer("GlobalAveragePooling2D", "GlobalAveragePooling1D", "GlobalMaxPooling2D")
+@keras_layer(
+    "GlobalAveragePooling2D",
+    "GlobalAveragePooling1D",
+    "GlobalMaxPooling2D",
+    "GlobalMaxPooling1D",
+)
 def global_pool(ctx: Ctx, ly: KLayer, ins: list[Act]) -> Act:
     _check_channels_last(ly)
     if ly.get("keepdims"):
         raise Unsupported("keepdims=True")
     a = chan_first(ctx, ins[0])
-    if ly.cls == "GlobalMaxPooling2D":
-        pooled = ctx.emit("max_pool2d", [a], {"kernel": list(a.shape[1:])})
-        return ctx.emit("reshape", [pooled], {"shape": [a.shape[0]]})
-    return ctx.emit("global_avg_pool", [a])
+    return ctx.emit("global_max_pool" if "Max" in ly.cls else "global_avg_pool", [a])
 
 
 @keras_layer("UpSampling2D")

@@ -104,6 +104,8 @@ def clip(ctx: Ctx, attrs: dict[str, Any], ins: Ins, name: str) -> list[Value]:
 @converter("LeakyRelu")
 def leaky_relu(ctx: Ctx, attrs: dict[str, Any], ins: Ins, name: str) -> list[Value]:
     alpha = float(attrs.get("alpha", 0.01))
+    if alpha >= 0:
+        return [ctx.emit("leaky_relu", [ctx.act(ins[0])], {"alpha": alpha})]
     expr = "where(x >= 0, x, alpha * x)"
     return [custom(ctx, [ctx.act(ins[0])], expr, {"alpha": alpha}, "leaky_relu")]
 
