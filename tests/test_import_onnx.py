@@ -139,7 +139,8 @@ def test_three_way_parity(exported: Path, tmp_path: Path, name: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "name", ["encoder_dynamo", "bilstm_tagger", "gru_tagger", "mlp_dynamo", "norms_dynamo"]
+    "name",
+    ["encoder_dynamo", "bilstm_tagger", "bigru_tagger", "gru_tagger", "mlp_dynamo", "norms_dynamo"],
 )
 def test_more_exports_three_way(tmp_path: Path, name: str) -> None:
     subprocess.run(

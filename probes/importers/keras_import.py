@@ -23,6 +23,22 @@ from probes.importers.onnx_import import Imported
 from probes.importers.simplify import simplify
 from probes.spec.ops_base import TensorInfo
 
+_NESTED = (
+    "a model used as a layer (nested model) is not read: build the model flat, with the "
+    "inner model's layers called directly"
+)
+#: layer classes refused on purpose, with the reason shown to the user (docs/import.md)
+REFUSED = {
+    "Bidirectional": (
+        "the Bidirectional wrapper is not read (its two inner weight sets are not mapped "
+        "yet); a bidirectional LSTM/GRU imports from ONNX"
+    ),
+    "TimeDistributed": "wrapper layers are not read",
+    "Functional": _NESTED,
+    "Sequential": _NESTED,
+    "Model": _NESTED,
+}
+
 
 def snake(name: str) -> str:
     """Keras's own ``to_snake_case``: how the weights file names each layer's group."""
@@ -39,7 +55,8 @@ def _check_layer(raw: dict[str, Any]) -> tuple[str, str]:
             f"layer '{name}' is a Lambda: it holds Python code, which is never run; "
             "rewrite it with standard layers"
         )
-    if raw.get("registered_name") or (module and not module.startswith("keras")):
+    nested = cls in ("Functional", "Sequential", "Model") and module.startswith("keras")
+    if not nested and (raw.get("registered_name") or (module and not module.startswith("keras"))):
         raise ImportRefusedError(
             f"layer '{name}' is a custom object ({raw.get('registered_name') or module}."
             f"{cls}); custom code is never imported"
@@ -121,7 +138,11 @@ def _outputs(config: dict[str, Any], kind: str, last: str) -> list[str]:
 def convert_keras(archive: KerasArchive, name: str) -> Imported:
     kind, layers = _layers(archive.config)
     checked = [_check_layer(raw) for raw in layers]
-    unknown = [(c, n, "") for c, n in checked if c not in KERAS and c != "InputLayer"]
+    unknown = [
+        (c, n, REFUSED.get(c, "not a supported Keras layer"))
+        for c, n in checked
+        if c not in KERAS and c != "InputLayer"
+    ]
     if unknown:
         raise UnsupportedOpsError(unknown)
     ctx = Ctx(batch=1)
