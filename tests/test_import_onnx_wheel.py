@@ -111,5 +111,11 @@ def test_wheel_models_three_way_parity(tmp_path: Path, name: str) -> None:
     src = tmp_path / "m.onnx"
     onnx.save_model(model, str(src))
     res = import_file(src, tmp_path / "m.yaml")
-    report = three_way_parity(res.spec, src, SubprocessRunner(timeout_s=300), batch=2)
+    report = three_way_parity(
+        res.spec,
+        src,
+        SubprocessRunner(timeout_s=300),
+        batch=int(res.extra.get("static_batch") or 2),  # these files fix their batch
+        input_dtypes=res.extra.get("input_dtypes"),
+    )
     assert report.passed, report.model_dump_json(indent=2)
