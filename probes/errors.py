@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class AdvisorError(Exception):
     """Root of every error framework-advisor raises on purpose."""
@@ -153,3 +156,9 @@ class UnsupportedOpsError(AdvisorError):
         out = super().to_dict()
         out["unsupported"] = [{"op": op, "node": name, "why": why} for op, name, why in self.nodes]
         return out
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'small'?"`` for a near miss among ``choices``, else ``""``."""
+    close = difflib.get_close_matches(word.lower(), list(choices), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""

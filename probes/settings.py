@@ -57,6 +57,16 @@ def default_settings(framework: str) -> TorchSettings | TFSettings:
     return _SETTINGS.validate_python({"framework": framework})
 
 
+def canonical(s: TorchSettings | TFSettings) -> TorchSettings | TFSettings:
+    """The same run, spelled one way: no thread count means every available core, and
+    a compile mode means nothing in eager mode. Two candidates with the same canonical
+    form are one measurement (timing both would only pay its probes twice)."""
+    update: dict[str, object] = {"intra_threads": s.intra_threads or cpu_budget()}
+    if isinstance(s, TorchSettings) and s.mode == "eager":
+        update["compile_mode"] = "default"
+    return s.model_copy(update=update)
+
+
 def settings_label(s: TorchSettings | TFSettings) -> str:
     """Short human label, e.g. ``compile/default t2 fp32`` or ``xla t2 bf16 onednn``."""
     parts = [

@@ -215,7 +215,7 @@ def _constraints(a: dict[str, Any]) -> list[Constraint]:
             out.append(Constraint(kind="target", target=target, text=f"must run on {target}"))
     if a["memory_budget_mb"] > 0:
         mb = float(a["memory_budget_mb"])
-        out.append(Constraint(kind="memory_mb", limit=mb, text=f"memory <= {mb:g} MB"))
+        out.append(Constraint(kind="memory_mb", limit=mb, text=f"memory <= {mb:g} MiB"))
     if a["latency_slo_ms"] > 0:
         ms = float(a["latency_slo_ms"])
         out.append(Constraint(kind="latency_ms", limit=ms, text=f"latency <= {ms:g} ms"))

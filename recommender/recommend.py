@@ -99,7 +99,7 @@ def _detail(ev: Evidence, p: Profile, c: str, fw: Framework) -> str:
     if c == "speed":
         return f"{f.infer.value * 1e3:.3g} ms ({f.infer.source})" if f.infer else "not measured"
     if c == "memory":
-        return f"{f.memory.value / 2**20:.0f} MB" if f.memory else "not measured"
+        return f"{f.memory.value / 2**20:.0f} MiB" if f.memory else "not measured"
     if c == "deployment":
         return "; ".join(f"{t}: {e.verdict} ({e.status})" for t, e in f.targets.items())
     if c == "custom_ops":
@@ -133,7 +133,7 @@ def constraint_flips(ev: Evidence, p: Profile, choice: Framework) -> list[Flip]:
         flips.append(
             Flip(
                 kind="constraint",
-                text=f"a memory budget between {mb_b:.0f} and {mb_a:.0f} MB would veto "
+                text=f"a memory budget between {mb_b:.0f} and {mb_a:.0f} MiB would veto "
                 f"{NAMES[choice]} and choose {NAMES[other]}",
             )
         )

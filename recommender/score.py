@@ -138,8 +138,8 @@ def vetoes(ev: Evidence, p: Profile) -> list[Veto]:
             elif c.kind == "memory_mb" and c.limit and f.memory is not None:
                 mb = f.memory.value / 2**20
                 if mb > c.limit:
-                    lift = f"a memory budget of at least {math.ceil(mb)} MB (or none)"
-                    why = f"peak {mb:.0f} MB"
+                    lift = f"a memory budget of at least {math.ceil(mb)} MiB (or none)"
+                    why = f"peak {mb:.0f} MiB"
                     out.append(Veto(framework=fw, constraint=c.text, reason=why, lift=lift))
             elif c.kind == "latency_ms" and c.limit and f.infer is not None:
                 ms = f.infer.value * 1e3

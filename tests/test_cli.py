@@ -198,7 +198,7 @@ def test_ask_from_file_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert code == 0 and data["answers"]["targets"] == ["android", "ios"]
     assert {c["text"] for c in data["profile"]["constraints"]} >= {
         "must run on android",
-        "memory <= 512 MB",
+        "memory <= 512 MiB",
     }
     assert out_file.exists() and "android" in out_file.read_text()
 
@@ -241,3 +241,25 @@ def test_version_and_framework_aliases(capsys: pytest.CaptureFixture[str]) -> No
     assert framework_option("pt") == "torch" and framework_option("both") == "both"
     code, _, err = run(capsys, "deploy", "mlp", "--framework", "jax")
     assert code == 2 and "unknown framework 'jax'" in err
+
+
+def test_near_misses_get_a_did_you_mean(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "models", "show", "lenet5", "--size", "smal")
+    assert code == 2 and "did you mean 'small'" in err and err.count("\n") == 1
+    code, _, err = run(capsys, "deploy", "lenet5", "--targets", "onx")
+    assert code == 2 and "did you mean 'onnx'" in err
+    code, _, err = run(capsys, "deploy", "lenet5", "--targets", "zzzzz")
+    assert code == 2 and "did you mean" not in err and "known:" in err
+
+
+def test_help_is_plain_text_with_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--help"], ["recommend", "--help"], ["tune", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        out = capsys.readouterr().out
+        assert "``" not in out, argv
+    with pytest.raises(SystemExit):
+        main(["recommend", "--help"])
+    out = " ".join(capsys.readouterr().out.split())  # help wraps lines
+    assert "(default: predict)" in out and "(default: 6)" in out
+    assert "optional: without it the questions are asked here" in out

@@ -137,13 +137,16 @@ def test_out_of_range_is_stated() -> None:
     inside = predictor.predict(stats, "torch", batch=4)
     assert inside.out_of_range == [] and inside.env_matches
     far = predictor.predict({**stats, "log10_flops": 12.0}, "tensorflow", batch=4096)
-    assert any(n.startswith("log10_flops 12 above the training range") for n in far.out_of_range)
-    assert any(n.startswith("log10_batch") for n in far.out_of_range)
+    flops = "this model's compute per sample (1e+12 FLOPs) is above the largest"
+    assert any(n.startswith(flops) for n in far.out_of_range), far.out_of_range
+    assert any(n.startswith("this model's batch (4.1e+03)") for n in far.out_of_range)
+    assert all("--mode measure" in n and "log10" not in n for n in far.out_of_range)
     bf16 = predictor.predict(stats, "torch", 4, TorchSettings(precision="bf16"))
-    assert any(n.startswith("bf16 1 above") for n in bf16.out_of_range)
+    assert any("never saw bf16 precision" in n for n in bf16.out_of_range)
     other = Predictor.from_rows(_fixture_rows(), env_key="another machine")
     assert not other.env_matches
-    assert any("not in the training set" in n for n in other.predict(stats, "torch").out_of_range)
+    notes = other.predict(stats, "torch").out_of_range
+    assert any("fwadvisor calibrate --quick" in n for n in notes), notes
 
 
 def test_query_features_match_training_rows() -> None:

@@ -182,7 +182,7 @@ def test_more_weight_on_a_criterion_a_wins_never_lowers_its_advantage(
 def test_memory_budget_vetoes_and_the_veto_is_stated() -> None:
     rec = decide_profile(A_FAST, to_profile({"memory_budget_mb": 250}), samples=200)
     assert rec.choice == "tensorflow" and [v.framework for v in rec.vetoes] == ["torch"]
-    assert "memory <= 250 MB" in rec.summary and "peak 300 MB" in rec.summary
+    assert "memory <= 250 MiB" in rec.summary and "peak 300 MiB" in rec.summary
 
 
 def test_a_failed_target_vetoes_and_both_vetoed_is_neither() -> None:
@@ -245,7 +245,7 @@ def _past(f: Flip) -> float:
 def test_constraint_flip_is_real() -> None:
     rec = decide_profile(A_FAST, to_profile({}), samples=200)
     text = next(f.text for f in rec.sensitivity if f.kind == "constraint" and "memory" in f.text)
-    assert "between 200 and 300 MB" in text
+    assert "between 200 and 300 MiB" in text
     vetoed = decide_profile(A_FAST, to_profile({"memory_budget_mb": 250}), samples=50)
     assert vetoed.choice == "tensorflow"
 
@@ -255,12 +255,12 @@ def test_a_veto_flip_names_the_relaxed_constraint_that_really_flips() -> None:
     rec = decide_profile(A_FAST, to_profile({"memory_budget_mb": 250}), samples=200)
     assert rec.choice == "tensorflow" and rec.margin < 0  # the veto decided, not utility
     text = next(f.text for f in rec.sensitivity if "lift PyTorch's veto" in f.text)
-    assert "a memory budget of at least 300 MB" in text
+    assert "a memory budget of at least 300 MiB" in text
     # the flip is the nominal threshold; at it, noise makes the answer "either"
     at = decide_profile(A_FAST, to_profile({"memory_budget_mb": 300}), 200)
     assert at.leaning == "torch" and at.choice == "either"
     assert decide_profile(A_FAST, to_profile({"memory_budget_mb": 299}), 50).leaning != "torch"
-    assert "because PyTorch is vetoed: memory <= 250 MB (peak 300 MB)" in rec.summary
+    assert "because PyTorch is vetoed: memory <= 250 MiB (peak 300 MiB)" in rec.summary
     assert "PyTorch would lead by" in rec.summary
 
 
@@ -272,7 +272,7 @@ def test_a_latency_veto_and_neither_say_what_would_lift_them() -> None:
         fw: next(f.text for f in rec.sensitivity if NAMES[fw] + "'s veto" in f.text)
         for fw in ("torch", "tensorflow")
     }
-    assert "memory budget of at least 300 MB" in by["torch"]
+    assert "memory budget of at least 300 MiB" in by["torch"]
     assert "latency objective of at least 20 ms" in by["tensorflow"]
     lifted = to_profile({"latency_slo_ms": 20, "memory_budget_mb": 250})
     assert decide_profile(A_FAST, lifted, 50).leaning == "tensorflow"

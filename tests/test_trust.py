@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from probes.measure.contention import Snapshot, reading
+from probes.measure.contention import CLK_TCK, Snapshot, reading
 from probes.measure.timing import Timing
 from probes.probe import Prober
 from probes.protocol import (
@@ -219,6 +219,26 @@ def test_contention_guard_flags_a_starved_probe() -> None:
     assert not reading(empty, empty, None, None).flagged
 
 
+def test_waiting_behind_its_own_threads_is_not_contention() -> None:
+    """A probe whose threads outnumber the cores waits on the run queue by itself; only
+    when other processes used the CPU meanwhile is the wait blamed on the machine."""
+    tick = CLK_TCK
+    before = Snapshot(run_ns=0, wait_ns=0, steal=0, total=0, busy=0)
+    own = int(0.5 * tick)  # 0.5 s of the probe's own run time, in jiffies
+    alone = Snapshot(
+        run_ns=500_000_000, wait_ns=500_000_000, steal=0, total=10 * tick, busy=own + 2
+    )
+    shared = Snapshot(
+        run_ns=500_000_000, wait_ns=500_000_000, steal=0, total=10 * tick, busy=own + 5 * tick
+    )
+    quiet = reading(before, alone, None, None)
+    assert not quiet.flagged and quiet.cpu_share == pytest.approx(0.5)
+    assert quiet.others_share is not None and quiet.others_share < 0.05
+    busy = reading(before, shared, None, None)
+    assert busy.flagged and busy.others_share == pytest.approx(0.5)
+    assert "other processes used 50%" in busy.reasons[0]
+
+
 LENET_FLOPS = analyze(build_graph(LENET)).flops
 
 
@@ -423,3 +443,24 @@ def test_probe_comparisons_are_paired_over_rounds_and_count_contended_ones() -> 
     assert c.faster == "torch" and c.ratio == pytest.approx(1.25)
     assert c.rounds == 2 and c.contended_rounds == 0  # two clean rounds: the busy one is out
     assert c.lo is not None and c.hi is not None and c.hi < 1
+
+
+def test_one_run_spelled_two_ways_is_one_candidate() -> None:
+    """The default (no thread count) and a trial at every core with an unused compile
+    mode are the same run: the paired rounds time it once."""
+    from probes.settings import TorchSettings, cpu_budget
+    from probes.tune.confirm import Candidate
+
+    default = Candidate(framework="torch", settings=TorchSettings(), origin="default")
+    trial = Candidate(
+        framework="torch",
+        settings=TorchSettings(intra_threads=cpu_budget(), compile_mode="reduce-overhead"),
+        origin="fastest in search",
+    )
+    compiled = Candidate(
+        framework="torch",
+        settings=TorchSettings(mode="compile", compile_mode="reduce-overhead"),
+        origin="fastest in search",
+    )
+    assert default.key == trial.key
+    assert default.key != compiled.key

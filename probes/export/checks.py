@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from probes.errors import did_you_mean
 from probes.measure.timing import MeasureConfig
 from probes.payloads import ExportData
 from probes.probe import Prober
@@ -101,9 +102,10 @@ def parse_targets(text: str) -> list[ExportTarget]:
     asked = [t.strip() for t in text.split(",") if t.strip()]
     unknown = [t for t in asked if t not in EXPORT_TARGETS]
     if unknown or not asked:
+        hint = did_you_mean(unknown[0], EXPORT_TARGETS) if unknown else ""
         raise ValueError(
-            f"unknown export target(s) {unknown or [text]}; choose from "
-            f"{', '.join(EXPORT_TARGETS)} or 'all'"
+            f"unknown export target(s) {unknown or [text]}{hint} (known: "
+            f"{', '.join(EXPORT_TARGETS)}, or 'all')"
         )
     return [t for t in EXPORT_TARGETS if t in asked]
 

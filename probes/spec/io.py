@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from probes.errors import SpecError, SpecFileError, UnknownModelError
+from probes.errors import SpecError, SpecFileError, UnknownModelError, did_you_mean
 from probes.spec.model import ModelSpec
 
 
@@ -82,8 +81,7 @@ def resolve_spec(name_or_file: str, zoo_dir: Path, import_dir: Path | None = Non
     if zoo_file.exists():
         return load_spec_file(zoo_file)
     names = zoo_names(zoo_dir)
-    close = difflib.get_close_matches(name_or_file.lower(), names, n=1, cutoff=0.6)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
+    hint = did_you_mean(name_or_file, names)
     raise UnknownModelError(
         f"'{name_or_file}' is neither a spec file nor a zoo model{hint} (zoo: {', '.join(names)})"
     )

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from probes.errors import SpecError
+from probes.errors import SpecError, did_you_mean
 
 IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -78,7 +78,8 @@ class ModelSpec(BaseModel):
             return self
         if size not in self.sizes:
             known = ", ".join(["default", *sorted(self.sizes)])
-            raise SpecError(f"model '{self.name}' has no size '{size}' (known: {known})")
+            hint = did_you_mean(size, ["default", *self.sizes])
+            raise SpecError(f"model '{self.name}' has no size '{size}'{hint} (known: {known})")
         preset = self.sizes[size]
         inputs = [
             inp.model_copy(update={"shape": list(preset.get(inp.name, inp.shape))})

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from probes.measure.timing import MeasureConfig
 from probes.probe import Prober
 from probes.protocol import FRAMEWORKS, Framework, ProbeResult, Workload
-from probes.settings import FrameworkSettings, default_settings, settings_label
+from probes.settings import FrameworkSettings, canonical, default_settings, settings_label
 from probes.spec import ModelSpec
 from probes.tune.space import to_settings
 
@@ -49,8 +49,9 @@ class Candidate(BaseModel):
 
     @property
     def key(self) -> str:
-        """Identity: every setting (two configurations can share a short label)."""
-        return f"{self.framework}:{self.settings.model_dump_json()}"
+        """Identity: every setting, canonical (two configurations can share a short
+        label, and one run can be spelled two ways)."""
+        return f"{self.framework}:{canonical(self.settings).model_dump_json()}"
 
 
 class CandidateRounds(BaseModel):

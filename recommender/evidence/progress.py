@@ -53,6 +53,22 @@ class ClockedRunner:
             self.clock.spent_s += time.monotonic() - t0
 
 
+class ProgressLine(str):
+    """A progress message that is also structured: a plain ``str`` to whoever just logs
+    it (job events, plain terminals), the step and counts to a progress bar."""
+
+    step: str
+    done: int
+    planned: int
+    eta_s: float | None
+
+    def __new__(cls, text: str, step: str, clock: WorkClock) -> ProgressLine:
+        line = super().__new__(cls, text)
+        line.step, line.done = step, clock.done
+        line.planned, line.eta_s = max(clock.planned, clock.done), clock.eta_s()
+        return line
+
+
 def stepped(say: Say, clock: WorkClock, step: str) -> Say:
     """``say`` with the step and the clock's status on every line."""
-    return lambda msg: say(f"[{step}] {msg} ({clock.status()})")
+    return lambda msg: say(ProgressLine(f"[{step}] {msg} ({clock.status()})", step, clock))

@@ -30,6 +30,7 @@ from recommender.predictor.features import (
     FrameworkSettingsT,
     query_features,
 )
+from recommender.predictor.plain import range_note
 
 Floats = npt.NDArray[np.float64]
 OutOfRange = tuple[int, int, float, float, float]  # row, feature index, value, min, max
@@ -169,16 +170,16 @@ class PredictorBase(ABC):
         row = query_features(graph, framework, batch, s)
         X = np.array([[row[c] for c in FEATURES]])
         notes = [
-            f"{FEATURES[c]} {v:.3g} {'above' if v > hi else 'below'} the training range "
-            f"{lo:.3g} to {hi:.3g}"
+            range_note(FEATURES[c], v, lo, hi)
             for _, c, v, lo, hi in self.range_cells(X)
             if FEATURES[c] in RANGE_COLUMNS  # the cost terms derive from these
         ]
         if not self.env_matches:
             notes.append(
                 f"this machine ({environment().cpu_model}, {environment().cores_available} "
-                f"cores) is not in the training set ({self.trained_on}); run "
-                "scripts/predictor_dataset.py --measure here"
+                f"cores) is not among the machines the predictor learned from "
+                f"({self.trained_on}); run `fwadvisor calibrate --quick` (about 3 minutes) "
+                "to predict from this machine's own timings"
             )
         common = {
             "framework": framework,

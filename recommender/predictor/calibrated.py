@@ -19,6 +19,7 @@ from recommender.predictor.memory import PRIORS, MemoryModel
 from recommender.predictor.nodes import NodeCost, node_costs
 from recommender.predictor.opfit import ConfigModel
 from recommender.predictor.opmodel import Priced, price
+from recommender.predictor.plain import CALIBRATE_FULL
 
 Settings = TorchSettings | TFSettings
 #: Without held-out full-model measurements, the interval is the op models' sigma
@@ -110,11 +111,18 @@ class CalibratedPredictor:
         half = Z80 * p.log_sigma * self.scale.get(key, DEFAULT_SCALE) * self.widen
         notes = []
         if uncovered:
-            notes.append(f"settings not calibrated ({', '.join(uncovered)}): predicted as {key}")
+            notes.append(
+                f"these settings were not calibrated ({', '.join(uncovered)}), so they are "
+                f"predicted as {key}; `fwadvisor calibrate --configs ...` or "
+                "`--mode measure` covers them"
+            )
         if key in self.warnings:
             notes.append(self.warnings[key])
         if p.unmeasured:
-            notes.append(f"ops priced from related ops: {', '.join(p.unmeasured)}")
+            notes.append(
+                f"ops not timed on this machine, priced from related ops: "
+                f"{', '.join(p.unmeasured)}; {CALIBRATE_FULL}"
+            )
         mem = self.memory[framework]
         m_med = self._memory(framework, costs, batch)
         m_half = Z80 * mem.sigma * self.widen

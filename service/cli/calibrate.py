@@ -4,12 +4,13 @@ machine, and the instant estimate it gives (no recommendation)."""
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from probes.calibrate.grid import CONFIGS
 from probes.config import Settings
 from probes.spec import ModelSpec
+from service.cli.options import MODEL_HELP, positive_int
+from service.cli.progress import progress
 from service.cli.render import table
 from service.predict_ops import CalibrationReport, PredictReport, run_calibrate, run_predict
 
@@ -24,8 +25,8 @@ def add_parsers(sub: Any) -> tuple[argparse.ArgumentParser, argparse.ArgumentPar
         "--configs", default=None, help=f"comma-separated subset of: {', '.join(CONFIGS)}"
     )
     pred = sub.add_parser("predict", help="instant latency and memory estimate, both frameworks")
-    pred.add_argument("model", metavar="NAME|FILE")
-    pred.add_argument("--batch", type=int, default=1)
+    pred.add_argument("model", metavar="NAME|FILE", help=MODEL_HELP)
+    pred.add_argument("--batch", type=positive_int, default=1, help="batch to predict for")
     pred.add_argument(
         "--settings",
         nargs="*",
@@ -39,10 +40,8 @@ def add_parsers(sub: Any) -> tuple[argparse.ArgumentParser, argparse.ArgumentPar
 def cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
     configs = [c.strip() for c in args.configs.split(",")] if args.configs else None
 
-    def say(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
-
-    rep = run_calibrate(settings, args.quick, configs, say)
+    with progress("calibrate", enabled=not args.json) as say:
+        rep = run_calibrate(settings, args.quick, configs, say)
     print(rep.model_dump_json(indent=2) if args.json else render_calibration(rep))
     return 0
 

@@ -22,7 +22,8 @@ from probes.runners.local import SubprocessRunner
 from probes.spec import ModelSpec
 from probes.store import ResultStore
 from recommender.knowledge.capabilities import MergedCell
-from service.cli.options import add_framework_option, positive_float, positive_int
+from service.cli.options import MODEL_HELP, add_framework_option, positive_float, positive_int
+from service.cli.progress import progress
 from service.cli.render import table
 from service.operations import run_deploy
 from service.schemas import DeployReport
@@ -33,7 +34,7 @@ SYMBOL = {"verified": "ok", "failed": "FAIL", "unsupported": "-", "static": "~"}
 def _size(n: int | None) -> str:
     if n is None:
         return ""
-    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 2**10:.0f} KB"
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.0f} KiB"
 
 
 def _export_cell(c: ExportCheck | None) -> str:
@@ -109,11 +110,8 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings, spec: ModelSpec) ->
         args, settings, MeasureConfig(min_time_s=args.min_time, max_warmup_s=3.0)
     )
 
-    def progress(what: str) -> None:
-        if not args.json:
-            print(f"export {spec.name}: {what} ...", file=sys.stderr, flush=True)
-
-    report = run_deploy(spec, prober, targets, fws, args.batch, progress)
+    with progress(f"export {spec.name}", enabled=not args.json) as say:
+        report = run_deploy(spec, prober, targets, fws, args.batch, say)
     exports = report.exports
     print(report.model_dump_json(indent=2) if args.json else render(report))
     if exports.from_store and not args.json:
@@ -127,7 +125,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="export to each deployment format in both frameworks and verify the artifacts",
         description=__doc__,
     )
-    p.add_argument("model", metavar="NAME|FILE")
+    p.add_argument("model", metavar="NAME|FILE", help=MODEL_HELP)
     p.add_argument(
         "--targets",
         default="all",

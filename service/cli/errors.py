@@ -13,7 +13,7 @@ import os
 import sqlite3
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
@@ -26,9 +26,29 @@ class UsageError(Exception):
     """A command line argparse refused (unknown option, bad value, missing argument)."""
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Help as plain text: no reStructuredText backticks, and every option's default
+    shown where it has one (None and False say nothing a user can act on)."""
+
+    def _format_text(self, text: str) -> str:
+        return super()._format_text(text.replace("``", ""))
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = (action.help or "").replace("``", "")
+        default = action.default
+        quiet = default in (None, False, argparse.SUPPRESS) or default == []
+        if quiet or not action.option_strings or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)".strip()
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but its errors come to ``run`` instead of printing usage and exiting
-    (its subparsers are of this class too)."""
+    (its subparsers are of this class too), and its help is plain text with defaults."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")

@@ -46,7 +46,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--no-parity", action="store_true", help="skip the three-way check")
     p.add_argument("--batch", type=int, default=2, help="parity batch (a static batch wins)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the parity inputs")
     return p
 
 

@@ -38,7 +38,7 @@ from service.cli import recommend as recommend_cmd
 from service.cli import tune as tune_cmd
 from service.cli import zoo as zoo_cmd
 from service.cli.errors import Parser, run
-from service.cli.options import positive_int
+from service.cli.options import MODEL_HELP, positive_int
 from service.cli.render import si, table
 from service.schemas import ModelList, ModelSummary, ParitySummary
 from service.settings import ServiceSettings
@@ -304,21 +304,23 @@ def parser() -> argparse.ArgumentParser:
     ls = models.add_parser("list", help="list zoo models")
     ls.set_defaults(func=cmd_models_list)
     show = models.add_parser("show", help="per-node table of a zoo model or spec file")
-    show.add_argument("model", metavar="NAME|FILE")
-    show.add_argument("--batch", type=positive_int, default=1)
+    show.add_argument("model", metavar="NAME|FILE", help=MODEL_HELP)
+    show.add_argument("--batch", type=positive_int, default=1, help="batch of the memory figures")
     show.set_defaults(func=cmd_models_show)
     par = sub.add_parser("parity", help="check both frameworks compute the same outputs")
-    par.add_argument("models", nargs="*", metavar="NAME|FILE")
+    par.add_argument("models", nargs="*", metavar="NAME|FILE", help=MODEL_HELP)
     par.add_argument("--all", action="store_true", help="every zoo model")
-    par.add_argument("--batch", type=positive_int, default=2)
-    par.add_argument("--seed", type=int, default=0)
+    par.add_argument("--batch", type=positive_int, default=2, help="batch of the parity inputs")
+    par.add_argument("--seed", type=int, default=0, help="seed of the weights and inputs")
     par.add_argument(
         "--mode",
         choices=["forward", "train"],
         default="forward",
         help="train: one optimizer step, compare loss and updated weights",
     )
-    par.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
+    par.add_argument(
+        "--optimizer", choices=["sgd", "adam"], default="sgd", help="train mode: the update"
+    )
     par.set_defaults(func=cmd_parity)
     probe = probe_cmd.add_parser(sub)
     probe.set_defaults(func=cmd_probe)

@@ -8,6 +8,11 @@ import math
 from probes.errors import AdvisorError
 from probes.frameworks.facts import BOTH, expand
 
+MODEL_HELP = (
+    "a zoo model (fwadvisor models list), a spec YAML file, or a model brought in with "
+    "fwadvisor import"
+)
+
 
 def framework_option(text: str) -> str:
     """``--framework``: a framework, an alias (pytorch, pt, tf, keras) or ``both``."""

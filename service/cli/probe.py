@@ -24,7 +24,14 @@ from probes.spec import ModelSpec
 from probes.store import ResultStore
 from service.cli import custom as custom_cmd
 from service.cli import probe_render
-from service.cli.options import add_framework_option, positive_float, positive_int, positive_ints
+from service.cli.options import (
+    MODEL_HELP,
+    add_framework_option,
+    positive_float,
+    positive_int,
+    positive_ints,
+)
+from service.cli.progress import progress
 from service.operations import run_probes, workloads_for
 
 PREFIXES = {"torch": "torch", "tensorflow": "tensorflow", "tf": "tensorflow"}
@@ -115,11 +122,8 @@ def cmd_probe(args: argparse.Namespace, settings: Settings, spec: ModelSpec) -> 
         fresh=args.fresh,
     )
 
-    def say(label: str) -> None:
-        if not args.json:
-            print(label, file=sys.stderr, flush=True)
-
-    report = run_probes(spec, prober, fws, workloads, chosen, args.device, say, args.rounds)
+    with progress(f"probe {spec.name}", enabled=not args.json) as say:
+        report = run_probes(spec, prober, fws, workloads, chosen, args.device, say, args.rounds)
     rows = report.rows
     print(report.model_dump_json(indent=2) if args.json else probe_render.render(report))
     if prober.from_store and not args.json:
@@ -134,7 +138,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
         "probe", help="measure latency, throughput, memory, cold start in both frameworks"
     )
-    p.add_argument("model", metavar="NAME|FILE")
+    p.add_argument("model", metavar="NAME|FILE", help=MODEL_HELP)
     add_framework_option(p)
     p.add_argument(
         "--workload",
@@ -171,8 +175,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         metavar="K=V",
         help="e.g. threads=1 precision=bf16 torch.mode=compile tf.mode=xla",
     )
-    p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument(
+        "--optimizer", choices=["sgd", "adam"], default="sgd", help="train workload: the update"
+    )
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where probes run")
     p.add_argument("--min-time", type=positive_float, default=1.0, help="seconds of timed loop")
     p.add_argument("--timeout", type=positive_float, default=600.0, help="per probe, seconds")
     p.add_argument("--memory-mb", type=positive_int, default=None, help="per probe RSS cap")

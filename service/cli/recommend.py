@@ -14,7 +14,8 @@ from probes.errors import AdvisorError
 from probes.spec import ModelSpec
 from recommender.questionnaire import Question, load_answers, load_questionnaire, to_profile
 from recommender.recommend import NAMES, Recommendation, recommend
-from service.cli.options import positive_int
+from service.cli.options import MODEL_HELP, positive_int
+from service.cli.progress import progress
 from service.cli.render import table
 from service.schemas import AskResult
 
@@ -132,13 +133,10 @@ def cmd_recommend(args: argparse.Namespace, settings: Settings, spec: ModelSpec)
     answers = load_answers(Path(args.answers)) if args.answers else {}
     load_questionnaire().resolve(answers)  # bad answers fail before anything runs
 
-    def progress(what: str) -> None:
-        if not args.json:
-            print(f"recommend {spec.name}: {what}", file=sys.stderr, flush=True)
-
-    rec = recommend(
-        spec, answers, args.mode, settings=settings, trials=args.trials, progress=progress
-    )
+    with progress(f"recommend {spec.name}", enabled=not args.json) as say:
+        rec = recommend(
+            spec, answers, args.mode, settings=settings, trials=args.trials, progress=say
+        )
     print(rec.model_dump_json(indent=2) if args.json else render(rec))
     return 0
 
@@ -152,9 +150,20 @@ def add_parsers(sub: Any) -> tuple[argparse.ArgumentParser, argparse.ArgumentPar
     rec: argparse.ArgumentParser = sub.add_parser(
         "recommend", help="PyTorch or TensorFlow for this model and these requirements"
     )
-    rec.add_argument("model", metavar="NAME|FILE")
-    rec.add_argument("--answers", default=None, help="YAML/JSON answers (see fwadvisor ask)")
-    rec.add_argument("--mode", choices=["measure", "cached", "predict"], default="predict")
+    rec.add_argument("model", metavar="NAME|FILE", help=MODEL_HELP)
+    rec.add_argument(
+        "--answers",
+        default=None,
+        help="YAML/JSON answers (data/examples/*.yaml, or saved by fwadvisor ask --out); "
+        "optional: without it the questions are asked here",
+    )
+    rec.add_argument(
+        "--mode",
+        choices=["measure", "cached", "predict"],
+        default="predict",
+        help="predict: instant estimate; measure: tune and time both here (minutes); "
+        "cached: stored measurements only",
+    )
     rec.add_argument(
         "--trials", type=positive_int, default=6, help="measure: tuning trials per framework"
     )

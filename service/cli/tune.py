@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from probes.config import Settings
@@ -16,7 +15,14 @@ from probes.spec import ModelSpec
 from probes.store import ResultStore
 from probes.tune.compare import tune
 from probes.tune.models import FrameworkTuning, TrialSummary, TuneConfig, TuneReport
-from service.cli.options import add_framework_option, positive_float, positive_int, positive_ints
+from service.cli.options import (
+    MODEL_HELP,
+    add_framework_option,
+    positive_float,
+    positive_int,
+    positive_ints,
+)
+from service.cli.progress import progress
 from service.cli.render import table
 
 
@@ -107,11 +113,13 @@ def cmd_tune(args: argparse.Namespace, settings: Settings, spec: ModelSpec) -> i
         settings.limits,
     )
 
-    def progress(msg: str) -> None:
-        if msg and not args.json:
-            print(msg, file=sys.stderr, flush=True)
+    with progress(f"tune {spec.name}", enabled=not args.json) as say:
 
-    rep = tune(spec, cfg, prober, storage, fws, args.device, progress)
+        def said(msg: str) -> None:
+            if msg:  # the search sends empty lines as separators
+                say(msg)
+
+        rep = tune(spec, cfg, prober, storage, fws, args.device, said)
     print(rep.model_dump_json(indent=2) if args.json else render(rep))
     return 0 if all(r.best is not None for r in rep.frameworks) else 1
 
@@ -120,7 +128,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
         "tune", help="Optuna-tune each framework and compare tuned vs default"
     )
-    p.add_argument("model", metavar="NAME|FILE")
+    p.add_argument("model", metavar="NAME|FILE", help=MODEL_HELP)
     add_framework_option(p)
     p.add_argument(
         "--trials", type=positive_int, default=20, help="probe-running trials per framework"
@@ -128,8 +136,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--timeout", type=positive_float, default=None, help="wall-time budget per framework"
     )
-    p.add_argument("--objective", choices=["latency", "throughput", "pareto"], default="latency")
-    p.add_argument("--workload", choices=["infer", "train"], default="infer")
+    p.add_argument(
+        "--objective",
+        choices=["latency", "throughput", "pareto"],
+        default="latency",
+        help="what the search minimises or maximises",
+    )
+    p.add_argument("--workload", choices=["infer", "train"], default="infer", help="what is timed")
     p.add_argument("--batch", type=positive_int, default=1, help="batch for latency/pareto")
     p.add_argument(
         "--batches",
@@ -139,16 +152,23 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--storage", default=None, help="SQLAlchemy URL (default: SQLite in data dir)")
     p.add_argument(
-        "--sampler", choices=["tpe", "tpe-multivariate", "random", "nsga2"], default="tpe"
+        "--sampler",
+        choices=["tpe", "tpe-multivariate", "random", "nsga2"],
+        default="tpe",
+        help="Optuna sampler",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="sampler seed")
     p.add_argument("--memory-budget-mb", type=positive_float, default=None, help="constraint")
     p.add_argument("--slo-ms", type=positive_float, default=None, help="latency SLO constraint")
     p.add_argument("--min-time", type=positive_float, default=0.5, help="timed loop per trial, s")
-    p.add_argument("--probe-timeout", type=positive_float, default=300.0)
+    p.add_argument("--probe-timeout", type=positive_float, default=300.0, help="seconds per probe")
     p.add_argument("--memory-mb", type=positive_int, default=None, help="per-probe RSS cap")
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("--no-warm-start", action="store_true")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where probes run")
+    p.add_argument(
+        "--no-warm-start",
+        action="store_true",
+        help="start the search cold, not from this machine's stored results",
+    )
     p.add_argument(
         "--confirm-rounds",
         type=int,

@@ -4,8 +4,6 @@ write the tidy tables and the HTML report."""
 from __future__ import annotations
 
 import argparse
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ from recommender.zoo.models import PROFILES, ZooConfig, ZooRun
 from recommender.zoo.run import ZooRunner, profile_answers, run_zoo
 from recommender.zoo.table import write_tables
 from service.cli.options import positive_float, positive_int
+from service.cli.progress import progress
 from service.cli.render import table
 
 
@@ -94,11 +93,6 @@ def cmd_zoo(args: argparse.Namespace, settings: Settings) -> int:
     )
     specs = _specs(args, settings)
     out = Path(args.out)
-    start = time.monotonic()
-
-    def say(msg: str) -> None:
-        if not args.json:
-            print(f"{(time.monotonic() - start) / 60:5.1f} min {msg}", file=sys.stderr, flush=True)
 
     if args.report_only:  # stored records only: no probe runs, not even the machine peak
         runner = ZooRunner(cfg, settings, out, report_only=True)
@@ -107,7 +101,8 @@ def cmd_zoo(args: argparse.Namespace, settings: Settings) -> int:
             raise AdvisorError(f"--report-only: no finished result for {', '.join(missing)}")
     else:
         runner = ZooRunner(cfg, settings, out, _runner(args, settings))
-    run = run_zoo(specs, runner, say, args.max_minutes)
+    with progress("zoo", enabled=not args.json) as say:
+        run = run_zoo(specs, runner, say, args.max_minutes)
     written = write_tables(run, out)
     from recommender.zoo.report import write_report  # matplotlib only here
 
@@ -137,7 +132,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "--max-minutes", type=positive_float, default=None, help="start no model after this"
     )
     p.add_argument("--storage", default=None, help="Optuna storage URL, e.g. postgresql://...")
-    p.add_argument("--executor", choices=["local", "ray"], default="local")
+    p.add_argument("--executor", choices=["local", "ray"], default="local", help="where probes run")
     p.add_argument("--address", default=None, help="Ray cluster address (default: local Ray)")
     p.add_argument(
         "--device",
