@@ -26,8 +26,9 @@ def _rnn(op: str, direction: str, **attrs: int) -> onnx.ModelProto:
     b = rng.standard_normal((dirs, 2 * gates * H)).astype(np.float32)
     inits = [numpy_helper.from_array(a, n) for a, n in ((w, "W"), (r, "R"), (b, "B"))]
     node = helper.make_node(
-        op, ["x", "W", "R", "B"], ["y"], name="rnn1", hidden_size=H, direction=direction, **attrs
+        op, ["x", "W", "R", "B"], ["y"], name="rnn1", hidden_size=H, direction=direction
     )
+    node.attribute.extend(helper.make_attribute(k, v) for k, v in attrs.items())
     node.output[0] = "seq"  # [T, D, B, H], time-major as ONNX defines it
     perm = helper.make_node("Transpose", ["xb"], ["x"], perm=[1, 0, 2])
     back = helper.make_node("Transpose", ["seq"], ["bt"], perm=[2, 0, 1, 3])
