@@ -36,6 +36,7 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
     [
         ("kcnn", {"conv2d", "batch_norm", "relu6", "add", "layer_norm", "concat", "softmax"}),
         ("kseq", {"embedding", "lstm", "gru", "dense"}),
+        ("knorms", {"group_norm", "prelu", "leaky_relu", "global_max_pool"}),
     ],
 )
 def test_keras_import_same_params_as_keras(
@@ -54,7 +55,7 @@ def test_keras_image_input_becomes_channels_first(saved: Path, tmp_path: Path) -
     assert depthwise.params["groups"] == 8
 
 
-@pytest.mark.parametrize("name", ["kcnn", pytest.param("kseq", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("name", ["kcnn", "knorms", pytest.param("kseq", marks=pytest.mark.slow)])
 def test_keras_three_way_parity(saved: Path, tmp_path: Path, name: str) -> None:
     res = import_file(saved / f"{name}.keras", tmp_path / f"{name}.yaml")
     report = three_way_parity(res.spec, saved / f"{name}.keras", SubprocessRunner(timeout_s=300))

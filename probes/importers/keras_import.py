@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from probes.errors import ImportRefusedError, UnsupportedOpsError
-from probes.importers import keras_layers  # noqa: F401  (registers the converters)
+from probes.importers import keras_layers, keras_norms  # noqa: F401  (register converters)
 from probes.importers.context import Act, Ctx, Unsupported
 from probes.importers.keras_file import KerasArchive, read_keras
 from probes.importers.keras_layers import KERAS, KLayer, cl_perm
