@@ -134,3 +134,25 @@ def test_opset23_attention_with_a_foreign_scale_is_refused() -> None:
     spec = convert_graph(_attention_model(mask=False), "m").spec
     assert [n["op"] for n in spec["nodes"]] == ["self_attention"]
     assert spec["nodes"][0]["params"] == {"num_heads": 2, "causal": False}
+
+
+def test_a_cyclic_graph_around_a_softmax_does_not_hang_the_import(tmp_path: Path) -> None:
+    """A malformed graph: the attention search walks a bounded number of nodes (it used
+    to loop forever here, until the import child's timeout)."""
+    from probes.importers import ImportLimits
+
+    nodes = [  # 'b' is written twice: walking back from the softmax goes a, b, a, b, ...
+        helper.make_node("Add", ["x", "x"], ["b"], name="m0"),
+        helper.make_node("Identity", ["b"], ["a"], name="m1"),
+        helper.make_node("Identity", ["a"], ["b"], name="m2"),
+        helper.make_node("Softmax", ["a"], ["y"], name="sm"),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])
+    graph = helper.make_graph(nodes, "g", [x], [y])
+    onnx.save_model(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
+        str(tmp_path / "cyc.onnx"),
+    )
+    res = import_file(tmp_path / "cyc.onnx", tmp_path / "cyc.yaml", limits=ImportLimits(30))
+    assert [n.op for n in res.spec.nodes] == ["add", "softmax"]

@@ -22,6 +22,7 @@ LAYOUT = {"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Gather", "Slice", "Sp
 PASS = {"Identity", "Cast", "Dropout"}
 SCALE = {"Mul", "Div"}
 PROJ = {"MatMul", "Gemm"}
+MAX_WALK = 64  # nodes between two anchors of one attention block
 
 
 @dataclass
@@ -79,7 +80,7 @@ def _back(f: _Flow, value: str, allowed: set[str]) -> tuple[list[Node], Node | N
     Returns the nodes walked (nearest first), the projection and its bias Add (if any).
     """
     path: list[Node] = []
-    while True:
+    for _ in range(MAX_WALK):  # a cyclic (malformed) graph cannot loop forever
         n = f.producer.get(value)
         if n is None or len(f.dep_inputs(n)) != 1:
             return path, None, None
@@ -94,12 +95,13 @@ def _back(f: _Flow, value: str, allowed: set[str]) -> tuple[list[Node], Node | N
             return path, None, None
         path.append(n)
         value = f.dep_inputs(n)[0]
+    return path, None, None
 
 
 def _scores(f: _Flow, softmax: Node) -> tuple[list[Node], Node | None]:
     path: list[Node] = []
     value = softmax.input[0]
-    while True:
+    for _ in range(MAX_WALK):  # a cyclic (malformed) graph cannot loop forever
         n = f.producer.get(value)
         if n is None:
             return path, None
@@ -112,12 +114,13 @@ def _scores(f: _Flow, softmax: Node) -> tuple[list[Node], Node | None]:
             return path, None
         path.append(n)
         value = deps[0]
+    return path, None
 
 
 def _to_values(f: _Flow, softmax: Node) -> tuple[list[Node], Node | None]:
     path: list[Node] = []
     value = softmax.output[0]
-    while True:
+    for _ in range(MAX_WALK):  # a cyclic (malformed) graph cannot loop forever
         n = f.single_user(value)
         if n is None:
             return path, None
@@ -127,12 +130,13 @@ def _to_values(f: _Flow, softmax: Node) -> tuple[list[Node], Node | None]:
             return path, None
         path.append(n)
         value = n.output[0]
+    return path, None
 
 
 def _forward(f: _Flow, value: str) -> tuple[list[Node], Node | None, Node | None, str]:
     """From the attention output through layout ops to the output projection (+ bias)."""
     path: list[Node] = []
-    while True:
+    for _ in range(MAX_WALK):  # a cyclic (malformed) graph cannot loop forever
         n = f.single_user(value)
         if n is None:
             return path, None, None, value
@@ -146,6 +150,7 @@ def _forward(f: _Flow, value: str) -> tuple[list[Node], Node | None, Node | None
             return path, None, None, value
         path.append(n)
         value = n.output[0]
+    return path, None, None, value
 
 
 def _tail(f: _Flow, value: str) -> list[Node]:
