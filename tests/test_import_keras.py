@@ -37,6 +37,7 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("kcnn", {"conv2d", "batch_norm", "relu6", "add", "layer_norm", "concat", "softmax"}),
         ("kseq", {"embedding", "lstm", "gru", "dense"}),
         ("knorms", {"group_norm", "prelu", "leaky_relu", "global_max_pool"}),
+        ("kbidir", {"gru", "lstm", "dense"}),
     ],
 )
 def test_keras_import_same_params_as_keras(
@@ -55,7 +56,9 @@ def test_keras_image_input_becomes_channels_first(saved: Path, tmp_path: Path) -
     assert depthwise.params["groups"] == 8
 
 
-@pytest.mark.parametrize("name", ["kcnn", "knorms", pytest.param("kseq", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "name", ["kcnn", "knorms", "kbidir", pytest.param("kseq", marks=pytest.mark.slow)]
+)
 def test_keras_three_way_parity(saved: Path, tmp_path: Path, name: str) -> None:
     res = import_file(saved / f"{name}.keras", tmp_path / f"{name}.yaml")
     report = three_way_parity(res.spec, saved / f"{name}.keras", SubprocessRunner(timeout_s=300))
@@ -79,7 +82,6 @@ def _seq(*layers: dict[str, Any], shape: list[object] | None = None) -> dict[str
 @pytest.mark.parametrize(
     ("name", "layer", "why"),
     [
-        ("kbidir", "Bidirectional (node bi: the Bidirectional wrapper is not read", "ONNX"),
         (
             "knested",
             "Functional (node inner_block: a model used as a layer",

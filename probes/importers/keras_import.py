@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from probes.errors import ImportRefusedError, UnsupportedOpsError
-from probes.importers import keras_layers, keras_norms  # noqa: F401  (register converters)
+from probes.importers import keras_layers, keras_norms, keras_rnn  # noqa: F401  (converters)
 from probes.importers.context import Act, Ctx, Unsupported
 from probes.importers.keras_file import KerasArchive, read_keras
 from probes.importers.keras_layers import KERAS, KLayer, cl_perm
@@ -29,10 +29,6 @@ _NESTED = (
 )
 #: layer classes refused on purpose, with the reason shown to the user (docs/import.md)
 REFUSED = {
-    "Bidirectional": (
-        "the Bidirectional wrapper is not read (its two inner weight sets are not mapped "
-        "yet); a bidirectional LSTM/GRU imports from ONNX"
-    ),
     "TimeDistributed": "wrapper layers are not read",
     "Functional": _NESTED,
     "Sequential": _NESTED,
@@ -74,6 +70,16 @@ def _layers(config: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     if not isinstance(layers, list) or not layers:
         raise ImportRefusedError("config.json lists no layers")
     return str(kind), layers
+
+
+def layer_arrays(archive: KerasArchive, path: str | None) -> list[np.ndarray]:
+    """A layer's weight arrays: its own, its RNN cell's, or (Bidirectional) the forward
+    cell's then the backward cell's."""
+    w = archive.weights
+    own = w.get(path or "") or w.get(f"{path}/cell", [])
+    if own:
+        return list(own)
+    return [*w.get(f"{path}/forward_layer/cell", []), *w.get(f"{path}/backward_layer/cell", [])]
 
 
 def _weight_paths(kind: str, layers: list[dict[str, Any]]) -> list[str | None]:
@@ -163,7 +169,7 @@ def convert_keras(archive: KerasArchive, name: str) -> Imported:
                     previous = lname
                     continue  # an upstream layer already failed
                 ctx.node_name = lname
-                arrays = archive.weights.get(path or "") or archive.weights.get(f"{path}/cell", [])
+                arrays = layer_arrays(archive, path)
                 layer = KLayer(cls, lname, raw.get("config", {}), arrays)
                 values[lname] = KERAS[cls](ctx, layer, [values[s] for s in srcs])
         except Unsupported as e:

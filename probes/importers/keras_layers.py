@@ -10,7 +10,6 @@ import numpy as np
 
 from probes.importers.context import Act, Ctx, Unsupported
 from probes.importers.ops_act import custom
-from probes.importers.ops_seq import GRU_ORDER, _blocks
 
 
 @dataclass
@@ -201,51 +200,6 @@ def embedding(ctx: Ctx, ly: KLayer, ins: list[Act]) -> Act:
         ctx.input_max[a.ref] = max(ctx.input_max.get(a.ref, 0), int(table.shape[0]))
     params = {"num_embeddings": int(table.shape[0]), "embedding_dim": int(table.shape[1])}
     return ctx.emit("embedding", [a], params, {"weight": table})
-
-
-def _rnn_checks(ly: KLayer) -> None:
-    for key in ("go_backwards", "stateful", "return_state"):
-        if ly.get(key):
-            raise Unsupported(f"{key}=True")
-    if (
-        ly.get("activation", "tanh") != "tanh"
-        or ly.get("recurrent_activation", "sigmoid") != "sigmoid"
-    ):
-        raise Unsupported("recurrent activations other than tanh/sigmoid")
-    if not ly.get("use_bias", True):
-        raise Unsupported("a recurrent layer without bias")
-
-
-@keras_layer("LSTM")
-def lstm(ctx: Ctx, ly: KLayer, ins: list[Act]) -> Act:
-    _rnn_checks(ly)
-    a = ctx.canonical(ins[0])
-    weights = {"w_ih": ly.var(0).T, "w_hh": ly.var(1).T, "b": ly.var(2)}  # gates i,f,c,o
-    params = {
-        "hidden_size": int(ly.get("units")),
-        "return_sequences": bool(ly.get("return_sequences")),
-    }
-    return ctx.emit("lstm", [a], params, weights)
-
-
-@keras_layer("GRU")
-def gru(ctx: Ctx, ly: KLayer, ins: list[Act]) -> Act:
-    _rnn_checks(ly)
-    if not ly.get("reset_after", True):
-        raise Unsupported("reset_after=False (PyTorch's GRU is reset_after=True)")
-    a = ctx.canonical(ins[0])
-    b = ly.var(2)
-    weights = {
-        "w_ih": _blocks(ly.var(0).T, GRU_ORDER),
-        "w_hh": _blocks(ly.var(1).T, GRU_ORDER),
-        "b_ih": _blocks(b[0], GRU_ORDER),
-        "b_hh": _blocks(b[1], GRU_ORDER),
-    }
-    params = {
-        "hidden_size": int(ly.get("units")),
-        "return_sequences": bool(ly.get("return_sequences")),
-    }
-    return ctx.emit("gru", [a], params, weights)
 
 
 @keras_layer("Dropout", "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise", "GaussianDropout")
