@@ -84,6 +84,20 @@ def test_web_form_takes_an_uploaded_model(tmp_path: Path) -> None:
     form = {"mode": "predict", "model_file": (io.BytesIO(_onnx()), "tiny.onnx")}
     resp = client.post("/recommend", data=form, content_type="multipart/form-data")
     assert resp.status_code == 200, resp.get_data(as_text=True)[:500]
+    # "Ask again" keeps the uploaded model: its id travels as a hidden field
+    import re
+
+    from werkzeug.datastructures import MultiDict
+
+    hidden = re.findall(
+        r'type="hidden" name="([^"]+)" value="([^"]*)"', resp.get_data(as_text=True)
+    )
+    assert any(k == "imported" for k, _ in hidden)
+    again = client.post("/ask", data=MultiDict(hidden)).get_data(as_text=True)
+    assert 'id="imported-note"' in again
+    fields = re.findall(r'type="hidden" name="imported" value="([0-9a-f]{64})"', again)
+    resp = client.post("/recommend", data={"mode": "predict", "imported": fields[0]})
+    assert resp.status_code == 200 and 'id="choice"' in resp.get_data(as_text=True)
     bad = {"mode": "predict", "model_file": (io.BytesIO(b"junk"), "x.onnx")}
     resp = client.post("/recommend", data=bad, content_type="multipart/form-data")
     assert resp.status_code == 422 and "not a valid ONNX file" in resp.get_data(as_text=True)
