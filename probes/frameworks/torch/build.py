@@ -74,6 +74,8 @@ def _unary(k: str, x: torch.Tensor, kw: dict[str, Any]) -> torch.Tensor:
         return x.mean(dim=kw["dim"], keepdim=kw["keepdims"])
     if k == "global_avg_pool":
         return x.mean(dim=tuple(range(2, x.dim())))
+    if k == "global_max_pool":
+        return x.amax(dim=tuple(range(2, x.dim())))
     if k == "slice":
         index = [slice(None)] * x.dim()
         index[kw["dim"]] = slice(kw["start"], kw["end"], kw["step"])
@@ -226,6 +228,11 @@ def _module(node: GraphNode, ins: list[Any]) -> nn.Module:
         "multiply": lambda: Lambda("multiply"),
         "flatten": lambda: Lambda("flatten"),
         "global_avg_pool": lambda: Lambda("global_avg_pool"),
+        "global_max_pool": lambda: Lambda("global_max_pool"),
+        "leaky_relu": lambda: nn.LeakyReLU(p.alpha),
+        "prelu": lambda: nn.PReLU(x.shape[0]),
+        "group_norm": lambda: nn.GroupNorm(p.groups, x.shape[0], eps=p.eps),
+        "instance_norm": lambda: nn.GroupNorm(x.shape[0], x.shape[0], eps=p.eps),
         "concat": lambda: Lambda("concat", dim=_dim(p.axis)),
         "reshape": lambda: Lambda("reshape", shape=tuple(node.out.shape)),
         "permute": lambda: Lambda("permute", dims=list(p.dims)),
@@ -283,6 +290,17 @@ class SpecModule(nn.Module):
         return self.layers[_key(node_id)]
 
 
+_GAMMA_BETA = {"gamma": "weight", "beta": "bias"}
+#: neutral weight name -> torch attribute, for ops that map one to one
+NORM_ATTRS: dict[str, dict[str, str]] = {
+    "batch_norm": {**_GAMMA_BETA, "running_mean": "running_mean", "running_var": "running_var"},
+    "layer_norm": _GAMMA_BETA,
+    "group_norm": _GAMMA_BETA,
+    "instance_norm": _GAMMA_BETA,
+    "prelu": {"alpha": "weight"},
+}
+
+
 def _tensor_map(op: str, mod: nn.Module) -> dict[str, torch.Tensor]:
     """Neutral weight name -> the torch tensor (or a view of it) holding it."""
     core: Any = getattr(mod, "core", mod)
@@ -293,11 +311,8 @@ def _tensor_map(op: str, mod: nn.Module) -> dict[str, torch.Tensor]:
         return m
     if op == "affine":
         return core.neutral()
-    if op in ("batch_norm", "layer_norm"):
-        m = {"gamma": core.weight, "beta": core.bias}
-        if op == "batch_norm":
-            m.update(running_mean=core.running_mean, running_var=core.running_var)
-        return m
+    if op in NORM_ATTRS:
+        return {k: getattr(core, attr) for k, attr in NORM_ATTRS[op].items()}
     if op in ("lstm", "gru"):
         out = {}
         for d in ("", "_reverse") if core.bidirectional else ("",):
