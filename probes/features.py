@@ -21,7 +21,7 @@ FAMILIES = {
         "global_max_pool",
         "mean",
     ),
-    "embedding": ("embedding", "position_embedding"),
+    "embedding": ("embedding", "position_embedding", "class_token"),
 }
 
 

@@ -113,6 +113,27 @@ def test_norm_and_activation_ops_shapes_and_params() -> None:
     assert analyze(g).params == 112 + 8 + 4 + 8 + 25 + 5
 
 
+# a ViT head: prepend a learned class token, add positions, read token 0
+CLS: list[dict[str, Any]] = [
+    {"id": "e", "op": "dense", "inputs": ["x"], "params": {"units": 8}},
+    {"id": "cls", "op": "class_token", "inputs": ["e"]},
+    {"id": "pos", "op": "position_embedding", "inputs": ["cls"], "params": {"max_len": 7}},
+    {"id": "ln", "op": "layer_norm", "inputs": ["pos"]},
+    {"id": "t0", "op": "slice", "inputs": ["ln"], "params": {"axis": 0, "end": 1, "squeeze": True}},
+    {"id": "out", "op": "dense", "inputs": ["t0"], "params": {"units": 3}},
+]
+
+
+def test_class_token_shapes_and_params() -> None:
+    from probes.spec import analyze, build_graph
+
+    g = build_graph(make_spec(CLS, inputs=[{"name": "x", "shape": [6, 8]}]))
+    assert g.tensors["cls"].shape == (7, 8)
+    assert g.tensors["t0"].shape == (8,)
+    # dense 72, token 8, positions 56, layer norm 16, dense 27
+    assert analyze(g).params == 72 + 8 + 56 + 16 + 27
+
+
 def _rename(nodes: list[dict[str, Any]], prefix: str, src: str) -> list[dict[str, Any]]:
     ids = {str(n["id"]) for n in nodes}
     out = []
@@ -130,9 +151,10 @@ def combined_spec() -> ModelSpec:
         *_rename(BILINEAR, "b_", "img"),
         *_rename(ATTN, "m_", "seq"),
         *_rename(NORMS, "n_", "img"),
+        *_rename(CLS, "t_", "seq"),
     ]
     inputs = [{"name": "img", "shape": [3, 8, 8]}, {"name": "seq", "shape": [6, 8]}]
-    outs = ["u_up2", "a_both", "b_up3", "m_out", "n_out"]
+    outs = ["u_up2", "a_both", "b_up3", "m_out", "n_out", "t_out"]
     return make_spec(nodes, inputs=inputs, outputs=outs)
 
 
@@ -141,5 +163,5 @@ def test_new_ops_parity(mode: str, runner: SubprocessRunner) -> None:
     report = check_parity(combined_spec(), runner, mode=mode)  # type: ignore[arg-type]
     assert report.passed, report.model_dump()
     if mode == "forward":
-        assert len(report.compared) == 5
+        assert len(report.compared) == 6
         assert all(c.max_abs_value > 1e-2 for c in report.compared)

@@ -1,4 +1,4 @@
-"""Sequence ops on [T, F] tensors: embeddings, LSTM/GRU, multi-head self-attention."""
+"""Sequence ops on [T, F] tensors: embeddings, class token, LSTM/GRU, multi-head self-attention."""
 
 from __future__ import annotations
 
@@ -51,6 +51,19 @@ class PositionEmbedding(Op):
 
     def weights(self, p: PositionEmbeddingParams, ins: list[TensorInfo]) -> dict[str, WeightDef]:
         return {"weight": WeightDef((p.max_len, ins[0].shape[1]), "normal")}
+
+
+class ClassToken(Op):
+    """Prepends one learned token: [T, E] -> [T+1, E], row 0 is the weight [E]."""
+
+    name = "class_token"
+
+    def infer(self, node: str, p: Params, ins: list[TensorInfo]) -> TensorInfo:
+        expect_rank(node, "input [T, E]", ins[0], (2,))
+        return TensorInfo((ins[0].shape[0] + 1, ins[0].shape[1]))
+
+    def weights(self, p: Params, ins: list[TensorInfo]) -> dict[str, WeightDef]:
+        return {"weight": WeightDef((ins[0].shape[1],), "normal")}
 
 
 class RecurrentParams(Params):
@@ -146,4 +159,11 @@ class SelfAttention(Op):
         return 4 * t * e * e + 2 * t * t * e
 
 
-SEQ_OPS: list[Op] = [Embedding(), PositionEmbedding(), LSTM(), GRU(), SelfAttention()]
+SEQ_OPS: list[Op] = [
+    Embedding(),
+    PositionEmbedding(),
+    ClassToken(),
+    LSTM(),
+    GRU(),
+    SelfAttention(),
+]

@@ -48,6 +48,7 @@ FALLBACK = {
     "lstm": "gru",
     "gru": "lstm",
     "position_embedding": "add",
+    "class_token": "add",  # a copy of the input plus one row; concat is not timed itself
 }
 FALLBACK_SIGMA = 0.7  # ln: a key priced by a related key
 GENERIC_SIGMA = 1.0  # ln: priced from the dense and relu prices

@@ -90,6 +90,19 @@ class PositionEmbedding(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="fwadvisor")
+class ClassToken(keras.layers.Layer):
+    """Prepends one learned token along the sequence axis: [B, T, E] -> [B, T+1, E]."""
+
+    def build(self, input_shape: Any) -> None:
+        self.token = self.add_weight(shape=(input_shape[-1],), name="token", initializer="zeros")
+
+    def call(self, x: Any) -> Any:
+        tok = ops.cast(self.token, x.dtype)
+        tok = ops.broadcast_to(ops.reshape(tok, (1, 1, -1)), (ops.shape(x)[0], 1, ops.shape(x)[2]))
+        return ops.concatenate([tok, x], axis=1)
+
+
+@keras.saving.register_keras_serializable(package="fwadvisor")
 class ReduceMean(keras.layers.Layer):
     def __init__(self, axis: int, keepdims: bool, **kw: Any) -> None:
         super().__init__(**kw)

@@ -62,6 +62,7 @@ NAMED: dict[str, tuple[str, ...]] = {
     "prelu": ("alpha",),
     "embedding": ("weight",),
     "position_embedding": ("weight",),
+    "class_token": ("weight",),
 }
 
 

@@ -122,6 +122,15 @@ class PositionEmbedding(nn.Module):
         return x + self.weight[: x.shape[1]]
 
 
+class ClassToken(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.weight.to(x.dtype).expand(x.shape[0], 1, -1), x], dim=1)
+
+
 class Recurrent(nn.Module):
     def __init__(self, cell: type[nn.LSTM] | type[nn.GRU], f: int, p: Any) -> None:
         super().__init__()
@@ -196,6 +205,7 @@ def _module(node: GraphNode, ins: list[Any]) -> nn.Module:
         "dropout": lambda: nn.Dropout(p.rate),
         "embedding": lambda: nn.Embedding(p.num_embeddings, p.embedding_dim),
         "position_embedding": lambda: PositionEmbedding(p.max_len, x.shape[1]),
+        "class_token": lambda: ClassToken(x.shape[1]),
         "adaptive_avg_pool2d": lambda: nn.AdaptiveAvgPool2d(pair(p.output_size, 2)),
         "lstm": lambda: Recurrent(nn.LSTM, x.shape[1], p),
         "gru": lambda: Recurrent(nn.GRU, x.shape[1], p),
@@ -304,7 +314,7 @@ NORM_ATTRS: dict[str, dict[str, str]] = {
 def _tensor_map(op: str, mod: nn.Module) -> dict[str, torch.Tensor]:
     """Neutral weight name -> the torch tensor (or a view of it) holding it."""
     core: Any = getattr(mod, "core", mod)
-    if op in ("dense", "conv1d", "conv2d", "conv_transpose2d", "embedding", "position_embedding"):
+    if op in ("dense", "conv1d", "conv2d", "conv_transpose2d", "embedding", "position_embedding", "class_token"):
         m = {"weight": core.weight}
         if getattr(core, "bias", None) is not None:
             m["bias"] = core.bias
