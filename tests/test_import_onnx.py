@@ -32,6 +32,7 @@ DEFAULT = [
     "mlp_ts",
     "encoder_ts",
     "norms_ts",
+    "vit_ts",
 ]
 
 
@@ -60,6 +61,11 @@ EXPECT = {
     "encoder_ts": (
         {"embedding", "position_embedding", "self_attention", "slice", "layer_norm", "gelu"},
         3203,
+    ),
+    # patch conv, a learned class token, positions, one pre-norm encoder layer, head on token 0
+    "vit_ts": (
+        {"conv2d", "class_token", "position_embedding", "self_attention", "slice", "layer_norm"},
+        784 + 16 + 17 * 16 + 2224 + 32 + 85,
     ),
 }
 
@@ -115,6 +121,7 @@ def test_resolve_spec_imports_once_per_content(exported: Path, tmp_path: Path) -
     "name",
     [
         "cnn_dynamo",
+        "vit_ts",
         pytest.param("unet", marks=pytest.mark.slow),
         pytest.param("lstm_tagger", marks=pytest.mark.slow),
         pytest.param("gru_classifier", marks=pytest.mark.slow),
@@ -140,7 +147,17 @@ def test_three_way_parity(exported: Path, tmp_path: Path, name: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "name",
-    ["encoder_dynamo", "bilstm_tagger", "bigru_tagger", "gru_tagger", "mlp_dynamo", "norms_dynamo"],
+    [
+        "encoder_dynamo",
+        "bilstm_tagger",
+        "bigru_tagger",
+        "gru_tagger",
+        "mlp_dynamo",
+        "norms_dynamo",
+        "vit_dynamo",
+        "mixer_ts",
+        "mixer_dynamo",
+    ],
 )
 def test_more_exports_three_way(tmp_path: Path, name: str) -> None:
     subprocess.run(
