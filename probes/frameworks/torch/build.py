@@ -311,10 +311,22 @@ NORM_ATTRS: dict[str, dict[str, str]] = {
 }
 
 
+#: ops whose module holds the neutral ``weight`` (and ``bias`` if any) under those names
+WEIGHT_BIAS_OPS = (
+    "dense",
+    "conv1d",
+    "conv2d",
+    "conv_transpose2d",
+    "embedding",
+    "position_embedding",
+    "class_token",
+)
+
+
 def _tensor_map(op: str, mod: nn.Module) -> dict[str, torch.Tensor]:
     """Neutral weight name -> the torch tensor (or a view of it) holding it."""
     core: Any = getattr(mod, "core", mod)
-    if op in ("dense", "conv1d", "conv2d", "conv_transpose2d", "embedding", "position_embedding", "class_token"):
+    if op in WEIGHT_BIAS_OPS:
         m = {"weight": core.weight}
         if getattr(core, "bias", None) is not None:
             m["bias"] = core.bias
