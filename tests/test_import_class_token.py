@@ -27,13 +27,25 @@ def _model(token: np.ndarray, first: bool = True, axis: int = 1) -> onnx.ModelPr
 def test_a_prepended_token_becomes_class_token(token: np.ndarray) -> None:
     res = convert_graph(_model(token), "cls")
     (node,) = res.spec["nodes"]
-    assert node["op"] == "class_token"
+    assert node["op"] == "class_token" and node["params"] == {"at": "start"}
     np.testing.assert_array_equal(res.weights[node["id"]]["weight"], TOKEN[0, 0])
 
 
-def test_an_appended_token_is_refused_clearly() -> None:
-    with pytest.raises(UnsupportedOpsError, match="only one learned token put before"):
-        convert_graph(_model(TOKEN, first=False), "cls")
+def test_an_appended_token_is_class_token_at_the_end() -> None:
+    res = convert_graph(_model(TOKEN, first=False), "cls")
+    (node,) = res.spec["nodes"]
+    assert node["op"] == "class_token" and node["params"] == {"at": "end"}
+
+
+def test_two_constant_tokens_are_refused_clearly() -> None:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 7, 4])
+    cat = helper.make_node("Concat", ["tok", "tok", "x"], ["y"], name="cat", axis=1)
+    tok = numpy_helper.from_array(TOKEN, "tok")
+    graph = helper.make_graph([cat], "g", [x], [y], [tok])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(UnsupportedOpsError, match="only one learned token put before or after"):
+        convert_graph(m, "cls")
 
 
 def test_a_token_concatenated_along_features_is_refused() -> None:

@@ -113,14 +113,16 @@ def test_norm_and_activation_ops_shapes_and_params() -> None:
     assert analyze(g).params == 112 + 8 + 4 + 8 + 25 + 5
 
 
-# a ViT head: prepend a learned class token, add positions, read token 0
+# a ViT head: a learned token before and one after, positions, read both ends
 CLS: list[dict[str, Any]] = [
     {"id": "e", "op": "dense", "inputs": ["x"], "params": {"units": 8}},
     {"id": "cls", "op": "class_token", "inputs": ["e"]},
-    {"id": "pos", "op": "position_embedding", "inputs": ["cls"], "params": {"max_len": 7}},
+    {"id": "last", "op": "class_token", "inputs": ["cls"], "params": {"at": "end"}},
+    {"id": "pos", "op": "position_embedding", "inputs": ["last"], "params": {"max_len": 8}},
     {"id": "ln", "op": "layer_norm", "inputs": ["pos"]},
-    {"id": "t0", "op": "slice", "inputs": ["ln"], "params": {"axis": 0, "end": 1, "squeeze": True}},
-    {"id": "out", "op": "dense", "inputs": ["t0"], "params": {"units": 3}},
+    {"id": "ends", "op": "slice", "inputs": ["ln"], "params": {"axis": 0, "step": 7}},
+    {"id": "f", "op": "flatten", "inputs": ["ends"]},
+    {"id": "out", "op": "dense", "inputs": ["f"], "params": {"units": 3}},
 ]
 
 
@@ -128,10 +130,10 @@ def test_class_token_shapes_and_params() -> None:
     from probes.spec import analyze, build_graph
 
     g = build_graph(make_spec(CLS, inputs=[{"name": "x", "shape": [6, 8]}]))
-    assert g.tensors["cls"].shape == (7, 8)
-    assert g.tensors["t0"].shape == (8,)
-    # dense 72, token 8, positions 56, layer norm 16, dense 27
-    assert analyze(g).params == 72 + 8 + 56 + 16 + 27
+    assert g.tensors["cls"].shape == (7, 8) and g.tensors["last"].shape == (8, 8)
+    assert g.tensors["ends"].shape == (2, 8)  # the first and the last token
+    # dense 72, tokens 2 x 8, positions 64, layer norm 16, dense 51
+    assert analyze(g).params == 72 + 16 + 64 + 16 + 51
 
 
 def _rename(nodes: list[dict[str, Any]], prefix: str, src: str) -> list[dict[str, Any]]:

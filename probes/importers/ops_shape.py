@@ -174,14 +174,17 @@ def concat(ctx: Ctx, attrs: dict[str, Any], ins: Ins, name: str) -> list[Value]:
 
 
 def _class_token(ctx: Ctx, axis: int, given: list[Value]) -> Act:
-    """``cat([token.expand(B, -1, -1), x], dim=1)`` on [B, T, E]: the spec's ``class_token``."""
-    if len(given) != 2 or not isinstance(given[0], np.ndarray):
+    """``cat([token.expand(B, -1, -1), x], dim=1)`` on [B, T, E] (or the token last):
+    the spec's ``class_token``."""
+    consts = [i for i, v in enumerate(given) if isinstance(v, np.ndarray)]
+    if len(given) != 2 or len(consts) != 1:
         raise Unsupported(
-            "a Concat input is a constant: only one learned token put before a [T, E] "
-            "sequence (a class token) is supported"
+            "a Concat input is a constant: only one learned token put before or after "
+            "a [T, E] sequence (a class token) is supported"
         )
-    a = ctx.act(given[1], "the Concat sequence input")
-    c = given[0]
+    c = given[consts[0]]
+    assert isinstance(c, np.ndarray)
+    a = ctx.act(given[1 - consts[0]], "the Concat sequence input")
     if len(a.shape) != 2 or onnx_axis(axis, 3) != 0:
         raise Unsupported("a constant Concat input is only supported along the sequence of [T, E]")
     if c.ndim != 3 or c.shape[0] not in (1, ctx.batch) or c.shape[1:] != (1, a.shape[1]):
@@ -191,7 +194,8 @@ def _class_token(ctx: Ctx, axis: int, given: list[Value]) -> Act:
         )
     if not np.all(c == c[:1]):
         raise Unsupported("a constant Concat input varies along the batch")
-    return ctx.emit("class_token", [a], {}, {"weight": c[0, 0].astype(np.float32)})
+    params = {"at": "start" if consts[0] == 0 else "end"}
+    return ctx.emit("class_token", [a], params, {"weight": c[0, 0].astype(np.float32)})
 
 
 @converter("CastLike")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from probes.errors import ShapeMismatchError
@@ -53,16 +55,22 @@ class PositionEmbedding(Op):
         return {"weight": WeightDef((p.max_len, ins[0].shape[1]), "normal")}
 
 
+class ClassTokenParams(Params):
+    at: Literal["start", "end"] = "start"
+
+
 class ClassToken(Op):
-    """Prepends one learned token: [T, E] -> [T+1, E], row 0 is the weight [E]."""
+    """Adds one learned token [E] to the sequence: [T, E] -> [T+1, E], as row 0
+    (``at: start``, ViT's class token) or as the last row (``at: end``)."""
 
     name = "class_token"
+    params_model = ClassTokenParams
 
-    def infer(self, node: str, p: Params, ins: list[TensorInfo]) -> TensorInfo:
+    def infer(self, node: str, p: ClassTokenParams, ins: list[TensorInfo]) -> TensorInfo:
         expect_rank(node, "input [T, E]", ins[0], (2,))
         return TensorInfo((ins[0].shape[0] + 1, ins[0].shape[1]))
 
-    def weights(self, p: Params, ins: list[TensorInfo]) -> dict[str, WeightDef]:
+    def weights(self, p: ClassTokenParams, ins: list[TensorInfo]) -> dict[str, WeightDef]:
         return {"weight": WeightDef((ins[0].shape[1],), "normal")}
 
 

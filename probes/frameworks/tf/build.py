@@ -246,7 +246,7 @@ def _layer(node: GraphNode, ins: list[Tensor]) -> tuple[Any, keras.layers.Layer 
             p.num_embeddings, p.embedding_dim, name=node.id
         ),
         "position_embedding": lambda: tl.PositionEmbedding(p.max_len, name=node.id),
-        "class_token": lambda: tl.ClassToken(name=node.id),
+        "class_token": lambda: tl.ClassToken(p.at == "end", name=node.id),
         "self_attention": lambda: tl.SelfAttention(
             p.num_heads, x.info.shape[1] // p.num_heads, p.causal, name=node.id
         ),

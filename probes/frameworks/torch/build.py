@@ -123,12 +123,14 @@ class PositionEmbedding(nn.Module):
 
 
 class ClassToken(nn.Module):
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, at_end: bool) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(dim))
+        self.at_end = at_end
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.weight.to(x.dtype).expand(x.shape[0], 1, -1), x], dim=1)
+        tok = self.weight.to(x.dtype).expand(x.shape[0], 1, -1)
+        return torch.cat([x, tok] if self.at_end else [tok, x], dim=1)
 
 
 class Recurrent(nn.Module):
@@ -205,7 +207,7 @@ def _module(node: GraphNode, ins: list[Any]) -> nn.Module:
         "dropout": lambda: nn.Dropout(p.rate),
         "embedding": lambda: nn.Embedding(p.num_embeddings, p.embedding_dim),
         "position_embedding": lambda: PositionEmbedding(p.max_len, x.shape[1]),
-        "class_token": lambda: ClassToken(x.shape[1]),
+        "class_token": lambda: ClassToken(x.shape[1], p.at == "end"),
         "adaptive_avg_pool2d": lambda: nn.AdaptiveAvgPool2d(pair(p.output_size, 2)),
         "lstm": lambda: Recurrent(nn.LSTM, x.shape[1], p),
         "gru": lambda: Recurrent(nn.GRU, x.shape[1], p),
