@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # live server) are built once. Most tests wait on probe processes; two keep both cores busy.
 XDIST ?= -n 2 --dist loadscope
 
-.PHONY: install demo serve test test-slow lint bench clean
+.PHONY: install demo serve screenshots test test-slow lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -28,6 +28,11 @@ demo: $(STAMP)
 
 serve: $(STAMP)
 	$(BIN)/fwadvisor serve
+
+# Full-page PNGs of the web pages and the zoo report at 1280 and 390 px, in var/screens/
+# (headless /usr/bin/chromium; a throwaway server on 127.0.0.1, seeded without probes).
+screenshots: $(STAMP)
+	$(BIN)/python scripts/web_screenshots.py var/screens
 
 test: lint
 	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)

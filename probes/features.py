@@ -12,9 +12,16 @@ FAMILIES = {
     "dense": ("dense",),
     "recurrent": ("lstm", "gru"),
     "attention": ("self_attention",),
-    "norm": ("batch_norm", "layer_norm"),
-    "pool": ("max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "global_avg_pool", "mean"),
-    "embedding": ("embedding", "position_embedding"),
+    "norm": ("batch_norm", "layer_norm", "group_norm", "instance_norm"),
+    "pool": (
+        "max_pool2d",
+        "avg_pool2d",
+        "adaptive_avg_pool2d",
+        "global_avg_pool",
+        "global_max_pool",
+        "mean",
+    ),
+    "embedding": ("embedding", "position_embedding", "class_token"),
 }
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from probes.errors import ImportRefusedError
+from probes.errors import ImportRefusedError, UnsupportedOpsError
 from probes.importers import import_file
 from probes.importers.parity import three_way_parity
 from probes.runners.local import SubprocessRunner
@@ -36,6 +36,8 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
     [
         ("kcnn", {"conv2d", "batch_norm", "relu6", "add", "layer_norm", "concat", "softmax"}),
         ("kseq", {"embedding", "lstm", "gru", "dense"}),
+        ("knorms", {"group_norm", "prelu", "leaky_relu", "global_max_pool"}),
+        ("kbidir", {"gru", "lstm", "dense"}),
     ],
 )
 def test_keras_import_same_params_as_keras(
@@ -54,7 +56,9 @@ def test_keras_image_input_becomes_channels_first(saved: Path, tmp_path: Path) -
     assert depthwise.params["groups"] == 8
 
 
-@pytest.mark.parametrize("name", ["kcnn", pytest.param("kseq", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "name", ["kcnn", "knorms", "kbidir", pytest.param("kseq", marks=pytest.mark.slow)]
+)
 def test_keras_three_way_parity(saved: Path, tmp_path: Path, name: str) -> None:
     res = import_file(saved / f"{name}.keras", tmp_path / f"{name}.yaml")
     report = three_way_parity(res.spec, saved / f"{name}.keras", SubprocessRunner(timeout_s=300))
@@ -73,6 +77,25 @@ def _archive(path: Path, config: dict[str, object], extra: dict[str, bytes] | No
 def _seq(*layers: dict[str, Any], shape: list[object] | None = None) -> dict[str, object]:
     inp = {"class_name": "InputLayer", "config": {"batch_shape": shape or [None, 4], "name": "in"}}
     return {"class_name": "Sequential", "config": {"name": "m", "layers": [inp, *layers]}}
+
+
+@pytest.mark.parametrize(
+    ("name", "layer", "why"),
+    [
+        (
+            "knested",
+            "Functional (node inner_block: a model used as a layer",
+            "build the model flat",
+        ),
+    ],
+)
+def test_wrappers_and_nested_models_are_refused_with_the_reason(
+    saved: Path, tmp_path: Path, name: str, layer: str, why: str
+) -> None:
+    with pytest.raises(UnsupportedOpsError) as e:
+        import_file(saved / f"{name}.keras", tmp_path / f"{name}.yaml")
+    assert layer in str(e.value) and why in str(e.value)
+    assert len(e.value.nodes) == 1  # one line, naming the one layer
 
 
 def test_lambda_layer_is_refused_by_name(tmp_path: Path) -> None:

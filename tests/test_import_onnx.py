@@ -32,6 +32,7 @@ DEFAULT = [
     "mlp_ts",
     "encoder_ts",
     "norms_ts",
+    "vit_ts",
 ]
 
 
@@ -46,16 +47,25 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 EXPECT = {
     # name: (ops that must appear, trainable params as torch counts them)
-    "cnn_folded": ({"conv2d", "relu6", "hardswish", "custom", "global_avg_pool", "softmax"}, 542),
+    "cnn_folded": (
+        {"conv2d", "relu6", "hardswish", "leaky_relu", "global_avg_pool", "softmax"},
+        542,
+    ),
     "cnn_dynamo": ({"conv2d", "batch_norm", "max_pool2d", "dense"}, 570),
     "lstm_tagger": ({"embedding", "lstm", "dense"}, 800 + 4 * 12 * (16 + 12 + 1) + 65),
     "gru_classifier": ({"gru", "dense"}, 3 * 10 * (6 + 10 + 2) + 33),
     "unet": ({"conv2d", "conv_transpose2d", "upsample2d", "concat", "sigmoid"}, 4132),
     "mlp_ts": ({"dense", "layer_norm", "gelu"}, 868),
-    "norms_ts": ({"affine", "custom", "add", "relu"}, 300),
+    # nn.GroupNorm exports as reshape + InstanceNormalization + affines: fused back
+    "norms_ts": ({"group_norm", "prelu", "instance_norm", "leaky_relu"}, 300),
     "encoder_ts": (
-        {"embedding", "position_embedding", "matmul", "softmax", "slice", "layer_norm", "gelu"},
+        {"embedding", "position_embedding", "self_attention", "slice", "layer_norm", "gelu"},
         3203,
+    ),
+    # patch conv, a learned class token, positions, one pre-norm encoder layer, head on token 0
+    "vit_ts": (
+        {"conv2d", "class_token", "position_embedding", "self_attention", "slice", "layer_norm"},
+        784 + 16 + 17 * 16 + 2224 + 32 + 85,
     ),
 }
 
@@ -71,6 +81,7 @@ def test_import_builds_a_valid_spec_with_the_files_weights(
     graph = build_graph(spec)
     ops, params = EXPECT[name]
     assert ops <= {n.op for n in graph.nodes}
+    assert "custom" not in {n.op for n in graph.nodes}  # every op first-class
     assert analyze(graph).params == params
     weights = init_weights(graph, seed=123)  # the seed no longer matters: file weights
     assert init_weights(graph, seed=7).keys() == weights.keys()
@@ -110,6 +121,7 @@ def test_resolve_spec_imports_once_per_content(exported: Path, tmp_path: Path) -
     "name",
     [
         "cnn_dynamo",
+        "vit_ts",
         pytest.param("unet", marks=pytest.mark.slow),
         pytest.param("lstm_tagger", marks=pytest.mark.slow),
         pytest.param("gru_classifier", marks=pytest.mark.slow),
@@ -134,7 +146,18 @@ def test_three_way_parity(exported: Path, tmp_path: Path, name: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "name", ["encoder_dynamo", "bilstm_tagger", "gru_tagger", "mlp_dynamo", "norms_dynamo"]
+    "name",
+    [
+        "encoder_dynamo",
+        "bilstm_tagger",
+        "bigru_tagger",
+        "gru_tagger",
+        "mlp_dynamo",
+        "norms_dynamo",
+        "vit_dynamo",
+        "mixer_ts",
+        "mixer_dynamo",
+    ],
 )
 def test_more_exports_three_way(tmp_path: Path, name: str) -> None:
     subprocess.run(

@@ -90,6 +90,52 @@ BILINEAR: list[dict[str, Any]] = [
 ]
 
 
+# the norms and activations that imports map one to one (group/instance norm, PReLU, ...)
+NORMS: list[dict[str, Any]] = [
+    {"id": "c", "op": "conv2d", "inputs": ["x"], "params": {"filters": 4, "kernel": 3}},
+    {"id": "gn", "op": "group_norm", "inputs": ["c"], "params": {"groups": 2, "eps": 1e-5}},
+    {"id": "pr", "op": "prelu", "inputs": ["gn"]},
+    {"id": "inn", "op": "instance_norm", "inputs": ["pr"], "params": {"eps": 1e-3}},
+    {"id": "lr", "op": "leaky_relu", "inputs": ["inn"], "params": {"alpha": 0.2}},
+    {"id": "gmp", "op": "global_max_pool", "inputs": ["lr"]},
+    {"id": "d", "op": "dense", "inputs": ["gmp"], "params": {"units": 5}},
+    {"id": "out", "op": "prelu", "inputs": ["d"]},
+]
+
+
+def test_norm_and_activation_ops_shapes_and_params() -> None:
+    from probes.spec import analyze, build_graph
+
+    g = build_graph(make_spec(NORMS, inputs=[{"name": "x", "shape": [3, 8, 8]}]))
+    assert g.tensors["gmp"].shape == (4,)
+    assert {n.id: n.out.shape for n in g.nodes}["inn"] == (4, 6, 6)
+    # conv 112, group norm 8, prelu 4, instance norm 8, dense 25, prelu 5
+    assert analyze(g).params == 112 + 8 + 4 + 8 + 25 + 5
+
+
+# a ViT head: a learned token before and one after, positions, read both ends
+CLS: list[dict[str, Any]] = [
+    {"id": "e", "op": "dense", "inputs": ["x"], "params": {"units": 8}},
+    {"id": "cls", "op": "class_token", "inputs": ["e"]},
+    {"id": "last", "op": "class_token", "inputs": ["cls"], "params": {"at": "end"}},
+    {"id": "pos", "op": "position_embedding", "inputs": ["last"], "params": {"max_len": 8}},
+    {"id": "ln", "op": "layer_norm", "inputs": ["pos"]},
+    {"id": "ends", "op": "slice", "inputs": ["ln"], "params": {"axis": 0, "step": 7}},
+    {"id": "f", "op": "flatten", "inputs": ["ends"]},
+    {"id": "out", "op": "dense", "inputs": ["f"], "params": {"units": 3}},
+]
+
+
+def test_class_token_shapes_and_params() -> None:
+    from probes.spec import analyze, build_graph
+
+    g = build_graph(make_spec(CLS, inputs=[{"name": "x", "shape": [6, 8]}]))
+    assert g.tensors["cls"].shape == (7, 8) and g.tensors["last"].shape == (8, 8)
+    assert g.tensors["ends"].shape == (2, 8)  # the first and the last token
+    # dense 72, tokens 2 x 8, positions 64, layer norm 16, dense 51
+    assert analyze(g).params == 72 + 16 + 64 + 16 + 51
+
+
 def _rename(nodes: list[dict[str, Any]], prefix: str, src: str) -> list[dict[str, Any]]:
     ids = {str(n["id"]) for n in nodes}
     out = []
@@ -106,9 +152,11 @@ def combined_spec() -> ModelSpec:
         *_rename(AFFINE, "a_", "img"),
         *_rename(BILINEAR, "b_", "img"),
         *_rename(ATTN, "m_", "seq"),
+        *_rename(NORMS, "n_", "img"),
+        *_rename(CLS, "t_", "seq"),
     ]
     inputs = [{"name": "img", "shape": [3, 8, 8]}, {"name": "seq", "shape": [6, 8]}]
-    outs = ["u_up2", "a_both", "b_up3", "m_out"]
+    outs = ["u_up2", "a_both", "b_up3", "m_out", "n_out", "t_out"]
     return make_spec(nodes, inputs=inputs, outputs=outs)
 
 
@@ -117,5 +165,5 @@ def test_new_ops_parity(mode: str, runner: SubprocessRunner) -> None:
     report = check_parity(combined_spec(), runner, mode=mode)  # type: ignore[arg-type]
     assert report.passed, report.model_dump()
     if mode == "forward":
-        assert len(report.compared) == 4
+        assert len(report.compared) == 6
         assert all(c.max_abs_value > 1e-2 for c in report.compared)

@@ -205,6 +205,31 @@ def test_round_drift_becomes_shared_sigma_not_ratio_noise() -> None:
     assert t.shared_sigma > 0.3 and t.sigma < 0.05
 
 
+def test_rounds_timed_on_a_busy_machine_widen_the_ratio() -> None:
+    """Load does not cancel in the paired ratio (the frameworks use threads
+    differently): when every round was contended, each side's own sigma takes
+    CONTENDED_LOG_SD, and a 1.4x ratio is no longer a confident answer."""
+    from probes.tune.confirm import Confirmation
+    from recommender.evidence.configs import CONTENDED_LOG_SD
+
+    def own_sigmas(flags: list[bool]) -> tuple[float, float]:
+        c_t = Candidate(framework="torch", settings=TorchSettings(), origin="default")
+        c_f = Candidate(framework="tensorflow", settings=TFSettings(), origin="default")
+        rows = [
+            CandidateRounds(candidate=c_t, medians_s=[1.4, 1.41, 1.39], flagged=flags),
+            CandidateRounds(candidate=c_f, medians_s=[1.0, 1.0, 1.0], flagged=flags),
+        ]
+        conf = Confirmation(model="m", workload="infer", batch=1, rounds=3, candidates=rows)
+        opts = options_from_rounds(conf, {})
+        t, f = opts["torch"][0].infer, opts["tensorflow"][0].infer
+        assert t is not None and f is not None
+        return t.sigma, f.sigma
+
+    quiet, busy = own_sigmas([False] * 3), own_sigmas([True] * 3)
+    assert max(quiet) < 0.05
+    assert min(busy) >= CONTENDED_LOG_SD
+
+
 def test_contention_guard_flags_a_starved_probe() -> None:
     before = Snapshot(run_ns=0, wait_ns=0, steal=0, total=1000)
     starved = Snapshot(run_ns=500_000_000, wait_ns=500_000_000, steal=0, total=2000)

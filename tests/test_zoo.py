@@ -12,6 +12,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import pytest
+from markupsafe import escape
 
 from probes.config import Settings
 from probes.protocol import ProbeRequest, ProbeResult
@@ -246,7 +247,14 @@ def test_verdicts_carry_the_recommendation_caveats(settings: Settings, tmp_path:
     (v,) = run.models[0].verdicts
     assert any("GPU" in c and "not measured" in c for c in v.caveats), v.caveats
     html = write_report(run, tmp_path / "z").read_text()
-    assert f"caveat: {v.caveats[-1]}" in html
+    last = v.caveats[-1]  # listed once, numbered, with where it applies; the cell links it
+    assert html.count(last) == 1
+    m = re.search(
+        r'<li id="caveat-(\d+)">' + re.escape(str(escape(last))) + " <small>\\(applies to 1 of 1 ",
+        html,
+    )
+    assert m is not None
+    assert f'href="#caveat-{m.group(1)}">' in html
 
 
 def test_a_trial_budget_of_only_starting_points_is_warned(

@@ -71,6 +71,7 @@ class Ctx:
     used_ids: set[str] = field(default_factory=set)
     node_name: str = "node"
     out_used: list[bool] = field(default_factory=list)
+    regions: dict[str, Any] = field(default_factory=dict)  # attention_match.Region by output
 
     def unique(self, hint: str) -> str:
         base = re.sub(r"[^A-Za-z0-9_]+", "_", hint).strip("_") or "n"

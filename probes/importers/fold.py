@@ -246,3 +246,8 @@ def fold_node(op: str, a: dict[str, Any], ins: Arrays) -> list[np.ndarray]:
 @folder("CastLike")
 def cast_like(a: dict[str, Any], ins: Arrays) -> list[np.ndarray]:
     return [_req(ins[0]).astype(_req(ins[1]).dtype)]
+
+
+@folder("GatherElements")
+def gather_elements(a: dict[str, Any], ins: Arrays) -> list[np.ndarray]:
+    return [np.take_along_axis(_req(ins[0]), _req(ins[1]), axis=int(a.get("axis", 0)))]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from probes.errors import ImportRefusedError, UnsupportedOpsError
-from probes.importers import keras_layers  # noqa: F401  (registers the converters)
+from probes.importers import keras_layers, keras_norms, keras_rnn  # noqa: F401  (converters)
 from probes.importers.context import Act, Ctx, Unsupported
 from probes.importers.keras_file import KerasArchive, read_keras
 from probes.importers.keras_layers import KERAS, KLayer, cl_perm
@@ -22,6 +22,18 @@ from probes.importers.onnx_file import MAX_ELEMENTS
 from probes.importers.onnx_import import Imported
 from probes.importers.simplify import simplify
 from probes.spec.ops_base import TensorInfo
+
+_NESTED = (
+    "a model used as a layer (nested model) is not read: build the model flat, with the "
+    "inner model's layers called directly"
+)
+#: layer classes refused on purpose, with the reason shown to the user (docs/import.md)
+REFUSED = {
+    "TimeDistributed": "wrapper layers are not read",
+    "Functional": _NESTED,
+    "Sequential": _NESTED,
+    "Model": _NESTED,
+}
 
 
 def snake(name: str) -> str:
@@ -39,7 +51,8 @@ def _check_layer(raw: dict[str, Any]) -> tuple[str, str]:
             f"layer '{name}' is a Lambda: it holds Python code, which is never run; "
             "rewrite it with standard layers"
         )
-    if raw.get("registered_name") or (module and not module.startswith("keras")):
+    nested = cls in ("Functional", "Sequential", "Model") and module.startswith("keras")
+    if not nested and (raw.get("registered_name") or (module and not module.startswith("keras"))):
         raise ImportRefusedError(
             f"layer '{name}' is a custom object ({raw.get('registered_name') or module}."
             f"{cls}); custom code is never imported"
@@ -57,6 +70,16 @@ def _layers(config: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     if not isinstance(layers, list) or not layers:
         raise ImportRefusedError("config.json lists no layers")
     return str(kind), layers
+
+
+def layer_arrays(archive: KerasArchive, path: str | None) -> list[np.ndarray]:
+    """A layer's weight arrays: its own, its RNN cell's, or (Bidirectional) the forward
+    cell's then the backward cell's."""
+    w = archive.weights
+    own = w.get(path or "") or w.get(f"{path}/cell", [])
+    if own:
+        return list(own)
+    return [*w.get(f"{path}/forward_layer/cell", []), *w.get(f"{path}/backward_layer/cell", [])]
 
 
 def _weight_paths(kind: str, layers: list[dict[str, Any]]) -> list[str | None]:
@@ -121,7 +144,11 @@ def _outputs(config: dict[str, Any], kind: str, last: str) -> list[str]:
 def convert_keras(archive: KerasArchive, name: str) -> Imported:
     kind, layers = _layers(archive.config)
     checked = [_check_layer(raw) for raw in layers]
-    unknown = [(c, n, "") for c, n in checked if c not in KERAS and c != "InputLayer"]
+    unknown = [
+        (c, n, REFUSED.get(c, "not a supported Keras layer"))
+        for c, n in checked
+        if c not in KERAS and c != "InputLayer"
+    ]
     if unknown:
         raise UnsupportedOpsError(unknown)
     ctx = Ctx(batch=1)
@@ -142,7 +169,7 @@ def convert_keras(archive: KerasArchive, name: str) -> Imported:
                     previous = lname
                     continue  # an upstream layer already failed
                 ctx.node_name = lname
-                arrays = archive.weights.get(path or "") or archive.weights.get(f"{path}/cell", [])
+                arrays = layer_arrays(archive, path)
                 layer = KLayer(cls, lname, raw.get("config", {}), arrays)
                 values[lname] = KERAS[cls](ctx, layer, [values[s] for s in srcs])
         except Unsupported as e:

@@ -10,7 +10,6 @@ import numpy as np
 
 from probes.importers.context import Act, Ctx, Unsupported
 from probes.importers.ops_act import custom
-from probes.importers.ops_seq import GRU_ORDER, _blocks
 
 
 @dataclass
@@ -203,51 +202,6 @@ def embedding(ctx: Ctx, ly: KLayer, ins: list[Act]) -> Act:
     return ctx.emit("embedding", [a], params, {"weight": table})
 
 
-def _rnn_checks(ly: KLayer) -> None:
-    for key in ("go_backwards", "stateful", "return_state"):
-        if ly.get(key):
-            raise Unsupported(f"{key}=True")
-    if (
-        ly.get("activation", "tanh") != "tanh"
-        or ly.get("recurrent_activation", "sigmoid") != "sigmoid"
-    ):
-        raise Unsupported("recurrent activations other than tanh/sigmoid")
-    if not ly.get("use_bias", True):
-        raise Unsupported("a recurrent layer without bias")
-
-
-@keras_layer("LSTM")
-def lstm(ctx: Ctx, ly: KLayer, ins: list[Act]) -> Act:
-    _rnn_checks(ly)
-    a = ctx.canonical(ins[0])
-    weights = {"w_ih": ly.var(0).T, "w_hh": ly.var(1).T, "b": ly.var(2)}  # gates i,f,c,o
-    params = {
-        "hidden_size": int(ly.get("units")),
-        "return_sequences": bool(ly.get("return_sequences")),
-    }
-    return ctx.emit("lstm", [a], params, weights)
-
-
-@keras_layer("GRU")
-def gru(ctx: Ctx, ly: KLayer, ins: list[Act]) -> Act:
-    _rnn_checks(ly)
-    if not ly.get("reset_after", True):
-        raise Unsupported("reset_after=False (PyTorch's GRU is reset_after=True)")
-    a = ctx.canonical(ins[0])
-    b = ly.var(2)
-    weights = {
-        "w_ih": _blocks(ly.var(0).T, GRU_ORDER),
-        "w_hh": _blocks(ly.var(1).T, GRU_ORDER),
-        "b_ih": _blocks(b[0], GRU_ORDER),
-        "b_hh": _blocks(b[1], GRU_ORDER),
-    }
-    params = {
-        "hidden_size": int(ly.get("units")),
-        "return_sequences": bool(ly.get("return_sequences")),
-    }
-    return ctx.emit("gru", [a], params, weights)
-
-
 @keras_layer("Dropout", "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise", "GaussianDropout")
 def identity(ctx: Ctx, ly: KLayer, ins: list[Act]) -> Act:
     return ins[0]  # inference: no-ops
@@ -275,6 +229,8 @@ def relu(ctx: Ctx, ly: KLayer, ins: list[Act]) -> Act:
 @keras_layer("LeakyReLU")
 def leaky(ctx: Ctx, ly: KLayer, ins: list[Act]) -> Act:
     s = float(ly.get("negative_slope", ly.get("alpha", 0.3)))
+    if s >= 0:
+        return _keep(ins[0], ctx.emit("leaky_relu", [_base(ins[0])], {"alpha": s}))
     return _keep(ins[0], custom(ctx, [_base(ins[0])], "where(x >= 0, x, s * x)", {"s": s}, "leaky"))
 
 
@@ -297,16 +253,18 @@ def pool(ctx: Ctx, ly: KLayer, ins: list[Act]) -> Act:
     return chan_last(ctx.emit(op, [a], {"kernel": _one(k), "stride": _one(s)}))
 
 
-@keras_layer("GlobalAveragePooling2D", "GlobalAveragePooling1D", "GlobalMaxPooling2D")
+@keras_layer(
+    "GlobalAveragePooling2D",
+    "GlobalAveragePooling1D",
+    "GlobalMaxPooling2D",
+    "GlobalMaxPooling1D",
+)
 def global_pool(ctx: Ctx, ly: KLayer, ins: list[Act]) -> Act:
     _check_channels_last(ly)
     if ly.get("keepdims"):
         raise Unsupported("keepdims=True")
     a = chan_first(ctx, ins[0])
-    if ly.cls == "GlobalMaxPooling2D":
-        pooled = ctx.emit("max_pool2d", [a], {"kernel": list(a.shape[1:])})
-        return ctx.emit("reshape", [pooled], {"shape": [a.shape[0]]})
-    return ctx.emit("global_avg_pool", [a])
+    return ctx.emit("global_max_pool" if "Max" in ly.cls else "global_avg_pool", [a])
 
 
 @keras_layer("UpSampling2D")

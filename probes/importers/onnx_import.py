@@ -14,12 +14,14 @@ from onnx import helper, numpy_helper
 from probes.errors import ImportRefusedError, UnsupportedOpsError
 from probes.importers import (  # noqa: F401  (each module registers its converters)
     ops_act,
+    ops_attention,
     ops_conv,
     ops_dense,
     ops_norm,
     ops_seq,
     ops_shape,
 )
+from probes.importers.attention_match import INTERNAL, find_attention
 from probes.importers.context import BATCH_SENTINEL, Act, Ctx, Unsupported, Value
 from probes.importers.fold import fold_node
 from probes.importers.fusion import fuse
@@ -158,6 +160,8 @@ def _convert(
     failed: list[tuple[str, str, str]],
 ) -> list[Value]:
     op = node.op_type
+    if node.domain == INTERNAL:
+        return _attention(ctx, node, ins, label)
     if op == "If":
         return _inline_if(ctx, attrs, ins, failed)
     present = [v for v in ins if v is not None]
@@ -168,6 +172,27 @@ def _convert(
     ctx.node_name = label
     ctx.out_used = [bool(o) and ctx.consumers.get(o, 0) > 0 for o in node.output]
     return CONVERTERS[op](ctx, attrs, ins, label)
+
+
+def _attention(
+    ctx: Ctx,
+    node: onnx.NodeProto,
+    ins: list[Value | None],
+    label: str,
+) -> list[Value]:
+    """A matched attention region as one ``self_attention``; else its nodes one by one."""
+    from probes.importers.ops_attention import convert_attention
+
+    region = ctx.regions[node.output[0]]
+    try:
+        return convert_attention(ctx, region, ins[0], label)
+    except Unsupported as e:
+        why = e.why
+    inner: list[tuple[str, str, str]] = []
+    run_nodes(ctx, region.nodes, inner)
+    if inner or node.output[0] not in ctx.values:
+        raise Unsupported(f"attention block not converted: {why}")
+    return [ctx.values[node.output[0]]]
 
 
 def _inline_if(
@@ -198,8 +223,9 @@ def convert_graph(
     for t in graph.initializer:
         ctx.values[t.name] = numpy_helper.to_array(t)
     inputs = _inputs(graph, ctx, input_shapes)
-    nodes = fuse(list(graph.node), graph)
-    used = [*(u for node in nodes for u in node.input), *(o.name for o in graph.output)]
+    fused = fuse(list(graph.node), graph)
+    nodes, ctx.regions = find_attention(fused, graph)
+    used = [*(u for node in fused for u in node.input), *(o.name for o in graph.output)]
     for u in used:
         ctx.consumers[u] = ctx.consumers.get(u, 0) + 1
     failed: list[tuple[str, str, str]] = []

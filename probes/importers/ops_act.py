@@ -104,6 +104,8 @@ def clip(ctx: Ctx, attrs: dict[str, Any], ins: Ins, name: str) -> list[Value]:
 @converter("LeakyRelu")
 def leaky_relu(ctx: Ctx, attrs: dict[str, Any], ins: Ins, name: str) -> list[Value]:
     alpha = float(attrs.get("alpha", 0.01))
+    if alpha >= 0:
+        return [ctx.emit("leaky_relu", [ctx.act(ins[0])], {"alpha": alpha})]
     expr = "where(x >= 0, x, alpha * x)"
     return [custom(ctx, [ctx.act(ins[0])], expr, {"alpha": alpha}, "leaky_relu")]
 
@@ -149,13 +151,13 @@ def arith(ctx: Ctx, op: str, x: Value, y: Value) -> Act:
         return custom(ctx, [a, b], f"x0 {BINARY[op]} x1", {}, op)
     act_first = isinstance(x, Act)
     a = ctx.canonical(x if isinstance(x, Act) else y)  # type: ignore[arg-type]
-    c = y if act_first else x
-    assert isinstance(c, np.ndarray)
+    c = _per_sample(y if act_first else x, a)
     if op == "Add":
         folded = fold_bias(ctx, a, c)
         if folded is not None:
             return folded
-        table = c.reshape(c.shape[c.ndim - len(a.shape) :]) if c.ndim >= len(a.shape) else c
+        tail = c.shape[c.ndim - len(a.shape) :] if c.ndim >= len(a.shape) else c.shape
+        table = c.reshape(tail) if c.size == np.prod(tail) else c
         if len(a.shape) == 2 and c.size == table.size and table.shape == a.shape:
             params = {"max_len": a.shape[0]}  # a learned [T, E] table: position embedding
             return ctx.emit("position_embedding", [a], params, {"weight": table})
@@ -169,6 +171,14 @@ def arith(ctx: Ctx, op: str, x: Value, y: Value) -> Act:
         return custom(ctx, [a], expr, {}, "pow")
     expr = f"x {BINARY[op]} c" if act_first else f"c {BINARY[op]} x"
     return custom(ctx, [a], expr, {"c": s}, op)
+
+
+def _per_sample(c: Value, a: Act) -> np.ndarray:
+    """The constant side; one copy if it repeats the same values over a baked-in batch."""
+    assert isinstance(c, np.ndarray)
+    if c.ndim == len(a.shape) + 1 and c.shape[0] > 1 and np.all(c == c[:1]):
+        return c[:1]
+    return c
 
 
 def _affine(ctx: Ctx, op: str, a: Act, c: np.ndarray, act_first: bool) -> Act:
@@ -200,3 +210,50 @@ def _affine(ctx: Ctx, op: str, a: Act, c: np.ndarray, act_first: bool) -> Act:
     if op == "Div" and act_first and np.all(w != 0):
         return ctx.emit("affine", [a], {"shape": shape}, {"scale": 1.0 / w})
     raise Unsupported(f"{op} of a constant tensor of shape {list(c.shape)} by an activation")
+
+
+@converter("Sum")
+def sum_(ctx: Ctx, attrs: dict[str, Any], ins: Ins, name: str) -> list[Value]:
+    """Variadic Add (older exporters' residual sums), pairwise."""
+    present = [v for v in ins if v is not None]
+    out: Value = present[0]
+    for v in present[1:]:
+        out = arith(ctx, "Add", out, v)
+    return [out if isinstance(out, Act) else ctx.act(out)]
+
+
+def _make_minmax(onnx_op: str) -> None:
+    @converter(onnx_op)
+    def conv(ctx: Ctx, attrs: dict[str, Any], ins: Ins, name: str) -> list[Value]:
+        acts = [ctx.act(v) for v in ins if v is not None]
+        if len(acts) == 1:
+            return [acts[0]]
+        if len(acts) != 2 or acts[0].shape != acts[1].shape:
+            raise Unsupported(f"{onnx_op} of other than two activations of one shape")
+        fn = "maximum" if onnx_op == "Max" else "minimum"
+        return [custom(ctx, acts, f"{fn}(x0, x1)", {}, onnx_op)]
+
+
+for _o in ("Max", "Min"):
+    _make_minmax(_o)
+
+LOG_SOFTMAX = (
+    "x - max(x, axis=-1, keepdims=True) - log(sum(exp(x - max(x, axis=-1, keepdims=True)), "
+    "axis=-1, keepdims=True))"
+)
+
+
+@converter("LogSoftmax")
+def log_softmax(ctx: Ctx, attrs: dict[str, Any], ins: Ins, name: str) -> list[Value]:
+    a = ctx.act(ins[0])
+    if int(attrs.get("axis", -1)) % (len(a.shape) + 1) != len(a.shape):
+        raise Unsupported("LogSoftmax over an axis other than the last")
+    return [custom(ctx, [a], LOG_SOFTMAX, {}, "log_softmax")]
+
+
+@converter("Selu")
+def selu(ctx: Ctx, attrs: dict[str, Any], ins: Ins, name: str) -> list[Value]:
+    a = float(attrs.get("alpha", 1.6732632423543772))
+    g = float(attrs.get("gamma", 1.0507009873554805))
+    expr = "scale * where(x > 0, x, a * (exp(minimum(x, 0)) - 1))"
+    return [custom(ctx, [ctx.act(ins[0])], expr, {"a": a, "scale": g}, "selu")]

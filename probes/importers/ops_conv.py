@@ -156,12 +156,7 @@ def avg_pool(ctx: Ctx, attrs: dict[str, Any], ins: Ins, name: str) -> list[Value
 
 
 def _global(ctx: Ctx, a: Act, keep: bool, op: str) -> Act:
-    if op == "max":
-        if len(a.shape) != 3:
-            raise Unsupported("global max pooling of a non-2-D input")
-        out = ctx.emit("max_pool2d", [a], {"kernel": list(a.shape[1:])})
-    else:
-        out = ctx.emit("global_avg_pool", [a])
+    out = ctx.emit("global_max_pool" if op == "max" else "global_avg_pool", [a])
     shape = [a.shape[0], *([1] * (len(a.shape) - 1))] if keep else [a.shape[0]]
     return ctx.emit("reshape", [out], {"shape": shape}) if list(out.shape) != shape else out
 

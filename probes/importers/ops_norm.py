@@ -1,61 +1,35 @@
-"""Instance and group normalization and PRelu, decomposed into spec ops.
-
-Normalising over the last axis is one ``custom`` expression (mean and variance with
-keepdims reductions); per-channel scale, shift and slope are ``affine`` nodes.
+"""Instance and group normalization and PRelu -> the spec's ``instance_norm``,
+``group_norm`` and ``prelu``. A PRelu slope that is not one value per channel (or one
+value) is decomposed: ``relu`` + ``custom`` + ``affine`` + ``add``, exact but slower.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
-from probes.importers.context import Act, Ctx, Unsupported, Value, const
+from probes.importers.context import Ctx, Unsupported, Value, const
 from probes.importers.ops_act import custom
-from probes.importers.ops_shape import reshape_to
 from probes.importers.registry import converter
 
 Ins = list[Value | None]
-NORMALIZE = (
-    "(x - mean(x, axis=-1, keepdims=True)) * rsqrt(mean(square(x - mean(x, axis=-1, "
-    "keepdims=True)), axis=-1, keepdims=True) + eps)"
-)
 
 
-def _grouped_norm(ctx: Ctx, a: Act, groups: int, eps: float) -> Act:
-    """Normalise each of ``groups`` channel groups over its channels and positions."""
-    c = a.shape[0]
-    flat = reshape_to(ctx, a, [ctx.batch, groups, math.prod(a.shape) // groups], 0)
-    normed = custom(ctx, [flat], NORMALIZE, {"eps": eps}, "normalize")
-    return reshape_to(ctx, normed, [ctx.batch, c, *a.shape[1:]], 0) if len(a.shape) > 1 else normed
-
-
-def _per_channel(ctx: Ctx, a: Act, scale: np.ndarray | None, shift: np.ndarray | None) -> Act:
-    c, rank = a.shape[0], len(a.shape)
-    shape = [c, *([1] * (rank - 1))]
-    weights: dict[str, np.ndarray] = {}
-    if scale is not None and not np.all(scale == 1):
-        weights["scale"] = scale.reshape(shape).astype(np.float32)
-    if shift is not None and np.any(shift):
-        weights["shift"] = shift.reshape(shape).astype(np.float32)
-    if not weights:
-        return a
-    params = {"shape": shape, "scale": "scale" in weights, "shift": "shift" in weights}
-    return ctx.emit("affine", [a], params, weights)
+def _norm_weights(c: int, scale: np.ndarray, shift: np.ndarray) -> dict[str, np.ndarray]:
+    if scale.size != c or shift.size != c:
+        raise Unsupported(f"scale/bias of {scale.size}/{shift.size} values for {c} channels")
+    return {"gamma": scale.reshape(c), "beta": shift.reshape(c)}
 
 
 @converter("InstanceNormalization")
 def instance_norm(ctx: Ctx, attrs: dict[str, Any], ins: Ins, name: str) -> list[Value]:
     a = ctx.act(ins[0])
-    if len(a.shape) < 2:
-        raise Unsupported("instance normalization of a rank-1 input")
-    c = a.shape[0]
-    scale, shift = const(ins[1], "the scale"), const(ins[2], "the bias")
-    if scale.size != c or shift.size != c:
-        raise Unsupported(f"scale/bias of {scale.size} for {c} channels")
-    normed = _grouped_norm(ctx, a, c, float(attrs.get("epsilon", 1e-5)))
-    return [_per_channel(ctx, normed, scale, shift)]
+    if not 2 <= len(a.shape) <= 4:
+        raise Unsupported(f"instance normalization of a rank-{len(a.shape)} input")
+    weights = _norm_weights(a.shape[0], const(ins[1], "the scale"), const(ins[2], "the bias"))
+    params = {"eps": float(attrs.get("epsilon", 1e-5))}
+    return [ctx.emit("instance_norm", [a], params, weights)]
 
 
 @converter("GroupNormalization")
@@ -67,17 +41,30 @@ def group_norm(ctx: Ctx, attrs: dict[str, Any], ins: Ins, name: str) -> list[Val
     scale, shift = const(ins[1], "the scale"), const(ins[2], "the bias")
     if scale.size == groups and groups != c:  # opset 18: one value per group
         scale, shift = np.repeat(scale, c // groups), np.repeat(shift, c // groups)
-    normed = _grouped_norm(ctx, a, groups, float(attrs.get("epsilon", 1e-5)))
-    return [_per_channel(ctx, normed, scale, shift)]
+    params = {"groups": groups, "eps": float(attrs.get("epsilon", 1e-5))}
+    return [ctx.emit("group_norm", [a], params, _norm_weights(c, scale, shift))]
+
+
+def _channel_slope(slope: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The slope as one value per channel (axis 0), if ONNX broadcasting makes it that."""
+    c = shape[0]
+    if slope.size == 1:
+        return np.full(c, float(slope.reshape(-1)[0]), np.float32)
+    dims = list(slope.shape)
+    while len(dims) > len(shape) and dims[0] == 1:
+        dims.pop(0)
+    if len(dims) == len(shape) and dims[0] == c and all(d == 1 for d in dims[1:]):
+        return slope.reshape(c).astype(np.float32)
+    return None
 
 
 @converter("PRelu")
 def prelu(ctx: Ctx, attrs: dict[str, Any], ins: Ins, name: str) -> list[Value]:
     a = ctx.act(ins[0])
     slope = const(ins[1], "the slope").astype(np.float32)
-    if slope.size == 1:
-        s = float(slope.reshape(-1)[0])
-        return [custom(ctx, [a], "where(x >= 0, x, s * x)", {"s": s}, "prelu")]
+    alpha = _channel_slope(slope, a.shape)
+    if alpha is not None:
+        return [ctx.emit("prelu", [a], {}, {"alpha": alpha})]
     pos = ctx.emit("relu", [a])
     neg = custom(ctx, [a], "minimum(x, 0)", {}, "prelu_neg")
     w = slope.reshape(slope.shape[1:]) if slope.ndim == len(a.shape) + 1 else slope

@@ -123,7 +123,10 @@ def _blocks(arr: np.ndarray, order: tuple[int, ...]) -> np.ndarray:
 
 def _check_rnn(attrs: dict[str, Any], ins: Ins, first_optional: int) -> None:
     if attrs.get("direction", "forward") == "reverse":
-        raise Unsupported("a reverse-only recurrent layer")
+        raise Unsupported(
+            "direction='reverse' (a reverse-only layer): the spec's lstm/gru runs forward "
+            "or both ways (bidirectional), never backward alone"
+        )
     for key in ("clip", "activations", "input_forget"):
         if attrs.get(key):
             raise Unsupported(f"recurrent attribute '{key}'")

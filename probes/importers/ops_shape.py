@@ -163,11 +163,39 @@ def cast(ctx: Ctx, attrs: dict[str, Any], ins: Ins, name: str) -> list[Value]:
 
 @converter("Concat")
 def concat(ctx: Ctx, attrs: dict[str, Any], ins: Ins, name: str) -> list[Value]:
-    acts = [ctx.act(v, "a Concat input") for v in ins if v is not None]
+    given = [v for v in ins if v is not None]
+    if any(isinstance(v, np.ndarray) for v in given):
+        return [_class_token(ctx, int(attrs["axis"]), given)]
+    acts = [ctx.act(v, "a Concat input") for v in given]
     axis = onnx_axis(int(attrs["axis"]), len(acts[0].shape) + 1)
     if len(acts) == 1:
         return [acts[0]]
     return [ctx.emit("concat", acts, {"axis": axis})]
+
+
+def _class_token(ctx: Ctx, axis: int, given: list[Value]) -> Act:
+    """``cat([token.expand(B, -1, -1), x], dim=1)`` on [B, T, E] (or the token last):
+    the spec's ``class_token``."""
+    consts = [i for i, v in enumerate(given) if isinstance(v, np.ndarray)]
+    if len(given) != 2 or len(consts) != 1:
+        raise Unsupported(
+            "a Concat input is a constant: only one learned token put before or after "
+            "a [T, E] sequence (a class token) is supported"
+        )
+    c = given[consts[0]]
+    assert isinstance(c, np.ndarray)
+    a = ctx.act(given[1 - consts[0]], "the Concat sequence input")
+    if len(a.shape) != 2 or onnx_axis(axis, 3) != 0:
+        raise Unsupported("a constant Concat input is only supported along the sequence of [T, E]")
+    if c.ndim != 3 or c.shape[0] not in (1, ctx.batch) or c.shape[1:] != (1, a.shape[1]):
+        raise Unsupported(
+            f"a constant Concat input of shape {list(c.shape)}: a class token must be "
+            f"[1, 1, {a.shape[1]}] (or expanded to the batch)"
+        )
+    if not np.all(c == c[:1]):
+        raise Unsupported("a constant Concat input varies along the batch")
+    params = {"at": "start" if consts[0] == 0 else "end"}
+    return ctx.emit("class_token", [a], params, {"weight": c[0, 0].astype(np.float32)})
 
 
 @converter("CastLike")

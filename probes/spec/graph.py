@@ -23,6 +23,7 @@ from probes.spec.model import ModelSpec, NodeSpec
 from probes.spec.ops_base import Op, TensorInfo
 from probes.spec.ops_core import CORE_OPS
 from probes.spec.ops_custom import CUSTOM_OPS
+from probes.spec.ops_norm_act import NORM_ACT_OPS
 from probes.spec.ops_resample import RESAMPLE_OPS
 from probes.spec.ops_seq import SEQ_OPS
 from probes.spec.ops_spatial import SPATIAL_OPS
@@ -30,7 +31,15 @@ from probes.spec.ops_tensor import TENSOR_OPS
 
 OPS: dict[str, Op] = {
     op.name: op
-    for op in (*CORE_OPS, *SPATIAL_OPS, *RESAMPLE_OPS, *TENSOR_OPS, *SEQ_OPS, *CUSTOM_OPS)
+    for op in (
+        *CORE_OPS,
+        *NORM_ACT_OPS,
+        *SPATIAL_OPS,
+        *RESAMPLE_OPS,
+        *TENSOR_OPS,
+        *SEQ_OPS,
+        *CUSTOM_OPS,
+    )
 }
 
 

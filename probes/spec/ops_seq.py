@@ -1,6 +1,8 @@
-"""Sequence ops on [T, F] tensors: embeddings, LSTM/GRU, multi-head self-attention."""
+"""Sequence ops on [T, F] tensors: embeddings, class token, LSTM/GRU, multi-head self-attention."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import Field
 
@@ -51,6 +53,25 @@ class PositionEmbedding(Op):
 
     def weights(self, p: PositionEmbeddingParams, ins: list[TensorInfo]) -> dict[str, WeightDef]:
         return {"weight": WeightDef((p.max_len, ins[0].shape[1]), "normal")}
+
+
+class ClassTokenParams(Params):
+    at: Literal["start", "end"] = "start"
+
+
+class ClassToken(Op):
+    """Adds one learned token [E] to the sequence: [T, E] -> [T+1, E], as row 0
+    (``at: start``, ViT's class token) or as the last row (``at: end``)."""
+
+    name = "class_token"
+    params_model = ClassTokenParams
+
+    def infer(self, node: str, p: ClassTokenParams, ins: list[TensorInfo]) -> TensorInfo:
+        expect_rank(node, "input [T, E]", ins[0], (2,))
+        return TensorInfo((ins[0].shape[0] + 1, ins[0].shape[1]))
+
+    def weights(self, p: ClassTokenParams, ins: list[TensorInfo]) -> dict[str, WeightDef]:
+        return {"weight": WeightDef((ins[0].shape[1],), "normal")}
 
 
 class RecurrentParams(Params):
@@ -146,4 +167,11 @@ class SelfAttention(Op):
         return 4 * t * e * e + 2 * t * t * e
 
 
-SEQ_OPS: list[Op] = [Embedding(), PositionEmbedding(), LSTM(), GRU(), SelfAttention()]
+SEQ_OPS: list[Op] = [
+    Embedding(),
+    PositionEmbedding(),
+    ClassToken(),
+    LSTM(),
+    GRU(),
+    SelfAttention(),
+]

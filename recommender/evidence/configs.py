@@ -28,6 +28,11 @@ from recommender.evidence.model import ConfigOption, Evidence, FrameworkEvidence
 from recommender.questionnaire import Profile
 
 MAX_SEARCH_SIGMA = 0.15
+#: What a busy machine may do to one framework's time relative to the other's, in log
+#: space, when every round it was timed in was contended. Frameworks use threads
+#: differently, so load does not cancel in the paired ratio: lenet5's torch/TF ratio
+#: read about 1.0 in quiet rounds and 1.4 in busy ones (docs/benchmarks.md).
+CONTENDED_LOG_SD = 0.3
 PENALTY = 10.0  # per broken hard limit: outweighs any score, still ranks the rest
 
 
@@ -86,13 +91,15 @@ def options_from_rounds(
     for cr in conf.candidates:
         c = cr.candidate
         xs = [(x - rho[r]) for r, x in enumerate(logs[c.key]) if x is not None]
+        busy = sum(1 for r, x in enumerate(logs[c.key]) if x is not None and cr.flagged[r])
         infer = None
         if xs:
             mu = statistics.fmean(xs)
             sd = max(statistics.stdev(xs) if len(xs) > 1 else MIN_LOG_SD, MIN_LOG_SD)
             t = T90.get(len(xs) - 1, Z90) / Z90 if len(xs) > 1 else 3.0
             own = sd / math.sqrt(len(xs)) * t
-            sigma = math.hypot(own, searched.get(c.framework, 0.0))
+            load = CONTENDED_LOG_SD * busy / len(xs)
+            sigma = math.hypot(own, searched.get(c.framework, 0.0), load)
             src = f"paired rounds ({len(xs)}): {c.label}"
             infer = Quantity(value=math.exp(mu), sigma=sigma, shared_sigma=drift, source=src)
         mem = cr.memory_bytes()

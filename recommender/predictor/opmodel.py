@@ -29,6 +29,8 @@ FALLBACK = {
     "sigmoid": "relu",
     "tanh": "relu",
     "hardswish": "relu",
+    "leaky_relu": "relu",
+    "prelu": "relu",
     "upsample2d": "relu",
     "permute": "relu",
     "avg_pool2d": "max_pool2d",
@@ -36,6 +38,9 @@ FALLBACK = {
     "adaptive_avg_pool2d": "global_avg_pool",
     "mean": "global_avg_pool",
     "global_avg_pool": "mean",
+    "global_max_pool": "global_avg_pool",
+    "group_norm": "layer_norm",
+    "instance_norm": "layer_norm",
     "reshape": "flatten",
     "dropout": "flatten",
     "softmax": "layer_norm",
@@ -43,6 +48,7 @@ FALLBACK = {
     "lstm": "gru",
     "gru": "lstm",
     "position_embedding": "add",
+    "class_token": "add",  # a copy of the input plus one row; concat is not timed itself
 }
 FALLBACK_SIGMA = 0.7  # ln: a key priced by a related key
 GENERIC_SIGMA = 1.0  # ln: priced from the dense and relu prices

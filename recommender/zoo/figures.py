@@ -22,9 +22,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from probes.frameworks.facts import FACTS
+from recommender.zoo import summary
 from recommender.zoo.models import FrameworkRow, ZooRun
 
 COLORS = {"torch": "#c2410c", "tensorflow": "#1d4ed8"}
@@ -153,15 +156,19 @@ def speedup(run: ZooRun) -> Figure:
 
 
 def efficiency(run: ZooRun) -> Figure:
-    peak = run.machine_peak_gflops
-    title = "Achieved FLOP rate / machine matmul peak" + (f" ({peak:.0f} GFLOP/s)" if peak else "")
+    """Against the machine peak, or the best rate reached when that is higher (see
+    ``summary.efficiency``): never above 100%."""
+    eff = summary.efficiency(run)
+    peak = eff.peak_gflops
+    title = "Achieved FLOP rate / peak" + (f" ({peak:.0f} GFLOP/s)" if peak else "")
     return _bars(
         run,
-        lambda r: None if r.efficiency is None else 100 * r.efficiency,
+        lambda r: None if r.efficiency is None else 100 * r.efficiency / eff.scale,
         None,
         "% of peak (log)",
         title,
         log=True,
+        ref=100.0,
     )
 
 
@@ -187,16 +194,53 @@ def pareto(run: ZooRun) -> Figure:
                     color=COLORS[r.framework],
                     label=NAMES[r.framework],
                 )
-        ax.set_title(o.model, fontsize=9)
-        ax.set_xscale("log")
-        ax.tick_params(labelsize=7)
-        ax.set_xlabel("latency ms", fontsize=7)
-        ax.set_ylabel("memory MB", fontsize=7)
+        _pareto_axes(ax, o.model)
     for ax in list(axes.flat)[len(models) :]:
         ax.axis("off")
-    fig.suptitle("Latency/memory trade-off of every batch-1 trial; lines: Pareto fronts")
+    fig.suptitle(
+        "Latency/memory trade-off of every batch-1 trial; lines: Pareto fronts", y=1.0 + 0.06 / rows
+    )
+    fig.legend(
+        handles=_pareto_legend(),
+        loc="upper center",
+        ncol=4,
+        frameon=False,
+        bbox_to_anchor=(0.5, 1.0 + 0.02 / rows),
+        fontsize=8,
+    )
     fig.tight_layout()
     return fig
+
+
+def _tick(v: float, _pos: object = None) -> str:
+    """A short tick label: 2400, 150, 0.45 (never 2.4e+03)."""
+    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
+def _pareto_axes(ax: Any, title: str) -> None:
+    """Linear axes with at most four ticks each, short labels: they never overlap
+    (a log axis within one decade labelled its minor ticks on top of each other)."""
+    ax.set_title(title, fontsize=9)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=4, min_n_ticks=2))
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=4, min_n_ticks=2))
+    ax.xaxis.set_major_formatter(FuncFormatter(_tick))
+    ax.yaxis.set_major_formatter(FuncFormatter(_tick))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.tick_params(labelsize=7)
+    ax.set_xlabel("latency, ms", fontsize=7)
+    ax.set_ylabel("peak memory, MiB", fontsize=7)
+    ax.grid(alpha=0.3)
+
+
+def _pareto_legend() -> list[Any]:
+    out: list[Any] = []
+    for fw in ("torch", "tensorflow"):
+        c = COLORS[fw]
+        out.append(
+            Line2D([], [], ls="", marker="o", ms=4, alpha=0.5, color=c, label=f"{NAMES[fw]} trial")
+        )
+        out.append(Line2D([], [], marker="o", ms=4, color=c, label=f"{NAMES[fw]} Pareto front"))
+    return out
 
 
 def _grid(

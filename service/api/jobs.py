@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.api.context import ctx
 from service.api.problems import ApiProblem
 from service.api.routes import ApiBlueprint, Reply
+from service.jobs.progress import JobProgress, parse
 from service.jobs.requests import JobCreate, JobRequest
 from service.jobs.store import IdempotencyConflict
 from service.web.charts import result_context
@@ -41,6 +43,11 @@ class JobView(BaseModel):
     )
     error: str | None = Field(default=None, description="Why it failed or was cancelled.")
     progress: list[ProgressLine] = Field(description="Latest progress lines, oldest first.")
+    current: JobProgress | None = Field(
+        default=None,
+        description="The latest progress line as numbers: step, probes done of planned, "
+        "elapsed and estimated time left (null before the first line).",
+    )
     attempts: int
     max_attempts: int
     worker: str | None
@@ -86,6 +93,20 @@ def _links(job_id: str) -> dict[str, str]:
     }
 
 
+def _current(row: dict[str, Any], events: list[tuple[float, str]]) -> JobProgress | None:
+    """The last line as numbers; elapsed from the job's start (to now, or to its end),
+    and the time left counted down since the line was written."""
+    if not events:
+        return None
+    at, message = events[-1]
+    now = row["finished_at"] or time.time()
+    started = row["started_at"]
+    cur = parse(_text(message), None if started is None else max(0.0, now - started))
+    if cur.eta_s is not None and row["finished_at"] is None:
+        cur.eta_s = max(0.0, cur.eta_s - max(0.0, now - at))
+    return cur
+
+
 def _view(row: dict[str, Any], lines: int) -> JobView:
     events = ctx().store.events(row["id"], lines)
     return JobView(
@@ -98,6 +119,7 @@ def _view(row: dict[str, Any], lines: int) -> JobView:
         progress=[
             ProgressLine(at=datetime.fromtimestamp(t, UTC), message=_text(m)) for t, m in events
         ],
+        current=_current(row, events),
         attempts=row["attempts"],
         max_attempts=row["max_attempts"],
         worker=_text(row["worker"]),

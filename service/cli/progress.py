@@ -40,20 +40,28 @@ def _clock(seconds: float) -> str:
 class _Reporter:
     def __init__(self, label: str, console: Console) -> None:
         self.label, self.console = label, console
-        self.start = self.last = time.monotonic()
+        self.start = self.last = self.step_start = time.monotonic()
         self.lock = threading.Lock()
         self.bar: Progress | None = None
         self.task: TaskID | None = None
 
     def say(self, msg: str) -> None:
         with self.lock:
-            self.last = time.monotonic()
-            if self.bar is None:
-                elapsed = _clock(self.last - self.start)
-                self.console.print(f"{elapsed} {self.label}: {msg}", markup=False, highlight=False)
-                return
-            self.bar.console.print(f"{self.label}: {msg}", markup=False, highlight=False)
-            self._update(msg)
+            self.last = self.step_start = time.monotonic()
+            self._print(msg)
+
+    def _print(self, msg: str) -> None:
+        """One line (the caller holds the lock)."""
+        if self.bar is None:
+            elapsed = _clock(self.last - self.start)
+            self.console.print(
+                f"{elapsed} {self.label}: {msg}", markup=False, highlight=False, soft_wrap=True
+            )
+            return
+        self.bar.console.print(
+            f"{self.label}: {msg}", markup=False, highlight=False, soft_wrap=True
+        )
+        self._update(msg)
 
     def _update(self, msg: str) -> None:
         assert self.bar is not None and self.task is not None
@@ -74,9 +82,10 @@ class _Reporter:
         """Plain output only: say that the command is still at work."""
         while not stop.wait(1.0):
             with self.lock:
-                quiet = time.monotonic() - self.last
-            if quiet >= HEARTBEAT_S:
-                self.say(f"still working ({_clock(quiet)} since the last step began)")
+                now = time.monotonic()
+                if now - self.last >= HEARTBEAT_S:
+                    self.last = now
+                    self._print(f"still working ({_clock(now - self.step_start)} on this step)")
 
 
 @contextmanager

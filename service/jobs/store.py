@@ -60,6 +60,15 @@ events = sa.Table(
     sa.Column("at", sa.Float, nullable=False),
     sa.Column("message", sa.Text, nullable=False),
 )
+#: the web page's instant (predict and cached) answers, for its history page
+answers = sa.Table(
+    "answers",
+    meta,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("created_at", sa.Float, nullable=False, index=True),
+    sa.Column("request", sa.Text, nullable=False),
+    sa.Column("result", sa.Text, nullable=False),
+)
 workers = sa.Table(
     "workers",
     meta,

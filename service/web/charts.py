@@ -1,16 +1,33 @@
 """Chart geometry for the inline SVG charts of a recommendation (no plotting library
-in the web process; the figures are a few bars)."""
+in the web process; the figures are a few bars).
+
+Layout of one bar row: the framework's name left of the bar, the bar (with its ±1 sigma
+whisker), and the value on its own line under the bar, so a long value ("25.5 ms
+(predicted, default settings)") is never cut by the chart's right edge. A labelled x
+axis with rounded ticks closes every chart.
+"""
 
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass
 from typing import Any
+
+from pydantic import ValidationError
 
 from recommender.evidence.model import Quantity
 from recommender.recommend import NAMES, Recommendation
 
-WIDTH = 360.0  # px of the longest bar
+VIEW_W = 640  # the SVG's viewBox width; the page scales it down on a phone
+LEFT = 110.0  # x where the bars start; names sit left of it
+WIDTH = 480.0  # px of the longest bar (the axis' top tick)
+BAR_H = 16
+LINE_H = 14  # one line of a bar's value text
+GAP = 8
+WRAP = 76  # characters per value line: 76 at 11 px fit the 530 px right of LEFT
+GROUP_LABEL = 18
+AXIS = 40  # the axis line, its tick labels and its title
 COLORS = {"torch": "#c2410c", "tensorflow": "#1d4ed8"}
 
 
@@ -24,6 +41,14 @@ class Bar:
     hi: float | None
     text: str
 
+    @property
+    def lines(self) -> list[str]:
+        return textwrap.wrap(self.text, WRAP, break_long_words=True) or [""]
+
+    @property
+    def height(self) -> int:
+        return BAR_H + 2 + LINE_H * len(self.lines) + GAP
+
 
 @dataclass(frozen=True)
 class Group:
@@ -32,14 +57,40 @@ class Group:
 
 
 @dataclass(frozen=True)
+class Tick:
+    x: float  # px from LEFT
+    label: str
+
+
+@dataclass(frozen=True)
 class Chart:
     title: str
     description: str
     groups: list[Group]
+    axis_label: str
+    ticks: list[Tick]
+
+    @property
+    def plot_height(self) -> int:
+        rows = sum(b.height for g in self.groups for b in g.bars)
+        return rows + sum(GROUP_LABEL for g in self.groups if g.label) + 4
 
     @property
     def height(self) -> int:
-        return sum(len(g.bars) * 22 + 18 for g in self.groups) + 8
+        return self.plot_height + AXIS
+
+
+def nice_top(top: float) -> float:
+    """The smallest 1, 2, 2.5 or 5 times a power of ten at or above ``top`` (> 0)."""
+    if top <= 0 or not math.isfinite(top):
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(top))
+    return next(m * power for m in (1.0, 2.0, 2.5, 5.0, 10.0) if m * power >= top * (1 - 1e-9))
+
+
+def ticks(top: float) -> list[Tick]:
+    """Five ticks from 0 to ``top``, labelled with as few digits as tell them apart."""
+    return [Tick(WIDTH * i / 4, f"{top * i / 4:.3g}") for i in range(5)]
 
 
 def _quantity_chart(
@@ -52,30 +103,21 @@ def _quantity_chart(
             qs[fw] = q
     if not qs:
         return None
-    top = max(q.value * math.exp(q.sigma) for q in qs.values()) * scale
-    bars = []
+    top = nice_top(max(q.value * math.exp(q.sigma) for q in qs.values()) * scale)
     px = WIDTH / top
+    bars = []
     for name, q in qs.items():
         v = q.value * scale
         lo, hi = v * math.exp(-q.sigma), v * math.exp(q.sigma)
-        bars.append(
-            Bar(
-                name,
-                NAMES[name],
-                COLORS[name],
-                v * px,
-                lo * px,
-                hi * px,
-                f"{v:.3g} {unit} ({q.source})",
-            )
-        )
-    sources = {q.source for q in qs.values()}
-    desc = "; ".join(b.name + " " + b.text for b in bars) + " (" + "; ".join(sources) + ")"
-    return Chart(title, desc, [Group("", bars)])
+        text = f"{v:.3g} {unit} (±1 sigma {lo:.3g} to {hi:.3g}; {q.source})"
+        bars.append(Bar(name, NAMES[name], COLORS[name], v * px, lo * px, hi * px, text))
+    desc = "; ".join(f"{b.name} {b.text}" for b in bars)
+    return Chart(title, desc, [Group("", bars)], unit, ticks(top))
 
 
 def contributions(rec: Recommendation) -> Chart:
-    top = max((v for c in rec.criteria for v in c.contributions.values()), default=0.0) or 1.0
+    most = max((v for c in rec.criteria for v in c.contributions.values()), default=0.0)
+    top = nice_top(most) if most > 0 else 1.0
     groups = [
         Group(
             f"{c.criterion} (weight {c.weight:.2f})",
@@ -89,13 +131,19 @@ def contributions(rec: Recommendation) -> Chart:
     desc = "; ".join(
         f"{g.label}: " + ", ".join(f"{b.name} {b.text}" for b in g.bars) for g in groups
     )
-    return Chart("Contribution of each criterion to the utility", desc, groups)
+    return Chart(
+        "Contribution of each criterion to the utility",
+        desc,
+        groups,
+        "contribution to the utility (weight times score)",
+        ticks(top),
+    )
 
 
 def charts(rec: Recommendation) -> list[Chart]:
     out = [contributions(rec)]
     lat = _quantity_chart(rec, "infer", "Inference latency (±1 sigma)", 1e3, "ms")
-    mem = _quantity_chart(rec, "memory", "Peak memory above baseline (±1 sigma)", 2**-20, "MB")
+    mem = _quantity_chart(rec, "memory", "Peak memory above baseline (±1 sigma)", 2**-20, "MiB")
     return out + [c for c in (lat, mem) if c is not None]
 
 
@@ -120,8 +168,13 @@ def deployment_rows(rec: Recommendation) -> list[tuple[str, dict[str, str], dict
 
 
 def result_context(kind: str, result: dict[str, Any] | None) -> dict[str, Any]:
-    """Template variables for a finished recommend job's recommendation (if any)."""
+    """Template variables for a finished recommend job's recommendation (if any). A
+    stored result that no longer parses (an older or damaged row) is shown as raw JSON
+    with a note, never a 500."""
     if kind != "recommend" or not result:
         return {"rec": None}
-    rec = Recommendation.model_validate(result)
+    try:
+        rec = Recommendation.model_validate(result)
+    except ValidationError as e:
+        return {"rec": None, "unreadable": f"{e.error_count()} field(s) do not parse"}
     return {"rec": rec, "charts": charts(rec), "deployment": deployment_rows(rec)}

@@ -34,10 +34,18 @@ SPATIAL = {
     "avg_pool2d",
     "adaptive_avg_pool2d",
     "global_avg_pool",
+    "global_max_pool",
     "batch_norm",
+    "prelu",
+    "group_norm",
+    "instance_norm",
     "upsample2d",
 }
-LAYOUT_FREE = {*ACTIVATIONS, "dropout", "add", "multiply"}
+LAYOUT_FREE = {*ACTIVATIONS, "leaky_relu", "dropout", "add", "multiply"}
+GLOBAL_POOLS = {
+    "global_avg_pool": (keras.layers.GlobalAveragePooling1D, keras.layers.GlobalAveragePooling2D),
+    "global_max_pool": (keras.layers.GlobalMaxPooling1D, keras.layers.GlobalMaxPooling2D),
+}
 
 
 def gelu_erf(x: Any) -> Any:
@@ -200,13 +208,8 @@ def _layer(node: GraphNode, ins: list[Tensor]) -> tuple[Any, keras.layers.Layer 
         return _pool(node, x), None
     if op == "adaptive_avg_pool2d":
         return _adaptive(node, x), None
-    if op == "global_avg_pool":
-        cls = (
-            keras.layers.GlobalAveragePooling2D
-            if x.info.rank == 3
-            else keras.layers.GlobalAveragePooling1D
-        )
-        return cls(name=node.id)(x.value), None
+    if op in GLOBAL_POOLS:
+        return GLOBAL_POOLS[op][x.info.rank - 2](name=node.id)(x.value), None
     if op == "custom":
         shapes = [list(t.info.shape) for t in ins]
         custom = tl.CustomExpr(p.model_dump(), shapes, x.layout == CL, name=node.id)
@@ -222,6 +225,14 @@ def _layer(node: GraphNode, ins: list[Tensor]) -> tuple[Any, keras.layers.Layer 
             name=node.id,
         ),
         "layer_norm": lambda: keras.layers.LayerNormalization(epsilon=p.eps, name=node.id),
+        "leaky_relu": lambda: keras.layers.LeakyReLU(negative_slope=p.alpha, name=node.id),
+        "prelu": lambda: tensor_ops.ChannelPRelu(x.info.shape[0], name=node.id),
+        "group_norm": lambda: keras.layers.GroupNormalization(
+            p.groups, axis=-1, epsilon=p.eps, name=node.id
+        ),
+        "instance_norm": lambda: keras.layers.GroupNormalization(
+            x.info.shape[0], axis=-1, epsilon=p.eps, name=node.id
+        ),
         "softmax": lambda: keras.layers.Softmax(axis=_axis(p.axis, x), name=node.id),
         "dropout": lambda: keras.layers.Dropout(p.rate, name=node.id),
         "flatten": lambda: keras.layers.Flatten(name=node.id),
@@ -235,6 +246,7 @@ def _layer(node: GraphNode, ins: list[Tensor]) -> tuple[Any, keras.layers.Layer 
             p.num_embeddings, p.embedding_dim, name=node.id
         ),
         "position_embedding": lambda: tl.PositionEmbedding(p.max_len, name=node.id),
+        "class_token": lambda: tl.ClassToken(p.at == "end", name=node.id),
         "self_attention": lambda: tl.SelfAttention(
             p.num_heads, x.info.shape[1] // p.num_heads, p.causal, name=node.id
         ),
@@ -294,7 +306,7 @@ def build(graph: SpecGraph, weights: NeutralWeights) -> KerasBuild:
             want = NEUTRAL
         ins = [_relayout(t, want) for t in ins]
         value, core = _layer(node, ins)
-        layout = NEUTRAL if node.op == "global_avg_pool" else want
+        layout = NEUTRAL if node.op in GLOBAL_POOLS else want
         env[node.id] = Tensor(value, layout if node.out.rank >= 2 else NEUTRAL, node.out)
         if core is not None and node.id in weights:
             cores[node.id] = core

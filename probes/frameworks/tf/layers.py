@@ -90,6 +90,26 @@ class PositionEmbedding(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="fwadvisor")
+class ClassToken(keras.layers.Layer):
+    """One learned token before (or after) the sequence: [B, T, E] -> [B, T+1, E]."""
+
+    def __init__(self, at_end: bool = False, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.at_end = at_end
+
+    def build(self, input_shape: Any) -> None:
+        self.token = self.add_weight(shape=(input_shape[-1],), name="token", initializer="zeros")
+
+    def call(self, x: Any) -> Any:
+        tok = ops.cast(self.token, x.dtype)
+        tok = ops.broadcast_to(ops.reshape(tok, (1, 1, -1)), (ops.shape(x)[0], 1, ops.shape(x)[2]))
+        return ops.concatenate([x, tok] if self.at_end else [tok, x], axis=1)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "at_end": self.at_end}
+
+
+@keras.saving.register_keras_serializable(package="fwadvisor")
 class ReduceMean(keras.layers.Layer):
     def __init__(self, axis: int, keepdims: bool, **kw: Any) -> None:
         super().__init__(**kw)

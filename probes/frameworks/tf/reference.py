@@ -15,7 +15,7 @@ from typing import Any
 import keras
 
 from probes.importers.keras_file import read_keras
-from probes.importers.keras_import import _history, _layers, _weight_paths
+from probes.importers.keras_import import _history, _layers, _weight_paths, layer_arrays
 from probes.importers.keras_layers import KERAS
 
 SKIP = ("initializer", "regularizer", "constraint", "dtype", "quantization")
@@ -59,12 +59,16 @@ def build(path: Path) -> tuple[Any, list[bool]]:
                 continue
         if cls not in KERAS:  # the importer refused it already; never trust the name
             raise SystemExit(f"layer class {cls!r} is not one we rebuild")
-        layer = getattr(keras.layers, cls)(**_plain(cfg))
+        layer = (
+            _bidirectional(cfg)
+            if cls == "Bidirectional"
+            else getattr(keras.layers, cls)(**_plain(cfg))
+        )
         nodes = raw.get("inbound_nodes")
         srcs = _history(nodes[0].get("args", [])) if nodes else [str(previous)]
         args = [values[s] for s in srcs]
         values[name] = layer(args if cls in MERGE else args[0])
-        arrays = archive.weights.get(wpath or "") or archive.weights.get(f"{wpath}/cell", [])
+        arrays = layer_arrays(archive, wpath)
         if arrays:
             layer.set_weights(arrays)
         previous = name
@@ -73,6 +77,15 @@ def build(path: Path) -> tuple[Any, list[bool]]:
         outs = [outs]
     model = keras.Model(inputs, [values[str(o[0])] for o in outs])
     return model, [len(t.shape) == 4 and t.dtype == "float32" for t in inputs]
+
+
+def _bidirectional(cfg: dict[str, Any]) -> Any:
+    """The wrapper around a fresh LSTM/GRU (the importer checked the inner class)."""
+    inner = cfg["layer"]
+    if inner.get("class_name") not in ("LSTM", "GRU"):
+        raise SystemExit("Bidirectional around a layer we do not rebuild")
+    core = getattr(keras.layers, inner["class_name"])(**_plain(inner.get("config", {})))
+    return keras.layers.Bidirectional(core, merge_mode="concat", name=str(cfg.get("name")))
 
 
 MERGE = {"Add", "Multiply", "Subtract", "Average", "Maximum", "Minimum", "Concatenate"}

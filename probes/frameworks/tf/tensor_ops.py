@@ -62,3 +62,22 @@ class Affine(keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         extra = {"shape": self.shape_, "scale": self.use_scale, "shift": self.use_shift}
         return {**super().get_config(), **extra}
+
+
+@keras.saving.register_keras_serializable(package="fwadvisor")
+class ChannelPRelu(keras.layers.Layer):
+    """``max(x, 0) + alpha * min(x, 0)``, one slope per channel on the last axis
+    (channels-last images, or the features of a vector)."""
+
+    def __init__(self, channels: int, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.channels = channels
+
+    def build(self, input_shape: Any) -> None:
+        self.alpha = self.add_weight(shape=(self.channels,), initializer="zeros", name="alpha")
+
+    def call(self, x: Any) -> Any:
+        return ops.maximum(x, 0.0) + self.alpha * ops.minimum(x, 0.0)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "channels": self.channels}

@@ -53,6 +53,19 @@ def _attention_to_keras(node: GraphNode, w: dict[str, np.ndarray]) -> list[np.nd
     return [*out, w["w_o"].T.reshape(h, e // h, e), w["b_o"]]
 
 
+#: ops whose Keras weights are the neutral arrays themselves, in this order
+NAMED: dict[str, tuple[str, ...]] = {
+    "batch_norm": ("gamma", "beta", "running_mean", "running_var"),
+    "layer_norm": ("gamma", "beta"),
+    "group_norm": ("gamma", "beta"),
+    "instance_norm": ("gamma", "beta"),
+    "prelu": ("alpha",),
+    "embedding": ("weight",),
+    "position_embedding": ("weight",),
+    "class_token": ("weight",),
+}
+
+
 def _to_keras(node: GraphNode, c_in: int, w: dict[str, np.ndarray]) -> list[np.ndarray]:
     op = node.op
     bias = [w["bias"]] if "bias" in w else []
@@ -64,12 +77,8 @@ def _to_keras(node: GraphNode, c_in: int, w: dict[str, np.ndarray]) -> list[np.n
         return [w[k] for k in ("scale", "shift") if k in w]
     if op == "conv_transpose2d":  # neutral (in, out, kh, kw) -> Keras (kh, kw, out, in)
         return [w["weight"].transpose(2, 3, 1, 0), *([w["bias"]] if "bias" in w else [])]
-    if op == "batch_norm":
-        return [w["gamma"], w["beta"], w["running_mean"], w["running_var"]]
-    if op == "layer_norm":
-        return [w["gamma"], w["beta"]]
-    if op in ("embedding", "position_embedding"):
-        return [w["weight"]]
+    if op in NAMED:
+        return [w[k] for k in NAMED[op]]
     if op in ("lstm", "gru"):
         return _rnn_to_keras(node, w)
     if op == "self_attention":
@@ -124,12 +133,8 @@ def _from_keras(node: GraphNode, c_in: int, v: list[np.ndarray]) -> dict[str, np
         return dict(zip(names, v, strict=True))
     if op == "conv_transpose2d":
         return {"weight": v[0].transpose(3, 2, 0, 1), **({"bias": v[1]} if len(v) > 1 else {})}
-    if op == "batch_norm":
-        return dict(zip(("gamma", "beta", "running_mean", "running_var"), v, strict=True))
-    if op == "layer_norm":
-        return {"gamma": v[0], "beta": v[1]}
-    if op in ("embedding", "position_embedding"):
-        return {"weight": v[0]}
+    if op in NAMED:
+        return dict(zip(NAMED[op], v, strict=True))
     if op in ("lstm", "gru"):
         return _rnn_from_keras(node, v)
     if op == "self_attention":

@@ -74,6 +74,8 @@ def _unary(k: str, x: torch.Tensor, kw: dict[str, Any]) -> torch.Tensor:
         return x.mean(dim=kw["dim"], keepdim=kw["keepdims"])
     if k == "global_avg_pool":
         return x.mean(dim=tuple(range(2, x.dim())))
+    if k == "global_max_pool":
+        return x.amax(dim=tuple(range(2, x.dim())))
     if k == "slice":
         index = [slice(None)] * x.dim()
         index[kw["dim"]] = slice(kw["start"], kw["end"], kw["step"])
@@ -118,6 +120,17 @@ class PositionEmbedding(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.weight[: x.shape[1]]
+
+
+class ClassToken(nn.Module):
+    def __init__(self, dim: int, at_end: bool) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(dim))
+        self.at_end = at_end
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tok = self.weight.to(x.dtype).expand(x.shape[0], 1, -1)
+        return torch.cat([x, tok] if self.at_end else [tok, x], dim=1)
 
 
 class Recurrent(nn.Module):
@@ -194,6 +207,7 @@ def _module(node: GraphNode, ins: list[Any]) -> nn.Module:
         "dropout": lambda: nn.Dropout(p.rate),
         "embedding": lambda: nn.Embedding(p.num_embeddings, p.embedding_dim),
         "position_embedding": lambda: PositionEmbedding(p.max_len, x.shape[1]),
+        "class_token": lambda: ClassToken(x.shape[1], p.at == "end"),
         "adaptive_avg_pool2d": lambda: nn.AdaptiveAvgPool2d(pair(p.output_size, 2)),
         "lstm": lambda: Recurrent(nn.LSTM, x.shape[1], p),
         "gru": lambda: Recurrent(nn.GRU, x.shape[1], p),
@@ -226,6 +240,11 @@ def _module(node: GraphNode, ins: list[Any]) -> nn.Module:
         "multiply": lambda: Lambda("multiply"),
         "flatten": lambda: Lambda("flatten"),
         "global_avg_pool": lambda: Lambda("global_avg_pool"),
+        "global_max_pool": lambda: Lambda("global_max_pool"),
+        "leaky_relu": lambda: nn.LeakyReLU(p.alpha),
+        "prelu": lambda: nn.PReLU(x.shape[0]),
+        "group_norm": lambda: nn.GroupNorm(p.groups, x.shape[0], eps=p.eps),
+        "instance_norm": lambda: nn.GroupNorm(x.shape[0], x.shape[0], eps=p.eps),
         "concat": lambda: Lambda("concat", dim=_dim(p.axis)),
         "reshape": lambda: Lambda("reshape", shape=tuple(node.out.shape)),
         "permute": lambda: Lambda("permute", dims=list(p.dims)),
@@ -283,21 +302,41 @@ class SpecModule(nn.Module):
         return self.layers[_key(node_id)]
 
 
+_GAMMA_BETA = {"gamma": "weight", "beta": "bias"}
+#: neutral weight name -> torch attribute, for ops that map one to one
+NORM_ATTRS: dict[str, dict[str, str]] = {
+    "batch_norm": {**_GAMMA_BETA, "running_mean": "running_mean", "running_var": "running_var"},
+    "layer_norm": _GAMMA_BETA,
+    "group_norm": _GAMMA_BETA,
+    "instance_norm": _GAMMA_BETA,
+    "prelu": {"alpha": "weight"},
+}
+
+
+#: ops whose module holds the neutral ``weight`` (and ``bias`` if any) under those names
+WEIGHT_BIAS_OPS = (
+    "dense",
+    "conv1d",
+    "conv2d",
+    "conv_transpose2d",
+    "embedding",
+    "position_embedding",
+    "class_token",
+)
+
+
 def _tensor_map(op: str, mod: nn.Module) -> dict[str, torch.Tensor]:
     """Neutral weight name -> the torch tensor (or a view of it) holding it."""
     core: Any = getattr(mod, "core", mod)
-    if op in ("dense", "conv1d", "conv2d", "conv_transpose2d", "embedding", "position_embedding"):
+    if op in WEIGHT_BIAS_OPS:
         m = {"weight": core.weight}
         if getattr(core, "bias", None) is not None:
             m["bias"] = core.bias
         return m
     if op == "affine":
         return core.neutral()
-    if op in ("batch_norm", "layer_norm"):
-        m = {"gamma": core.weight, "beta": core.bias}
-        if op == "batch_norm":
-            m.update(running_mean=core.running_mean, running_var=core.running_var)
-        return m
+    if op in NORM_ATTRS:
+        return {k: getattr(core, attr) for k, attr in NORM_ATTRS[op].items()}
     if op in ("lstm", "gru"):
         out = {}
         for d in ("", "_reverse") if core.bidirectional else ("",):
