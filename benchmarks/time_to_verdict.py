@@ -3,7 +3,7 @@
 
 Each answer is a fresh data dir and a closed warm-worker pool, as a new
 `fwadvisor recommend … --mode measure` would start. With ``--compare-fresh`` every
-answer is asked twice, once with warm workers and once with ``--fresh-processes``,
+answer is asked twice, once with warm workers and once with fresh processes (the default),
 interleaved (the order swapped every repeat), so the two wall times share the
 machine's drift. The reference (``--reference-trials``/``--reference-rounds``, skipped
 with ``--no-reference``) is one long warm run per model.
@@ -109,7 +109,9 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=6, help="tuning trials per framework")
     ap.add_argument("--rounds", type=int, default=3, help="paired confirmation rounds")
     ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--compare-fresh", action="store_true", help="also --fresh-processes")
+    ap.add_argument(
+        "--compare-fresh", action="store_true", help="also with fresh processes (the default)"
+    )
     ap.add_argument("--no-reference", action="store_true")
     ap.add_argument("--reference-trials", type=int, default=24)
     ap.add_argument("--reference-rounds", type=int, default=8)

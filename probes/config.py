@@ -22,9 +22,11 @@ class Settings(BaseSettings):
     zoo_dir: Path = Field(default=REPO_DATA / "zoo", description="Zoo spec YAML files.")
     probe_timeout_s: float = Field(default=600.0, gt=0)
     fresh_processes: bool = Field(
-        default=False,
-        description="Run every probe in a fresh process instead of a warm worker per "
-        "framework and process-level settings (probes.runners.warm).",
+        default=True,
+        description="Run every probe in a fresh process. False (FWADVISOR_FRESH_PROCESSES=0 "
+        "or --warm-workers) times probes in a warm worker per framework and process-level "
+        "settings (probes.runners.warm): opt-in until warm timings and memory peaks are "
+        "shown to equal fresh ones (docs/probes.md).",
     )
     limits: Limits = Field(default_factory=Limits)
     export_memory_fraction: float = Field(

@@ -168,7 +168,7 @@ class WarmRunner:
 def local_runner(
     timeout_s: float = 600.0, *, fresh: bool = False, memory_mb: int | None = None
 ) -> ProbeRunner:
-    """The default local runner: warm workers, or a fresh process per probe (``fresh``,
-    the ``--fresh-processes`` option and ``FWADVISOR_FRESH_PROCESSES=1``)."""
+    """The local runner: a fresh process per probe (``fresh``, the default setting), or
+    warm workers (``--warm-workers``, ``FWADVISOR_FRESH_PROCESSES=0``)."""
     runner = SubprocessRunner(timeout_s=timeout_s, memory_mb=memory_mb)
     return runner if fresh else WarmRunner(runner)

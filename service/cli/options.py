@@ -34,12 +34,13 @@ def add_framework_option(p: argparse.ArgumentParser) -> None:
 
 
 def add_process_option(p: argparse.ArgumentParser) -> None:
-    """``--fresh-processes``: no warm workers (probes.runners.warm)."""
+    """``--warm-workers``: opt in to warm workers (probes.runners.warm)."""
     p.add_argument(
-        "--fresh-processes",
+        "--warm-workers",
         action="store_true",
-        help="run every probe in a fresh process instead of a warm worker per framework "
-        "(also FWADVISOR_FRESH_PROCESSES=1)",
+        help="experimental: time probes in a warm worker per framework instead of a fresh "
+        "process each (also FWADVISOR_FRESH_PROCESSES=0); faster, not yet shown to "
+        "measure the same (docs/probes.md)",
     )
 
 
