@@ -8,6 +8,7 @@ import pytest
 from probes.config import Settings
 from probes.runners.local import SubprocessRunner
 from probes.spec import ModelSpec, resolve_spec, spec_from_mapping, zoo_names
+from tests.browser_pages import browser  # noqa: F401  (headless Chromium, for the web tests)
 
 ROOT = Path(__file__).resolve().parent.parent
 ZOO = ROOT / "data" / "zoo"

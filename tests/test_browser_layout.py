@@ -12,9 +12,7 @@ import pytest
 
 from service.jobs.lease import WorkerStore
 from service.settings import ServiceSettings
-from tests.browser_pages import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
+from tests.browser_pages import (  # browser: the shared fixture
     WIDTHS,
     Site,
     check,
@@ -37,18 +35,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         running, done = seed(base, data)
         damage_one(data)  # the history must show it as unreadable, not fail
         yield Site(base, data, {}, running, done, zoo_report(data / "zoo"))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip("no /usr/bin/chromium (apt-get install chromium; .ci/run installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def _page(browser: Any, width: int) -> tuple[Any, list[str]]:
