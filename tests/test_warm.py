@@ -206,19 +206,42 @@ def test_workers_die_with_their_parent(tmp_path: Path, how: str) -> None:
     assert not alive(int(out.stdout), wait_s=10)
 
 
-def test_real_torch_worker_measures_each_probe(tmp_path: Path) -> None:
+def test_real_torch_worker_measures_each_probe_as_a_fresh_process(tmp_path: Path) -> None:
+    """Each probe runs in a child forked from the worker, so its memory peak is the
+    fresh process's, not a remainder above what earlier probes kept (was 0.05x)."""
     pool = WarmPool()
+    fresh = SubprocessRunner(timeout_s=300)
+    req = request(tmp_path).model_copy(update={"measure": MeasureConfig(min_time_s=0.05)})
     try:
-        run = WarmRunner(SubprocessRunner(timeout_s=300), pool)
-        req = request(tmp_path).model_copy(update={"measure": MeasureConfig(min_time_s=0.05)})
-        results = [run.run(req) for _ in range(2)]
+        run = WarmRunner(fresh, pool)
+        results = [run.run(req) for _ in range(3)]
     finally:
         pool.close_all()
-    assert [r.status for r in results] == ["ok", "ok"], [r.reason for r in results]
+    baseline = fresh.run(req)
+    assert [r.status for r in [*results, baseline]] == ["ok"] * 4, [r.reason for r in results]
     ms = [r.measurement for r in results]
-    assert ms[0] and ms[1] and ms[0].memory and ms[1].memory and ms[1].timing
-    assert ms[1].runtime["process"] == "warm (probe 2)" and pool.started == 1
-    assert ms[1].memory.baseline_rss_bytes > 0 and ms[1].memory.weight_bytes > 0
+    assert all(m and m.memory and m.timing for m in ms)
+    assert ms[2] and ms[2].runtime["process"] == "warm (probe 3)" and pool.started == 1
+    assert baseline.measurement and baseline.measurement.memory
+    fresh_peak = baseline.measurement.memory.peak_rss_bytes
+    peaks = [m.memory.peak_rss_bytes for m in ms if m and m.memory]
+    assert all(0.6 * fresh_peak < p < 1.6 * fresh_peak for p in peaks), (peaks, fresh_peak)
+
+
+def test_real_worker_over_its_limit_is_oom_and_replaced(tmp_path: Path) -> None:
+    """The forked child counts every page it shares with the worker, as a fresh process
+    counts its import: a limit that the worker (about 240 MiB) passes but the import plus
+    a 200000-row batch does not trips, and the next probe gets a new worker."""
+    pool = WarmPool()
+    big = {"workload": InferWorkload(batch=200_000), "limits": ProbeLimits(memory_mb=450)}
+    try:
+        run = WarmRunner(SubprocessRunner(timeout_s=300), pool)
+        r = run.run(request(tmp_path).model_copy(update=big))
+        assert r.status == "oom" and "exceeded the 450 MiB limit" in (r.reason or ""), r.reason
+        assert pool.started == 1 and r.measurement is None
+        assert run.run(request(tmp_path)).status == "ok" and pool.started == 2
+    finally:
+        pool.close_all()
 
 
 def test_peak_rss_mark_resets_per_probe() -> None:

@@ -46,11 +46,11 @@ def reset_peak_rss() -> bool:
     return True
 
 
-def group_rss_bytes(pgid: int) -> int:
-    """Sum of RSS over every live process in process group ``pgid``."""
+def group_rss_bytes(pgid: int, skip: int | None = None) -> int:
+    """Sum of RSS over every live process in process group ``pgid`` but ``skip``."""
     total = 0
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or entry.name == str(skip):
             continue
         try:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()

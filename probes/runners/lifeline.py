@@ -23,10 +23,15 @@ def die_with_parent() -> None:
     expected = os.environ.get(PARENT_ENV)
     if not expected or not sys.platform.startswith("linux"):
         return
+    kill_me_with_parent(int(expected))
+
+
+def kill_me_with_parent(parent: int) -> None:
+    """SIGKILL this process when its parent (pid ``parent``) exits; exit now if it has."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != int(expected):
+    if os.getppid() != parent:
         os._exit(1)
 
 

@@ -13,7 +13,7 @@ import time
 
 from pydantic import ValidationError
 
-from probes.measure.memory import group_rss_bytes
+from probes.measure.memory import group_rss_bytes, rss_bytes
 from probes.protocol import ProbeRequest, ProbeResult
 from probes.runners.lifeline import child_env
 
@@ -33,11 +33,18 @@ def _kill_group(pgid: int) -> None:
 
 
 class _GroupWatch(threading.Thread):
-    """Samples the process group's total RSS; kills the group past ``limit`` bytes."""
+    """Samples the process group's total RSS; kills the group past ``limit`` bytes.
+    With ``skip_leader`` the group leader counts only its growth during the watch: it
+    is a warm worker, whose probe runs in a forked child that already counts (copy on
+    write) every page the leader had."""
 
-    def __init__(self, proc: subprocess.Popen[str], limit: int | None) -> None:
+    def __init__(
+        self, proc: subprocess.Popen[str], limit: int | None, skip_leader: bool = False
+    ) -> None:
         super().__init__(daemon=True, name="probe-memory-watch")
         self.proc, self.limit = proc, limit
+        self.skip = proc.pid if skip_leader else None
+        self.leader_start = rss_bytes(proc.pid) if skip_leader else 0
         self.peak = 0
         self.tripped = False
         self.done = threading.Event()
@@ -45,7 +52,9 @@ class _GroupWatch(threading.Thread):
     def run(self) -> None:
         interval = MEMORY_POLL_S if self.limit is not None else PEAK_POLL_S
         while not self.done.wait(interval) and self.proc.poll() is None:
-            rss = group_rss_bytes(self.proc.pid)
+            rss = group_rss_bytes(self.proc.pid, self.skip)
+            if self.skip is not None:
+                rss += max(0, rss_bytes(self.skip) - self.leader_start)
             self.peak = max(self.peak, rss)
             if self.limit is not None and rss > self.limit:
                 self.tripped = True

@@ -96,7 +96,7 @@ class WarmWorker:
         process; the caller then drops this worker."""
         fw, started = request.framework, time.perf_counter()
         self._err.clear()
-        watch = _GroupWatch(self.proc, limit)
+        watch = _GroupWatch(self.proc, limit, skip_leader=True)
         watch.start()
         if not LIVE.add(self.pid):
             _kill_group(self.pid)

@@ -3,29 +3,32 @@ with the process-level settings in ``KEY`` (a `WorkerKey` as JSON), then answers
 requests until its stdin closes: one `ProbeRequest` (JSON) per line in, one
 `ProbeResult` (JSON) per line out. Logs go to stderr.
 
-Its first line out is ``{"ready": ...}`` once the framework is imported. Before each
-probe the kernel's peak-RSS mark (VmHWM) is reset, so memory is measured per probe;
-after it the backend releases what the probe left (compiled graphs, the Keras
-session), the garbage is collected and freed heap is returned to the system.
-The parent (`probes.runners.warm`) kills the worker on a crash, hang or overuse.
+Its first line out is ``{"ready": ...}`` once the framework is imported. Each probe
+runs in a child forked from the worker (a zygote): it starts with the framework
+imported, but with none of the state an earlier probe would leave behind (allocator
+caches, compiled graphs, the Keras session, thread pools), and its peak RSS is
+counted above the same post-import baseline as a fresh process's. Without the fork, a
+second probe in the same process read its peak above memory the first had kept, at a
+twentieth of a fresh process's figure. The worker itself never runs an op, so no
+framework thread pool exists when it forks. A child that dies without a result takes
+the worker down the same way, so the parent (`probes.runners.warm`) reports the
+crash with a fresh process's status; the parent also kills the group on a hang or
+overuse.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import gc
 import json
 import os
 import sys
 import threading
 import time
-from typing import TextIO
+from typing import NoReturn, TextIO
 
-from probes.frameworks import Backend
+from probes.measure.file_pages import Range, map_pages, resident_file_ranges
 from probes.measure.memory import reset_peak_rss
 from probes.protocol import ProbeRequest, ProbeResult
-from probes.runners.lifeline import PARENT_ENV
+from probes.runners.lifeline import PARENT_ENV, kill_me_with_parent
 from probes.settings import WorkerKey, worker_key
 from probes.worker.probe import _failure, _measure, import_framework
 
@@ -49,19 +52,13 @@ def _watch_parent() -> None:
     threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
-def _trim() -> None:
-    """Give freed heap back to the system (glibc), so the next baseline is comparable."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).malloc_trim(0)
-
-
 def _send(out: TextIO, line: str) -> None:
     out.write(line + "\n")
     out.flush()
 
 
-def answer(line: str, key: WorkerKey, backend: Backend) -> ProbeResult:
-    """One request line -> its result; never raises."""
+def answer(line: str, key: WorkerKey) -> ProbeResult:
+    """One request line -> its result, measured in this process; never raises."""
     main_start, start = time.time(), time.perf_counter()
     try:
         req = ProbeRequest.model_validate_json(line)
@@ -71,13 +68,45 @@ def answer(line: str, key: WorkerKey, backend: Backend) -> ProbeResult:
     if wanted != key:
         reason = f"this warm worker is fixed to {key}, not {wanted}"
         return ProbeResult(status="failed", framework=req.framework, reason=reason)
-    reset_peak_rss()
+    reset_peak_rss()  # the child's mark starts at the fork's RSS; reset in case not
     try:
         result = _measure(req, main_start)
     except Exception as e:
         result = _failure(req, e)
     result.wall_s = time.perf_counter() - start
     return result
+
+
+def _child(line: str, key: WorkerKey, zygote: int, write_fd: int, pages: list[Range]) -> NoReturn:
+    code = 1
+    try:
+        kill_me_with_parent(zygote)
+        map_pages(pages)  # the worker's file pages, so RSS starts where a fresh one's does
+        with os.fdopen(write_fd, "w") as pipe:
+            pipe.write(answer(line, key).model_dump_json())
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def answer_in_child(line: str, key: WorkerKey, pages: list[Range]) -> str:
+    """``answer`` in a forked child; its result as JSON. A child that dies without one
+    (a signal, the kernel's OOM killer) ends this worker the same way."""
+    read_fd, write_fd = os.pipe()
+    zygote = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        _child(line, key, zygote, write_fd, pages)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as pipe:
+        text = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if text:
+        return text
+    if os.WIFSIGNALED(status):
+        os.kill(zygote, os.WTERMSIG(status))
+    os._exit(os.waitstatus_to_exitcode(status) or 1)
 
 
 def main() -> int:
@@ -87,18 +116,18 @@ def main() -> int:
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints go to stderr
     key = WorkerKey.model_validate_json(sys.argv[1])
     t0 = time.perf_counter()
-    backend = import_framework(key.framework, key.settings())
+    import_framework(key.framework, key.settings())
+    pages = resident_file_ranges()
+    if map_pages(pages[:1]):
+        print("this kernel cannot map file pages ahead (MADV_POPULATE_READ)", file=sys.stderr)
+        return 1  # children would read more memory than fresh processes: use those
     _send(out, json.dumps({"ready": True, "import_s": time.perf_counter() - t0}))
     for line in sys.stdin:
         if not line.strip():
             continue
-        result = answer(line, key, backend)
-        with contextlib.suppress(Exception):
-            backend.release()
-        gc.collect()
-        _trim()
+        result = answer_in_child(line, key, pages)
         try:
-            _send(out, result.model_dump_json())
+            _send(out, result)
         except BrokenPipeError:
             return 0
     return 0
