@@ -22,11 +22,11 @@ class Settings(BaseSettings):
     zoo_dir: Path = Field(default=REPO_DATA / "zoo", description="Zoo spec YAML files.")
     probe_timeout_s: float = Field(default=600.0, gt=0)
     fresh_processes: bool = Field(
-        default=True,
-        description="Run every probe in a fresh process. False (FWADVISOR_FRESH_PROCESSES=0 "
-        "or --warm-workers) times probes in a warm worker per framework and process-level "
-        "settings (probes.runners.warm): opt-in until warm timings and memory peaks are "
-        "shown to equal fresh ones (docs/probes.md).",
+        default=False,
+        description="Run every probe in a new process (FWADVISOR_FRESH_PROCESSES=1 or "
+        "--fresh-processes). By default timing probes run in a child forked from a warm "
+        "worker per framework and process-level settings (probes.runners.warm), which "
+        "skips the import and measures the same time and memory (docs/benchmarks.md).",
     )
     limits: Limits = Field(default_factory=Limits)
     export_memory_fraction: float = Field(

@@ -257,11 +257,11 @@ def test_peak_rss_mark_resets_per_probe() -> None:
 def test_fresh_processes_option_and_setting(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Fresh processes are the default; warm workers are opt-in (flag or setting)."""
-    args = parser().parse_args(["recommend", "lenet5", "--warm-workers"])
-    assert args.warm_workers is True
-    assert parser().parse_args(["tune", "lenet5"]).warm_workers is False
+    """Warm workers are the default; fresh processes are a flag or a setting away."""
+    args = parser().parse_args(["recommend", "lenet5", "--fresh-processes"])
+    assert args.fresh_processes is True
+    assert parser().parse_args(["tune", "lenet5"]).fresh_processes is False
     monkeypatch.setenv("FWADVISOR_DATA_DIR", str(tmp_path))
-    assert isinstance(Gatherer(Settings(), "measure").prober().runner, SubprocessRunner)
-    monkeypatch.setenv("FWADVISOR_FRESH_PROCESSES", "0")
     assert isinstance(Gatherer(Settings(), "measure").prober().runner, WarmRunner)
+    monkeypatch.setenv("FWADVISOR_FRESH_PROCESSES", "1")
+    assert isinstance(Gatherer(Settings(), "measure").prober().runner, SubprocessRunner)

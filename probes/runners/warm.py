@@ -1,6 +1,8 @@
 """Warm workers: a probe process per (framework, device, process-level settings) that
 stays alive across trials, builds and confirmation rounds, so that tuning pays the
-spawn and the framework import once, not per probe.
+spawn and the framework import once, not per probe. Each probe runs in a child forked
+from the worker (`probes.worker.serve`), so no probe sees another's leftovers and
+memory peaks are a fresh process's.
 
 `WarmRunner` sends the timing workloads (`WARM_KINDS`) to a warm worker of the
 request's `WorkerKey` and everything else (cold start, exports, parity, custom ops,
@@ -168,7 +170,7 @@ class WarmRunner:
 def local_runner(
     timeout_s: float = 600.0, *, fresh: bool = False, memory_mb: int | None = None
 ) -> ProbeRunner:
-    """The local runner: a fresh process per probe (``fresh``, the default setting), or
-    warm workers (``--warm-workers``, ``FWADVISOR_FRESH_PROCESSES=0``)."""
+    """The local runner: warm workers (the default), or a fresh process per probe
+    (``fresh``: ``--fresh-processes``, ``FWADVISOR_FRESH_PROCESSES=1``)."""
     runner = SubprocessRunner(timeout_s=timeout_s, memory_mb=memory_mb)
     return runner if fresh else WarmRunner(runner)

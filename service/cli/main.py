@@ -354,8 +354,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         args = parser().parse_args(args_in)
         settings = Settings()
-        if getattr(args, "warm_workers", False):
-            settings = settings.model_copy(update={"fresh_processes": False})
+        if getattr(args, "fresh_processes", False):
+            settings = settings.model_copy(update={"fresh_processes": True})
         return int(args.func(args, settings))
 
     return run(body, as_json="--json" in args_in)

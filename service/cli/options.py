@@ -34,13 +34,12 @@ def add_framework_option(p: argparse.ArgumentParser) -> None:
 
 
 def add_process_option(p: argparse.ArgumentParser) -> None:
-    """``--warm-workers``: opt in to warm workers (probes.runners.warm)."""
+    """``--fresh-processes``: every probe in its own new process, no warm workers."""
     p.add_argument(
-        "--warm-workers",
+        "--fresh-processes",
         action="store_true",
-        help="experimental: time probes in a warm worker per framework instead of a fresh "
-        "process each (also FWADVISOR_FRESH_PROCESSES=0); faster, not yet shown to "
-        "measure the same (docs/probes.md)",
+        help="run every probe in a new process instead of a child of a warm worker (also "
+        "FWADVISOR_FRESH_PROCESSES=1); slower, measures the same (docs/benchmarks.md)",
     )
 
 
