@@ -75,11 +75,6 @@ class Backend(Protocol):
 
     def device_peak_bytes(self, device: Device) -> int | None: ...
 
-    def release(self) -> None:
-        """Drop what earlier probes left in this process (compiled graphs, sessions), so
-        that a warm worker's next probe starts as a fresh process's would."""
-        ...
-
     def forward(
         self, graph: SpecGraph, weights: NeutralWeights, inputs: list[np.ndarray]
     ) -> list[np.ndarray]: ...

@@ -190,11 +190,6 @@ def device_peak_bytes(device: str) -> int | None:
     return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
 
 
-def release() -> None:
-    """A new Keras session: layer names, the global policy and traced graphs start over."""
-    keras.backend.clear_session()
-
-
 def forward(
     graph: SpecGraph, weights: NeutralWeights, inputs: list[np.ndarray]
 ) -> list[np.ndarray]:
@@ -321,7 +316,6 @@ class TFBackend:
     peak_step = staticmethod(peak_step)
     reset_device_peak = staticmethod(reset_device_peak)
     device_peak_bytes = staticmethod(device_peak_bytes)
-    release = staticmethod(release)
     forward = staticmethod(forward)
     train_step = staticmethod(train_step)
     compile_check = staticmethod(compile_check)

@@ -160,17 +160,6 @@ def device_peak_bytes(device: str) -> int | None:
     return int(torch.cuda.max_memory_allocated()) if device == "cuda" else None
 
 
-def release() -> None:
-    """Forget compiled code: dynamo's per-code-object cache limit (8) would otherwise
-    send a warm worker's ninth compiled model back to eager without a word."""
-    import sys
-
-    if "torch._dynamo" in sys.modules:
-        sys.modules["torch._dynamo"].reset()
-    if torch.cuda.is_initialized():
-        torch.cuda.empty_cache()
-
-
 def forward(
     graph: SpecGraph, weights: NeutralWeights, inputs: list[np.ndarray]
 ) -> list[np.ndarray]:
@@ -311,7 +300,6 @@ class TorchBackend:
     peak_step = staticmethod(peak_step)
     reset_device_peak = staticmethod(reset_device_peak)
     device_peak_bytes = staticmethod(device_peak_bytes)
-    release = staticmethod(release)
     forward = staticmethod(forward)
     train_step = staticmethod(train_step)
     compile_check = staticmethod(compile_check)
