@@ -34,7 +34,7 @@ from probes.measure.environment import environment
 from probes.measure.timing import MeasureConfig
 from probes.probe import Prober
 from probes.protocol import FRAMEWORKS, InferWorkload
-from probes.runners.local import SubprocessRunner
+from probes.runners.warm import local_runner
 from probes.spec import ModelSpec, analyze, build_graph, resolve_spec, zoo_names
 from probes.store import ResultStore
 from recommender.predictor.calibrated import CalibratedPredictor
@@ -73,7 +73,7 @@ def measure(
     budget_min: float,
 ) -> None:
     prober = Prober(
-        SubprocessRunner(timeout_s=300),
+        local_runner(300.0),  # warm workers, as the product measures
         ResultStore(data_dir / "results.sqlite"),
         MeasureConfig(min_time_s=0.3, max_warmup_s=3.0),
     )

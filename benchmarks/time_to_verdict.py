@@ -2,8 +2,13 @@
 (no stored results, no studies), and whether its verdict equals a long reference run's.
 
 Each answer is a fresh data dir and a closed warm-worker pool, as a new
-`fwadvisor recommend … --mode measure` would start. With ``--compare-fresh`` every
-answer is asked twice, once with warm workers and once with fresh processes (the default),
+`fwadvisor recommend … --mode measure` would start. Each answer also gives where its
+time went: the probes of each step (search, paired rounds, training, exports; the
+machine peak is the search's first probes), their count and wall time, the time
+outside probes, and the share of the search's probe time spent starting a process,
+importing the framework and building the model (`Phases`). With ``--compare-fresh``
+every answer is asked twice, once with warm workers (the default) and once with fresh
+processes,
 interleaved (the order swapped every repeat), so the two wall times share the
 machine's drift. The reference (``--reference-trials``/``--reference-rounds``, skipped
 with ``--no-reference``) is one long warm run per model.
@@ -27,13 +32,38 @@ from pathlib import Path
 from typing import Any
 
 from probes.config import REPO_DATA, Settings
-from probes.runners.warm import POOL
+from probes.protocol import ProbeRequest, ProbeResult
+from probes.runners.base import ProbeRunner
+from probes.runners.warm import POOL, local_runner
 from probes.spec import resolve_spec
 from recommender.evidence.gatherer import Gatherer
 from recommender.questionnaire import load_answers
 from recommender.recommend import recommend
 
 DEFAULT_MODELS = "lenet5,resnet18:small,resnet18,bert_tiny"
+
+
+class TallyRunner:
+    """Attributes each probe's wall time, and its start/import/build phases, to the
+    step the progress lines last named."""
+
+    def __init__(self, inner: ProbeRunner) -> None:
+        self.inner, self.step = inner, "search"
+        self.steps: dict[str, dict[str, float]] = {}
+
+    def progress(self, line: str) -> None:
+        self.step = getattr(line, "step", self.step)
+
+    def run(self, request: ProbeRequest) -> ProbeResult:
+        t0 = time.perf_counter()
+        result = self.inner.run(request)
+        row = self.steps.setdefault(self.step, {"probes": 0, "wall_s": 0.0, "setup_s": 0.0})
+        row["probes"] += 1
+        row["wall_s"] += time.perf_counter() - t0
+        ph = result.measurement.phases if result.measurement else None
+        if ph is not None:
+            row["setup_s"] += (ph.spawn_to_main_s or 0.0) + (ph.import_s or 0.0) + ph.build_s
+        return result
 
 
 def answer(model: str, profile: str, trials: int, rounds: int, fresh: bool) -> dict[str, Any]:
@@ -46,9 +76,12 @@ def answer(model: str, profile: str, trials: int, rounds: int, fresh: bool) -> d
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as d:
         settings = Settings(data_dir=Path(d), fresh_processes=fresh)
-        g = Gatherer(settings, "measure", trials, rounds)
-        rec = recommend(spec, answers, "measure", gatherer=g)
+        tally = TallyRunner(local_runner(settings.probe_timeout_s, fresh=fresh))
+        g = Gatherer(settings, "measure", trials, rounds, runner=tally)
+        rec = recommend(spec, answers, "measure", gatherer=g, progress=tally.progress)
     wall = time.perf_counter() - start
+    in_probes = sum(r["wall_s"] for r in tally.steps.values())
+    search = tally.steps.get("search", {"wall_s": 0.0, "setup_s": 0.0})
     POOL.close_all()
     return {
         "model": model,
@@ -59,6 +92,9 @@ def answer(model: str, profile: str, trials: int, rounds: int, fresh: bool) -> d
         "leaning": rec.leaning,
         "confidence": rec.confidence,
         "wall_s": wall,
+        "steps": tally.steps,
+        "outside_probes_s": wall - in_probes,
+        "search_setup_share": search["setup_s"] / search["wall_s"] if search["wall_s"] else None,
         "load1_before": load_before,
         "load1_after": os.getloadavg()[0],
     }
@@ -71,6 +107,14 @@ def _say(row: dict[str, Any], quiet: bool) -> None:
             f"rounds={row['rounds']}: {row['choice']} (leaning {row['leaning']}, "
             f"{row['confidence']:.0%}) in {row['wall_s']:.1f} s, load "
             f"{row['load1_before']:.2f} -> {row['load1_after']:.2f}",
+            flush=True,
+        )
+        for step, t in row["steps"].items():
+            print(f"    {step}: {t['probes']} probes, {t['wall_s']:.1f} s", flush=True)
+        share = row["search_setup_share"]
+        print(
+            f"    outside probes: {row['outside_probes_s']:.1f} s; start+import+build "
+            f"{'-' if share is None else f'{share:.0%}'} of the search's probe time",
             flush=True,
         )
 
@@ -110,7 +154,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="paired confirmation rounds")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument(
-        "--compare-fresh", action="store_true", help="also with fresh processes (the default)"
+        "--compare-fresh", action="store_true", help="also with fresh processes (interleaved)"
     )
     ap.add_argument("--no-reference", action="store_true")
     ap.add_argument("--reference-trials", type=int, default=24)
