@@ -77,13 +77,13 @@ def answer(line: str, key: WorkerKey) -> ProbeResult:
     return result
 
 
-def _child(line: str, key: WorkerKey, zygote: int, write_fd: int, pages: list[Range]) -> NoReturn:
+def _child(line: str, key: WorkerKey, zygote: int, out_fd: int, pages: list[Range]) -> NoReturn:
     code = 1
     try:
         kill_me_with_parent(zygote)
         map_pages(pages)  # the worker's file pages, so RSS starts where a fresh one's does
-        with os.fdopen(write_fd, "w") as pipe:
-            pipe.write(answer(line, key).model_dump_json())
+        with os.fdopen(os.dup(out_fd), "wb") as out:
+            out.write(answer(line, key).model_dump_json().encode())
         code = 0
     finally:
         os._exit(code)
@@ -91,17 +91,22 @@ def _child(line: str, key: WorkerKey, zygote: int, write_fd: int, pages: list[Ra
 
 def answer_in_child(line: str, key: WorkerKey, pages: list[Range]) -> str:
     """``answer`` in a forked child; its result as JSON. A child that dies without one
-    (a signal, the kernel's OOM killer) ends this worker the same way."""
-    read_fd, write_fd = os.pipe()
+    (a signal, the kernel's OOM killer) ends this worker the same way. The result comes
+    back in an anonymous in-memory file read after the child exits, not a pipe read to
+    its end: a process the probe started (a compiler's worker pool) could hold a pipe
+    open past it, and a named file would be left behind when the group is killed."""
     zygote = os.getpid()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_fd)
-        _child(line, key, zygote, write_fd, pages)
-    os.close(write_fd)
-    with os.fdopen(read_fd) as pipe:
-        text = pipe.read()
-    _, status = os.waitpid(pid, 0)
+    out_fd = os.memfd_create("fwadvisor-probe-result")  # close-on-exec by default
+    try:
+        pid = os.fork()
+        if pid == 0:
+            _child(line, key, zygote, out_fd, pages)
+        _, status = os.waitpid(pid, 0)
+        os.lseek(out_fd, 0, os.SEEK_SET)
+        with os.fdopen(os.dup(out_fd), "rb") as result:
+            text = result.read().decode()
+    finally:
+        os.close(out_fd)
     if text:
         return text
     if os.WIFSIGNALED(status):
