@@ -17,7 +17,14 @@ import pytest
 from probes.config import Settings
 from probes.measure.memory import peak_rss_bytes, reset_peak_rss
 from probes.measure.timing import MeasureConfig
-from probes.protocol import ColdStartWorkload, InferWorkload, ProbeLimits, ProbeRequest, ProbeResult
+from probes.protocol import (
+    ColdStartWorkload,
+    ExportWorkload,
+    InferWorkload,
+    ProbeLimits,
+    ProbeRequest,
+    ProbeResult,
+)
 from probes.runners.local import SubprocessRunner
 from probes.runners.warm import WarmPool, WarmRunner, local_runner
 from probes.settings import TorchSettings
@@ -169,9 +176,11 @@ def test_workers_that_cannot_start_fall_back_to_fresh(tmp_path: Path) -> None:
     assert broken.started == 0 and not broken.live()
 
 
-def test_other_workloads_and_the_flag_use_fresh_processes(tmp_path: Path, pool: WarmPool) -> None:
+def test_cold_starts_and_the_flag_use_fresh_processes(tmp_path: Path, pool: WarmPool) -> None:
     cold = request(tmp_path).model_copy(update={"workload": ColdStartWorkload()})
     assert runner(tmp_path, pool).run(cold).reason == "fresh" and pool.started == 0
+    export = request(tmp_path).model_copy(update={"workload": ExportWorkload(target="onnx")})
+    assert pid(runner(tmp_path, pool).run(export)) > 0 and pool.started == 1
     assert isinstance(local_runner(fresh=True), SubprocessRunner)
     assert isinstance(local_runner(), WarmRunner)
 

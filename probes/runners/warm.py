@@ -4,11 +4,11 @@ spawn and the framework import once, not per probe. Each probe runs in a child f
 from the worker (`probes.worker.serve`), so no probe sees another's leftovers and
 memory peaks are a fresh process's.
 
-`WarmRunner` sends the timing workloads (`WARM_KINDS`) to a warm worker of the
-request's `WorkerKey` and everything else (cold start, exports, parity, custom ops,
-calibration) to a fresh process, as before. A warm worker that crashes, hangs or
-passes the memory limit fails that probe with the fresh runner's status and reason and
-is killed; the next probe of its key starts a new one. Workers live in one pool per
+`WarmRunner` sends every workload but a cold start and a calibration (`FRESH_KINDS`)
+to a warm worker of the request's `WorkerKey`, and those two to a fresh process. A
+warm worker that crashes, hangs or passes the memory limit fails that probe with the
+fresh runner's status and reason and is killed; the next probe of its key starts a new
+one. Workers live in one pool per
 parent process (`POOL`), at most `MAX_PER_FRAMEWORK` per framework (the least
 recently used idle one is closed first), and end with the parent: at exit, when their
 stdin closes, or within a second of the parent's death (`probes.worker.serve`).
@@ -30,10 +30,12 @@ from probes.runners.warm_worker import WarmWorker
 from probes.settings import WorkerKey, worker_key
 
 LOG = logging.getLogger(__name__)
-#: Workloads whose probes a warm worker runs: the timed ones. A cold start measures the
-#: process start itself; exports load other runtimes and converters; parity, convergence
-#: and custom-op checks are few and stay isolated.
-WARM_KINDS = frozenset({"infer", "train", "peak"})
+#: Workloads that always get a new process: a cold start measures the process start
+#: itself, and a calibration is one long probe that has nothing to save. Everything else
+#: (timing, exports, parity, convergence, custom ops) runs in a child forked from a warm
+#: worker, which leaves the worker as it was (an export's converters and runtimes load
+#: in the child only).
+FRESH_KINDS = frozenset({"cold", "calibrate"})
 MAX_PER_FRAMEWORK = 2
 #: After this many warm workers in a row failed to start, this process runs fresh ones.
 START_FAILURES = 2
@@ -129,7 +131,8 @@ atexit.register(POOL.close_all)
 
 
 class WarmRunner:
-    """Timing probes in warm workers, the rest (and any fallback) in fresh processes.
+    """Probes in warm workers; cold starts, calibrations and any fallback in fresh
+    processes.
     Limits are the fresh runner's: ``fresh.timeout_s`` and ``fresh.memory_mb``."""
 
     def __init__(self, fresh: SubprocessRunner | None = None, pool: WarmPool | None = None):
@@ -137,7 +140,7 @@ class WarmRunner:
         self.pool = pool or POOL
 
     def run(self, request: ProbeRequest) -> ProbeResult:
-        if request.workload.kind not in WARM_KINDS or self.pool.disabled:
+        if request.workload.kind in FRESH_KINDS or self.pool.disabled:
             return self.fresh.run(request)
         if LIVE.closed:
             return ProbeResult(status="failed", framework=request.framework, reason=CANCELLED)
