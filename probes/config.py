@@ -24,9 +24,10 @@ class Settings(BaseSettings):
     fresh_processes: bool = Field(
         default=False,
         description="Run every probe in a new process (FWADVISOR_FRESH_PROCESSES=1 or "
-        "--fresh-processes). By default timing probes run in a child forked from a warm "
-        "worker per framework and process-level settings (probes.runners.warm), which "
-        "skips the import and measures the same time and memory (docs/benchmarks.md).",
+        "--fresh-processes). By default every probe but cold starts and calibrations runs "
+        "in a child forked from a warm worker per framework and process-level settings "
+        "(probes.runners.warm), which skips the import and measures the same time and "
+        "memory (docs/benchmarks.md).",
     )
     limits: Limits = Field(default_factory=Limits)
     export_memory_fraction: float = Field(
