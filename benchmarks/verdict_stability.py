@@ -70,6 +70,21 @@ def one_answer(model: str, profile: str, trials: int, loaded: bool) -> dict[str,
         "margin": rec.margin,
         "assumed": rec.assumed,
         "latency_ratio": rec.latency_ratio.model_dump() if rec.latency_ratio else None,
+        "speed_unknown": any(
+            o.speed_unknown for f in rec.evidence.frameworks.values() for o in f.options
+        ),
+        "candidates": {
+            fw: [
+                {
+                    "label": o.label,
+                    "origin": o.origin,
+                    "latency_source": o.infer.source if o.infer else None,
+                    "contended_rounds": o.contended_rounds,
+                }
+                for o in f.options
+            ]
+            for fw, f in rec.evidence.frameworks.items()
+        },
         "wall_s": time.perf_counter() - start,
         # 1-min load average before and after: other work on the machine, reported as is
         "load_before": load_before,
@@ -131,6 +146,10 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "flip_rate": flips / pairs if pairs else None,
         "flips_at_90": sure_flips,
         "either_share": sum(r["choice"] == "either" for r in rows) / len(rows) if rows else None,
+        "speed_unknown": {
+            kind: sum(bool(r.get("speed_unknown")) for r in rows if r["loaded"] == loaded)
+            for kind, loaded in (("quiet", False), ("loaded", True))
+        },
         "loaded_opposite_at_90": loaded_wrong,
         "calibration": calibration,
         "wall_s_median": {m: statistics.median(w) for m, w in walls.items()},
@@ -146,6 +165,8 @@ def print_text(s: dict[str, Any]) -> None:
     print(f"flips: {s['flips']} (rate {s['flip_rate'] or 0:.1%}); at >= 90%: {s['flips_at_90']}")
     print(f"'either': {s['either_share'] or 0:.0%} of answers")
     print(f"loaded runs opposite to the quiet majority at >= 90%: {s['loaded_opposite_at_90']}")
+    blind = s["speed_unknown"]
+    print(f"speed not compared (machine busy): {blind['quiet']} quiet, {blind['loaded']} loaded")
     print("| stated confidence | answers | mean stated | agree with majority |")
     print("|---|---:|---:|---:|")
     for b in s["calibration"]:
@@ -182,7 +203,8 @@ def main() -> None:
                 if not args.json:
                     print(
                         f"{model}/{profile} run {run + 1}{' (loaded)' if row['loaded'] else ''}:"
-                        f" {row['choice']} {row['confidence']:.0%} in {row['wall_s']:.0f} s",
+                        f" {row['choice']} {row['confidence']:.0%} in {row['wall_s']:.0f} s"
+                        + (" (speed not compared)" if row["speed_unknown"] else ""),
                         flush=True,
                     )
     s = summarize(done)

@@ -20,7 +20,7 @@ from probes.measure.environment import environment
 from probes.protocol import FRAMEWORKS, Framework
 from probes.spec import ModelSpec, analyzed, check_limits
 from probes.tune.confirm import Z90
-from recommender.evidence.configs import assume_configs, usable, with_option
+from recommender.evidence.configs import assume_configs, speed_compared, usable, with_option
 from recommender.evidence.gatherer import Gatherer, Mode
 from recommender.evidence.model import Evidence
 from recommender.evidence.pipelines import gather_measured
@@ -79,13 +79,19 @@ class Recommendation(BaseModel):
     latency_ratio: RatioInterval | None = Field(
         default=None, description="torch / TF latency of the assumed configurations."
     )
+    speed_compared: bool = Field(
+        default=True,
+        description="False: the machine was too busy in the paired rounds for a fair speed "
+        "comparison; speed counted as unknown and latency_ratio is absent.",
+    )
 
 
 def latency_ratio(ev: Evidence) -> RatioInterval | None:
     """torch / TF inference latency with a 90% interval from both sides' own sigmas
-    (the shared part, drift or a predictor's common error, cancels in the ratio)."""
+    (the shared part, drift or a predictor's common error, cancels in the ratio); None
+    when speed was not compared."""
     t, f = ev.frameworks.get("torch"), ev.frameworks.get("tensorflow")
-    if not (t and f and t.infer and f.infer):
+    if not (t and f and t.infer and f.infer) or not speed_compared(ev):
         return None
     r = t.infer.value / f.infer.value
     half = Z90 * math.hypot(
@@ -257,6 +263,7 @@ def decide_profile(ev: Evidence, p: Profile, samples: int = 2000) -> Recommendat
         summary="",
         assumed={fw: f.config for fw, f in ev.frameworks.items() if f.config},
         latency_ratio=latency_ratio(ev),
+        speed_compared=speed_compared(ev),
     )
     rec.summary = summarize(rec)
     return rec

@@ -36,6 +36,7 @@ Z90 = 1.645
 MIN_LOG_SD = 0.02
 NEAR_FASTEST = 1.25
 LEANER = 0.8  # a third candidate only if it needs <= 80% of the others' memory
+CLEAN_NEEDED = 2  # uncontended rounds per candidate for a ratio that ignores the rest
 
 
 class Candidate(BaseModel):
@@ -120,7 +121,7 @@ def ratio_of_rounds(torch_label: str, tf_label: str, rounds: list[Round]) -> Pai
     out while at least two clean ones remain (and counted either way)."""
     pairs = [(x, y, fa or fb) for x, y, fa, fb in rounds if x and y]
     clean = [p for p in pairs if not p[2]]
-    used = clean if len(clean) >= 2 else pairs
+    used = clean if len(clean) >= CLEAN_NEEDED else pairs
     if not used:
         return None
     logs = [math.log(x / y) for x, y, _ in used]
@@ -145,6 +146,7 @@ class Confirmation(BaseModel):
     workload: str
     batch: int
     rounds: int
+    extra_rounds: int = Field(default=0, description="Of ``rounds``, retries: a busy machine.")
     candidates: list[CandidateRounds]
 
     def of(self, framework: Framework) -> list[CandidateRounds]:
@@ -187,13 +189,21 @@ def confirm(
     rounds: int = ROUNDS,
     measure: MeasureConfig | None = None,
     say: Callable[[str], None] | None = None,
+    extra: int | None = None,
 ) -> Confirmation:
     """Every candidate timed once per round, frameworks alternating, each a fresh probe
-    (with ``measure``, or the prober's own method)."""
+    (with ``measure``, or the prober's own method). While a candidate has fewer than
+    ``CLEAN_NEEDED`` rounds free of contention, up to ``extra`` more rounds (default:
+    ``rounds``) re-time all of them: a passing load clears, a lasting one stays flagged."""
+    extra = rounds if extra is None else extra
     unique = list({c.key: c for c in candidates}.values())
     table = {c.key: CandidateRounds(candidate=c) for c in unique}
-    total, done = rounds * len(unique), 0
-    for round_no in range(rounds):
+    total, done, round_no = rounds * len(unique), 0, 0
+    while round_no < rounds or (round_no < rounds + extra and _short_of_clean(table, rounds)):
+        if round_no == rounds:  # a retry round: say why the total grew
+            total += len(unique)
+            if say:
+                say(f"confirm: the machine was busy; an extra round ({round_no + 1})")
         for c in round_order(unique, round_no):
             done += 1
             if say:
@@ -202,13 +212,27 @@ def confirm(
                 spec, c.framework, workload, c.settings, measure=measure, use_store=False
             )
             _record(table[c.key], r)
+        round_no += 1
     return Confirmation(
         model=spec.name,
         workload=workload.kind,
         batch=getattr(workload, "batch", 1),
-        rounds=rounds,
+        rounds=round_no,
+        extra_rounds=round_no - rounds,
         candidates=list(table.values()),
     )
+
+
+def clean_rounds(cr: CandidateRounds) -> int:
+    """Rounds with a value that no contention flag spoils."""
+    return sum(1 for v, f in zip(cr.medians_s, cr.flagged, strict=True) if v is not None and not f)
+
+
+def _short_of_clean(table: dict[str, CandidateRounds], rounds: int) -> bool:
+    """Some candidate that measured at all lacks the clean rounds a ratio needs."""
+    need = min(CLEAN_NEEDED, rounds)
+    measured = [cr for cr in table.values() if any(v is not None for v in cr.medians_s)]
+    return any(sum(cr.flagged) and clean_rounds(cr) < need for cr in measured)
 
 
 def candidates_of(ft: FrameworkTuning, near: float = NEAR_FASTEST) -> list[Candidate]:

@@ -6,7 +6,9 @@ configurations per framework, all timed in every round. Their times are read as
 slower or faster for everyone), ``mu_c`` the candidate's level. Drift moves absolute
 values only, so it becomes the quantities' *shared* sigma; what is left (``e``) is each
 candidate's own noise, which is all that moves the torch/TF ratio. A search that tried
-few points of a large space adds its own sigma (``search_sigma``).
+few points of a large space adds its own sigma (``search_sigma``). A machine so busy
+that a candidate kept fewer than two clean rounds, retries included, gives no speed
+ranking at all (``blind_speed``).
 
 A profile then picks, per framework, the candidate with the highest utility on the
 criteria that depend on the configuration (speed and memory), with scores normalised by
@@ -17,41 +19,58 @@ from __future__ import annotations
 
 import math
 import statistics
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from probes.protocol import Framework
-from probes.tune.confirm import MIN_LOG_SD, T90, Z90, Confirmation
+from probes.tune.confirm import (
+    CLEAN_NEEDED,
+    MIN_LOG_SD,
+    T90,
+    Z90,
+    Confirmation,
+    clean_rounds,
+)
 from probes.tune.models import FrameworkTuning
 from recommender.evidence.model import ConfigOption, Evidence, FrameworkEvidence, Quantity
 from recommender.questionnaire import Profile
 
+K = TypeVar("K")
 MAX_SEARCH_SIGMA = 0.15
-#: What a busy machine may do to one framework's time relative to the other's, in log
-#: space, when every round it was timed in was contended. Frameworks use threads
-#: differently, so load does not cancel in the paired ratio: with one core taken, a
-#: two-thread PyTorch stalls at every barrier. lenet5 (server-gpu profile) read a
-#: torch/TF ratio of 0.75 and 1.10 in quiet runs and 1.4 and 5.5 with one core loaded
-#: (docs/benchmarks.md, verdict stability): a bias of up to 1.6-2.0 in log. At 1.0 per
-#: side, a fully contended 5.5x reads below 90% on speed alone.
-CONTENDED_LOG_SD = 1.0
+#: Log-space sigma of a speed that the machine's load made unknown. Load does not cancel
+#: in the paired ratio (frameworks use threads differently: with one core taken, a
+#: two-thread PyTorch stalls at every barrier): lenet5 on the server-gpu profile read
+#: torch/TF 0.75-1.10 quiet and 1.4, 5.5 and 29.6 with one core loaded
+#: (docs/benchmarks.md, verdict stability). No widening of the measured ratio covers a
+#: bias that size, so a busy machine's ratio is not used at all: every option gets the
+#: same centre and this sigma, and the speed criterion becomes a coin flip of (nearly)
+#: its whole weight. Only an answer that the other criteria decide by more than the
+#: speed weight can then reach a high confidence, and a quiet machine would agree.
+UNKNOWN_LOG_SD = 2.0
 PENALTY = 10.0  # per broken hard limit: outweighs any score, still ranks the rest
 
 
 def _log_table(conf: Confirmation) -> dict[str, list[float | None]]:
     """Per candidate key, the log time of each round (None: failed, or contended while
-    at least two clean rounds remain)."""
+    enough clean rounds remain)."""
     out: dict[str, list[float | None]] = {}
     for cr in conf.candidates:
-        clean = sum(
-            1 for v, f in zip(cr.medians_s, cr.flagged, strict=True) if v is not None and not f
-        )
+        clean = clean_rounds(cr)
         out[cr.candidate.key] = [
-            math.log(v) if v is not None and (not f or clean < 2) else None
+            math.log(v) if v is not None and (not f or clean < CLEAN_NEEDED) else None
             for v, f in zip(cr.medians_s, cr.flagged, strict=True)
         ]
     return out
+
+
+def speed_is_blind(conf: Confirmation) -> bool:
+    """The machine was busy in so many rounds (retries included) that some measured
+    candidate has fewer than ``CLEAN_NEEDED`` clean ones: its ratio would be the load's."""
+    need = min(CLEAN_NEEDED, conf.rounds)
+    measured = [cr for cr in conf.candidates if any(v is not None for v in cr.medians_s)]
+    return any(sum(cr.flagged) and clean_rounds(cr) < need for cr in measured)
 
 
 def _round_effects(logs: dict[str, list[float | None]], rounds: int) -> list[float]:
@@ -86,7 +105,8 @@ def search_sigma(tuning: FrameworkTuning | None) -> float:
 def options_from_rounds(
     conf: Confirmation, searched: dict[Framework, float]
 ) -> dict[Framework, list[ConfigOption]]:
-    """Every candidate as a ``ConfigOption`` with round-aware sigmas."""
+    """Every candidate as a ``ConfigOption`` with round-aware sigmas; on a machine too
+    busy for a clean comparison (``speed_is_blind``), with a speed nobody can rank."""
     logs = _log_table(conf)
     rho = _round_effects(logs, conf.rounds)
     drift = statistics.stdev(rho) if len(rho) > 1 else MIN_LOG_SD
@@ -94,15 +114,12 @@ def options_from_rounds(
     for cr in conf.candidates:
         c = cr.candidate
         xs = [(x - rho[r]) for r, x in enumerate(logs[c.key]) if x is not None]
-        busy = sum(1 for r, x in enumerate(logs[c.key]) if x is not None and cr.flagged[r])
         infer = None
         if xs:
             mu = statistics.fmean(xs)
             sd = max(statistics.stdev(xs) if len(xs) > 1 else MIN_LOG_SD, MIN_LOG_SD)
             t = T90.get(len(xs) - 1, Z90) / Z90 if len(xs) > 1 else 3.0
-            own = sd / math.sqrt(len(xs)) * t
-            load = CONTENDED_LOG_SD * busy / len(xs)
-            sigma = math.hypot(own, searched.get(c.framework, 0.0), load)
+            sigma = math.hypot(sd / math.sqrt(len(xs)) * t, searched.get(c.framework, 0.0))
             src = f"paired rounds ({len(xs)}): {c.label}"
             infer = Quantity(value=math.exp(mu), sigma=sigma, shared_sigma=drift, source=src)
         mem = cr.memory_bytes()
@@ -120,7 +137,50 @@ def options_from_rounds(
                 contended_rounds=sum(cr.flagged),
             )
         )
-    return out
+    return blind_speed(out) if speed_is_blind(conf) else out
+
+
+def speed_compared(ev: Evidence) -> bool:
+    """False when a busy machine left the speed unranked (``blind_speed``)."""
+    return not any(o.speed_unknown for f in ev.frameworks.values() for o in f.options)
+
+
+def blind_speed(
+    options: dict[Framework, list[ConfigOption]],
+) -> dict[Framework, list[ConfigOption]]:
+    """Every option's latency replaced by one common centre with ``UNKNOWN_LOG_SD``
+    (``blind_quantities``): no framework and no configuration is ranked on a busy
+    machine's speed."""
+    flat = {(fw, i): o.infer for fw, opts in options.items() for i, o in enumerate(opts)}
+    blind = blind_quantities(flat, "latency")
+    return {
+        fw: [
+            o.model_copy(update={"infer": blind[fw, i], "speed_unknown": True}) if o.infer else o
+            for i, o in enumerate(opts)
+        ]
+        for fw, opts in options.items()
+    }
+
+
+def blind_quantities(quantities: dict[K, Quantity | None], what: str) -> dict[K, Quantity | None]:
+    """The measured quantities as one common centre (their geometric mean, so absolute
+    values stay near what was read, for vetoes) with ``UNKNOWN_LOG_SD`` each; each
+    reading stays in its source."""
+    logs = [math.log(q.value) for q in quantities.values() if q]
+    if not logs:
+        return quantities
+    centre = math.exp(statistics.fmean(logs))
+    return {
+        k: Quantity(
+            value=centre,
+            sigma=UNKNOWN_LOG_SD,
+            source=f"{what} not ranked, machine busy (read {q.value * 1e3:.3g} ms under "
+            f"load; {q.source})",
+        )
+        if q
+        else None
+        for k, q in quantities.items()
+    }
 
 
 Floats = npt.NDArray[np.float64]

@@ -36,6 +36,11 @@ class ConfigOption(BaseModel):
     infer: Quantity | None = None
     memory: Quantity | None = None
     contended_rounds: int = 0
+    speed_unknown: bool = Field(
+        default=False,
+        description="The machine was busy in the paired rounds: latency is a common "
+        "centre with a wide sigma, not a ranking (recommender/evidence/configs.py).",
+    )
 
 
 class TargetEvidence(BaseModel):

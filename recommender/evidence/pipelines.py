@@ -20,10 +20,16 @@ from probes.protocol import (
 from probes.settings import FrameworkSettings, default_settings, settings_label
 from probes.spec import ModelSpec, build_graph, spec_hash
 from probes.tune.compare import redact, tune
-from probes.tune.confirm import candidates_of, confirm
+from probes.tune.confirm import Confirmation, candidates_of, confirm
 from probes.tune.models import TuneConfig, TuneReport
 from probes.tune.space import to_settings
-from recommender.evidence.configs import options_from_rounds, search_sigma, usable
+from recommender.evidence.configs import (
+    blind_quantities,
+    options_from_rounds,
+    search_sigma,
+    speed_is_blind,
+    usable,
+)
 from recommender.evidence.gatherer import (
     Gatherer,
     custom_scores,
@@ -33,7 +39,7 @@ from recommender.evidence.gatherer import (
     quantity,
     target_evidence,
 )
-from recommender.evidence.model import ConfigOption, Evidence, FrameworkEvidence
+from recommender.evidence.model import ConfigOption, Evidence, FrameworkEvidence, Quantity
 from recommender.evidence.progress import ClockedRunner, WorkClock, stepped
 from recommender.knowledge.capabilities import load_matrix
 from recommender.knowledge.ecosystem import Ecosystem, load_ecosystem
@@ -91,14 +97,29 @@ def _measured_options(
                 f"configuration may exist (counted in the confidence as {s:.0%} on latency; "
                 "more --trials narrows it)"
             )
-    busy = sum(sum(c.flagged) for c in conf.candidates)
-    if busy:
-        notes.append(
-            f"{busy} of the paired probes ran while the machine was busy (contention "
-            "guard); their rounds are left out where two clean ones remain. Ask again on a "
-            "quiet machine to remove this caveat"
-        )
+    notes += busy_notes(conf)
     return options_from_rounds(conf, searched), notes
+
+
+def busy_notes(conf: Confirmation) -> list[str]:
+    """What the contention guard saw in the paired rounds, and what it changed."""
+    busy = sum(sum(c.flagged) for c in conf.candidates)
+    probes = sum(len(c.flagged) for c in conf.candidates)
+    if not busy:
+        return []
+    if speed_is_blind(conf):
+        return [
+            f"speed not compared: {busy} of {probes} paired probes ran while other "
+            f"processes held the CPU, even after {conf.extra_rounds} extra "
+            "round(s). Load does not cancel between frameworks, so the measured ratio "
+            "would be the load's: speed counts as unknown (either framework may win it) "
+            "and the confidence says what the other criteria decide. Ask again on a quiet "
+            "machine for a speed comparison"
+        ]
+    return [
+        f"{busy} of the {probes} paired probes ran while the machine was busy (contention "
+        "guard); their rounds are left out, and enough clean ones remain"
+    ]
 
 
 def _cached_options(
@@ -131,6 +152,38 @@ def _cached_options(
     return out
 
 
+def _training(
+    spec: ModelSpec, p: Profile, prober: Prober, say: Say
+) -> tuple[dict[Framework, Quantity | None], list[str]]:
+    """One training step per framework at default settings; a probe the contention
+    guard flagged is taken once more, and a pair still contended is not ranked."""
+    work = TrainWorkload(batch=max(8, p.batch))
+    results: dict[Framework, ProbeResult | None] = {}
+    for fw in FRAMEWORKS:
+        say(f"{fw}: training step at default settings")
+        results[fw] = _timing(prober.probe(spec, fw, work))
+        if _flagged(results[fw]):
+            say(f"{fw}: the machine was busy; the training step once more")
+            results[fw] = _timing(prober.probe(spec, fw, work, use_store=False)) or results[fw]
+    train = {
+        fw: quantity(r.measurement.timing, "default settings") if r and r.measurement else None
+        for fw, r in results.items()
+    }
+    notes = ["training time is at default settings (inference is tuned)"]
+    if any(_flagged(r) for r in results.values()):
+        train = blind_quantities(train, "training step")
+        notes.append(
+            "training speed not compared: the machine was busy during a training step "
+            "(contention guard), twice; it counts as unknown"
+        )
+    return train, notes
+
+
+def _flagged(r: ProbeResult | None) -> bool:
+    c = r.measurement.contention if r and r.measurement else None
+    return bool(c and c.flagged)
+
+
 PLANNED_CANDIDATES = 4  # per round: a default and a best per framework, usually
 
 
@@ -161,12 +214,10 @@ def gather_measured(spec: ModelSpec, p: Profile, g: Gatherer, say: Say) -> Evide
     else:
         options, notes = _cached_options(spec, p, prober), [CACHED_NOTE]
     caveats += notes
-    train: dict[Framework, ProbeResult | None] = {}
+    train: dict[Framework, Quantity | None] = {}
     if p.infer_share < 1:
-        for fw in FRAMEWORKS:
-            stepped(say, clock, "training")(f"{fw}: training step at default settings")
-            train[fw] = _timing(prober.probe(spec, fw, TrainWorkload(batch=max(8, p.batch))))
-        caveats.append("training time is at default settings (inference is tuned)")
+        train, train_notes = _training(spec, p, prober, stepped(say, clock, "training"))
+        caveats += train_notes
     stepped(say, clock, "exports")(f"{', '.join(exp_targets)}")
     exports = check_exports(
         spec,
@@ -192,9 +243,7 @@ def gather_measured(spec: ModelSpec, p: Profile, g: Gatherer, say: Say) -> Evide
         fails = [] if usable(opts) else ["inference latency: no configuration measured"]
         frameworks[fw] = FrameworkEvidence(
             framework=fw,
-            train=quantity(tr.measurement.timing, "default settings")
-            if tr and tr.measurement
-            else None,
+            train=tr,
             targets=tev[fw],
             custom_ops=cust[fw][0],
             custom_ops_why=cust[fw][1],

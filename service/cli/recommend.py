@@ -111,6 +111,8 @@ def render(r: Recommendation) -> str:
         )
     if r.latency_ratio:
         lines.append(f"torch/TF latency: {r.latency_ratio.text()}")
+    elif not r.speed_compared:
+        lines.append("torch/TF latency: not compared, the machine was busy (see caveats)")
     lines += [
         table(heads, rows, align_right=tuple(range(1, len(heads)))),
         "",

@@ -164,7 +164,9 @@ def _assumed(r: Recommendation | None) -> str:
 def _rec_rows(pair: list[Entry]) -> list[tuple[str, list[str]]]:
     def ratio(r: Recommendation) -> str:
         q = r.latency_ratio
-        return "-" if q is None else f"{q.ratio:.2f} (90%: {q.lo:.2f} to {q.hi:.2f})"
+        if q is None:
+            return "-" if r.speed_compared else "not compared (machine busy)"
+        return f"{q.ratio:.2f} (90%: {q.lo:.2f} to {q.hi:.2f})"
 
     recs = [e.rec for e in pair]
     return [
