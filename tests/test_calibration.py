@@ -265,3 +265,54 @@ def test_stalled_rows_are_left_out_of_the_correction() -> None:
     kept = pred.correction["torch/eager"]
     fit_corrections(pred, rows)
     assert pred.correction["torch/eager"] < kept
+
+
+def test_a_lookup_reads_the_rows_it_gathers_not_its_table() -> None:
+    """An embedding's cost grows with its tokens, not its vocabulary; its weights
+    still count whole for memory."""
+
+    def embedding_cost(vocab: int, tokens: int, batch: int) -> tuple[float, float]:
+        spec = make_spec(
+            [
+                {
+                    "id": "e",
+                    "op": "embedding",
+                    "inputs": ["x"],
+                    "params": {"num_embeddings": vocab, "embedding_dim": 64},
+                }
+            ],
+            inputs=[{"name": "x", "shape": [tokens], "dtype": "int64"}],
+        )
+        c = node_costs(build_graph(spec), batch)[0]
+        return c.bytes, c.weight_bytes
+
+    small, small_w = embedding_cost(1000, 16, 1)
+    big, big_w = embedding_cost(30000, 16, 1)
+    assert big == small and big_w == 30 * small_w  # 30x the table, same bytes read
+    assert embedding_cost(1000, 32, 1)[0] > 1.9 * small * 0.9  # twice the tokens
+    assert embedding_cost(1000, 16, 8)[0] == pytest.approx(8 * small)
+
+
+def test_memory_is_fitted_per_configuration() -> None:
+    """A compiler's peak holds its own state: an XLA row 4x the default's must not
+    move the default's memory prediction (pooled, the default error was 74%)."""
+    from recommender.predictor.corrections import FullRow, fit_corrections
+
+    rows = []
+    for name in ("lenet5", "mlp", "audio_cnn"):
+        g = build_graph(zoo_spec(name))
+        for b in (1, 8):
+            default = 10e6 + 2 * 4 * g.nodes.__len__() * 1e5 * b
+            rows.append(
+                FullRow(name, g, "tensorflow", "tensorflow/function", b, 1e-3, default, 7e8)
+            )
+            rows.append(FullRow(name, g, "tensorflow", "tensorflow/xla", b, 1e-3, 4 * default, 7e8))
+    pred = CalibratedPredictor(
+        models=fit_calibration(synthetic(quick=False)), label="", env_matches=True, trained_on=""
+    )
+    fit_corrections(pred, rows)
+    g = rows[0].graph
+    tf_default = pred.predict(g, "tensorflow", 1, TFSettings()).memory_bytes.median
+    tf_xla = pred.predict(g, "tensorflow", 1, TFSettings(mode="xla")).memory_bytes.median
+    assert tf_xla > 2 * tf_default  # pooled, they were one model: equal
+    assert abs(tf_default / rows[0].peak_bytes - 1) < 0.5  # type: ignore[operator]

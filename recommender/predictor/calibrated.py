@@ -85,9 +85,13 @@ class CalibratedPredictor:
     def priced(self, graph: SpecGraph, key: str, batch: int) -> Priced:
         return price(self.models[key], node_costs(graph, batch))
 
-    def _memory(self, framework: str, costs: list[NodeCost], batch: int) -> float:
+    def memory_model(self, framework: str, key: str) -> MemoryModel:
+        """The configuration's own memory fit, else its framework's."""
+        return self.memory.get(key) or self.memory[framework]
+
+    def _memory(self, mem: MemoryModel, costs: list[NodeCost], batch: int) -> float:
         weights = sum(c.weight_bytes for c in costs)
-        return self.memory[framework].predict(weights, sum(c.out_bytes for c in costs) * batch)
+        return mem.predict(weights, sum(c.out_bytes for c in costs) * batch)
 
     def predict(
         self,
@@ -123,8 +127,8 @@ class CalibratedPredictor:
                 f"ops not timed on this machine, priced from related ops: "
                 f"{', '.join(p.unmeasured)}; {CALIBRATE_FULL}"
             )
-        mem = self.memory[framework]
-        m_med = self._memory(framework, costs, batch)
+        mem = self.memory_model(framework, key)
+        m_med = self._memory(mem, costs, batch)
         m_half = Z80 * mem.sigma * self.widen
         return Prediction(
             framework=framework,
