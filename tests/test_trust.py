@@ -4,6 +4,7 @@ covers what varies, the contention guard and a robust machine peak (issue 15).""
 from __future__ import annotations
 
 import statistics
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +40,7 @@ from recommender.evidence.configs import (
 from recommender.evidence.model import ConfigOption, Evidence, Quantity
 from recommender.evidence.pipelines import busy_notes
 from recommender.questionnaire import to_profile
-from recommender.recommend import decide_profile
+from recommender.recommend import Recommendation, decide_profile
 from service.cli.recommend import render
 from tests.conftest import ROOT
 from tests.test_recommender import evidence, fw_ev
@@ -247,6 +248,23 @@ def test_a_busy_machine_ratio_ranks_no_framework() -> None:
     assert rec.confidence < 0.75 and rec.choice == "either"
     assert not rec.speed_compared and rec.latency_ratio is None
     assert "latency: not compared, the machine was busy" in render(rec)
+    _assert_page_says_not_compared(rec)
+
+
+def _assert_page_says_not_compared(rec: Recommendation) -> None:
+    from flask import render_template
+
+    from service.app import create_app
+    from service.settings import ServiceSettings
+    from service.web.charts import charts, deployment_rows
+
+    with tempfile.TemporaryDirectory() as d:
+        app = create_app(ServiceSettings(data_dir=Path(d)))
+        with app.test_request_context():
+            html = render_template(
+                "result.html", rec=rec, charts=charts(rec), deployment=deployment_rows(rec)
+            )
+    assert "latency: not compared" in html and "90% interval" not in html
 
 
 def test_other_criteria_can_still_decide_on_a_busy_machine() -> None:

@@ -87,6 +87,9 @@ class ProfileVerdict(BaseModel):
     latency_ratio: list[float] | None = Field(
         default=None, description="torch/TF latency of those configurations: [ratio, lo, hi]."
     )
+    speed_compared: bool = Field(
+        default=True, description="False: the machine was too busy for a speed comparison."
+    )
 
 
 class ModelOutcome(BaseModel):

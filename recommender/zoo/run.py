@@ -350,6 +350,7 @@ class ZooRunner:
                     ]
                     if rec.latency_ratio
                     else None,
+                    speed_compared=rec.speed_compared,
                 )
             )
         matrix = load_matrix()
