@@ -3,10 +3,12 @@ covers what varies, the contention guard and a robust machine peak (issue 15).""
 
 from __future__ import annotations
 
+import math
 import statistics
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import NormalDist
 
 import pytest
 
@@ -32,6 +34,7 @@ from probes.tune.confirm import (
     paired_ratio,
 )
 from recommender.evidence.configs import (
+    BETWEEN_ANSWERS_LOG_SD,
     UNKNOWN_LOG_SD,
     choose,
     options_from_rounds,
@@ -214,7 +217,26 @@ def test_round_drift_becomes_shared_sigma_not_ratio_noise() -> None:
     t, f = opts["torch"][0].infer, opts["tensorflow"][0].infer
     assert t is not None and f is not None
     assert t.value / f.value == pytest.approx(1.25)
-    assert t.shared_sigma > 0.3 and t.sigma < 0.05
+    assert t.shared_sigma > 0.3 and t.sigma < BETWEEN_ANSWERS_LOG_SD + 0.01
+
+
+def test_tight_rounds_do_not_hide_what_moves_between_answers() -> None:
+    """Three rounds 1% apart give a standard error near 0.01, but two answers to the
+    same question read torch/TF 0.98 and 1.18 (docs/benchmarks.md): a 5% gap measured
+    tightly within one answer must not be a 99% speed win."""
+    c_t = Candidate(framework="torch", settings=TorchSettings(), origin="default")
+    c_f = Candidate(framework="tensorflow", settings=TFSettings(), origin="default")
+    rows = [
+        CandidateRounds(candidate=c_t, medians_s=[0.95, 0.955, 0.945], flagged=[False] * 3),
+        CandidateRounds(candidate=c_f, medians_s=[1.0, 1.0, 1.0], flagged=[False] * 3),
+    ]
+    conf = Confirmation(model="m", workload="infer", batch=1, rounds=3, candidates=rows)
+    opts = options_from_rounds(conf, {})
+    t, f = opts["torch"][0].infer, opts["tensorflow"][0].infer
+    assert t is not None and f is not None
+    z = math.log(f.value / t.value) / math.hypot(t.sigma, f.sigma)
+    assert NormalDist().cdf(z) < 0.9  # P(torch faster) on speed alone
+    assert min(t.sigma, f.sigma) >= BETWEEN_ANSWERS_LOG_SD
 
 
 def _busy_confirmation(torch_s: float, flags: list[bool]) -> Confirmation:

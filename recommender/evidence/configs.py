@@ -6,7 +6,9 @@ configurations per framework, all timed in every round. Their times are read as
 slower or faster for everyone), ``mu_c`` the candidate's level. Drift moves absolute
 values only, so it becomes the quantities' *shared* sigma; what is left (``e``) is each
 candidate's own noise, which is all that moves the torch/TF ratio. A search that tried
-few points of a large space adds its own sigma (``search_sigma``). A machine so busy
+few points of a large space adds its own sigma (``search_sigma``), and what moves
+between two answers but not between one answer's rounds adds
+``BETWEEN_ANSWERS_LOG_SD``. A machine so busy
 that a candidate kept fewer than two clean rounds, retries included, gives no speed
 ranking at all (``blind_speed``).
 
@@ -39,6 +41,13 @@ from recommender.questionnaire import Profile
 
 K = TypeVar("K")
 MAX_SEARCH_SIGMA = 0.15
+#: Log sigma, per side, of what moves between two answers to the same question and
+#: not between the rounds of one: rounds share their warm workers, their memory layout
+#: and the minute they run in. The same pair of configurations (lenet5, PyTorch eager t2
+#: against TensorFlow XLA t1) read torch/TF 0.94-1.18 over 15 quiet answers (log sd of
+#: the ratio 0.075), where one answer's 3 rounds gave a standard error near 0.015
+#: (docs/benchmarks.md, verdict stability). 0.055 per side is 0.078 on the ratio.
+BETWEEN_ANSWERS_LOG_SD = 0.055
 #: Log-space sigma of a speed that the machine's load made unknown. Load does not cancel
 #: in the paired ratio (frameworks use threads differently: with one core taken, a
 #: two-thread PyTorch stalls at every barrier): lenet5 on the server-gpu profile read
@@ -119,7 +128,8 @@ def options_from_rounds(
             mu = statistics.fmean(xs)
             sd = max(statistics.stdev(xs) if len(xs) > 1 else MIN_LOG_SD, MIN_LOG_SD)
             t = T90.get(len(xs) - 1, Z90) / Z90 if len(xs) > 1 else 3.0
-            sigma = math.hypot(sd / math.sqrt(len(xs)) * t, searched.get(c.framework, 0.0))
+            own = sd / math.sqrt(len(xs)) * t
+            sigma = math.hypot(own, searched.get(c.framework, 0.0), BETWEEN_ANSWERS_LOG_SD)
             src = f"paired rounds ({len(xs)}): {c.label}"
             infer = Quantity(value=math.exp(mu), sigma=sigma, shared_sigma=drift, source=src)
         mem = cr.memory_bytes()
