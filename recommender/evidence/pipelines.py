@@ -174,7 +174,7 @@ def _training(
         train = blind_quantities(train, "training step")
         notes.append(
             "training speed not compared: the machine was busy during a training step "
-            "(contention guard), twice; it counts as unknown"
+            "(contention guard) and a retry did not clear it; it counts as unknown"
         )
     return train, notes
 
