@@ -612,3 +612,29 @@ def test_one_run_spelled_two_ways_is_one_candidate() -> None:
     )
     assert default.key == trial.key
     assert default.key != compiled.key
+
+
+def test_a_training_step_still_busy_after_a_retry_is_not_ranked() -> None:
+    """Training is one probe per framework, not paired: a flagged step is taken once
+    more, and if it is still flagged, neither framework's training time is ranked."""
+    from probes.measure.contention import Contention
+    from recommender.evidence.pipelines import _training
+
+    calls: list[str] = []
+
+    class BusyTorchTraining:
+        def run(self, req: ProbeRequest) -> ProbeResult:
+            if req.workload.kind != "train":
+                return _result(req.framework, 1.0, gflops_per_s=100.0)
+            calls.append(req.framework)
+            busy = req.framework == "torch"
+            c = Contention(cpu_share=0.4 if busy else 1.0, flagged=busy)
+            return _result(req.framework, 30e-3 if busy else 1e-3, contention=c)
+
+    p = to_profile({"emphasis": "training"})
+    train, notes = _training(LENET, p, Prober(BusyTorchTraining()), lambda _m: None)
+    assert calls == ["torch", "torch", "tensorflow"]  # torch once more, TF once
+    t, f = train["torch"], train["tensorflow"]
+    assert t is not None and f is not None
+    assert t.value == f.value and t.sigma == UNKNOWN_LOG_SD
+    assert any(n.startswith("training speed not compared") for n in notes)
