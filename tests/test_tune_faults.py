@@ -113,3 +113,25 @@ def test_another_jobs_running_trial_is_left_alone(tmp_path: Path) -> None:
     with owner_scope("job-b", 1):
         tune(zoo_spec("mlp"), cfg, Prober(runner), _url(tmp_path), ("torch",))
     assert _trials(tmp_path)[0].state == TrialState.RUNNING
+
+
+def test_a_tuner_killed_while_suggesting_requeues_the_whole_enqueued_point(
+    tmp_path: Path,
+) -> None:
+    """Killed after the first of its suggest calls, a trial holds only some params:
+    the requeued default must be the enqueued point, not those params plus whatever the
+    sampler adds (CI once saw such a "default" pruned as an invalid combination)."""
+    from probes.tune.owner import OWNER, fail_abandoned
+
+    study = optuna.create_study(storage=_url(tmp_path))
+    point = {"intra_threads": 2, "precision": "fp32", "mode": "eager"}
+    study.enqueue_trial(point, user_attrs={"source": "default"})
+    trial = study.ask()
+    trial.suggest_categorical("intra_threads", [1, 2])  # then the tuner is killed
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    trial.set_user_attr(OWNER, {"host": os.uname().nodename, "pid": dead.pid, "started": 1})
+    assert [t.number for t in fail_abandoned(study, 60)] == [0]
+    requeued = study.get_trials(states=(TrialState.WAITING,))
+    assert [t.system_attrs["fixed_params"] for t in requeued] == [point]
+    assert requeued[0].user_attrs["source"] == "default"

@@ -111,6 +111,10 @@ def fail_abandoned(study: optuna.Study, grace_s: int) -> list[FrozenTrial]:
             continue  # another process settled it meanwhile
         failed.append(t)
         source = t.user_attrs.get("source")
-        if source in ("default", "informed") and t.params:
-            study.enqueue_trial(dict(t.params), user_attrs={"source": source, "retry_of": t.number})
+        # The enqueued point, not ``t.params``: a tuner killed while it was suggesting
+        # leaves only some params set, and requeuing those let the sampler fill in the
+        # rest (a "default" that was not the default; CI saw one pruned as invalid).
+        params = t.system_attrs.get("fixed_params") or t.params
+        if source in ("default", "informed") and params:
+            study.enqueue_trial(dict(params), user_attrs={"source": source, "retry_of": t.number})
     return failed
