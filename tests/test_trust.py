@@ -203,17 +203,24 @@ def test_priors_only_evidence_never_gives_more_than_either() -> None:
     assert any("priors" in c for c in rec.caveats)
 
 
+def _pair_rounds(
+    torch_s: list[float], tf_s: list[float], torch_flags: list[bool] | None = None
+) -> Confirmation:
+    """A confirmation of the two defaults over ``len(torch_s)`` rounds."""
+    c_t = Candidate(framework="torch", settings=TorchSettings(), origin="default")
+    c_f = Candidate(framework="tensorflow", settings=TFSettings(), origin="default")
+    n = len(torch_s)
+    rows = [
+        CandidateRounds(candidate=c_t, medians_s=torch_s, flagged=torch_flags or [False] * n),
+        CandidateRounds(candidate=c_f, medians_s=tf_s, flagged=[False] * n),
+    ]
+    return Confirmation(model="m", workload="infer", batch=1, rounds=n, candidates=rows)
+
+
 def test_round_drift_becomes_shared_sigma_not_ratio_noise() -> None:
     """Both frameworks slow together in round 2: the ratio is exact, so each
     framework's own sigma stays at the floor while the shared sigma takes the drift."""
-    c_t = Candidate(framework="torch", settings=TorchSettings(), origin="default")
-    c_f = Candidate(framework="tensorflow", settings=TFSettings(), origin="default")
-    conf_rows = [
-        CandidateRounds(candidate=c_t, medians_s=[1.0, 2.0, 1.0], flagged=[False] * 3),
-        CandidateRounds(candidate=c_f, medians_s=[0.8, 1.6, 0.8], flagged=[False] * 3),
-    ]
-    conf = Confirmation(model="m", workload="infer", batch=1, rounds=3, candidates=conf_rows)
-    opts = options_from_rounds(conf, {})
+    opts = options_from_rounds(_pair_rounds([1.0, 2.0, 1.0], [0.8, 1.6, 0.8]), {})
     t, f = opts["torch"][0].infer, opts["tensorflow"][0].infer
     assert t is not None and f is not None
     assert t.value / f.value == pytest.approx(1.25)
@@ -224,14 +231,7 @@ def test_tight_rounds_do_not_hide_what_moves_between_answers() -> None:
     """Three rounds 1% apart give a standard error near 0.01, but two answers to the
     same question read torch/TF 0.98 and 1.18 (docs/benchmarks.md): a 5% gap measured
     tightly within one answer must not be a 99% speed win."""
-    c_t = Candidate(framework="torch", settings=TorchSettings(), origin="default")
-    c_f = Candidate(framework="tensorflow", settings=TFSettings(), origin="default")
-    rows = [
-        CandidateRounds(candidate=c_t, medians_s=[0.95, 0.955, 0.945], flagged=[False] * 3),
-        CandidateRounds(candidate=c_f, medians_s=[1.0, 1.0, 1.0], flagged=[False] * 3),
-    ]
-    conf = Confirmation(model="m", workload="infer", batch=1, rounds=3, candidates=rows)
-    opts = options_from_rounds(conf, {})
+    opts = options_from_rounds(_pair_rounds([0.95, 0.955, 0.945], [1.0, 1.0, 1.0]), {})
     t, f = opts["torch"][0].infer, opts["tensorflow"][0].infer
     assert t is not None and f is not None
     z = math.log(f.value / t.value) / math.hypot(t.sigma, f.sigma)
@@ -240,13 +240,7 @@ def test_tight_rounds_do_not_hide_what_moves_between_answers() -> None:
 
 
 def _busy_confirmation(torch_s: float, flags: list[bool]) -> Confirmation:
-    c_t = Candidate(framework="torch", settings=TorchSettings(), origin="default")
-    c_f = Candidate(framework="tensorflow", settings=TFSettings(), origin="default")
-    rows = [
-        CandidateRounds(candidate=c_t, medians_s=[torch_s * 1.01, torch_s, torch_s], flagged=flags),
-        CandidateRounds(candidate=c_f, medians_s=[1.0, 1.0, 1.0], flagged=[False] * 3),
-    ]
-    return Confirmation(model="m", workload="infer", batch=1, rounds=3, candidates=rows)
+    return _pair_rounds([torch_s * 1.01, torch_s, torch_s], [1.0, 1.0, 1.0], flags)
 
 
 def test_a_busy_machine_ratio_ranks_no_framework() -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, cast
 
 from pydantic import BaseModel, Field
@@ -199,7 +199,9 @@ def confirm(
     unique = list({c.key: c for c in candidates}.values())
     table = {c.key: CandidateRounds(candidate=c) for c in unique}
     total, done, round_no = rounds * len(unique), 0, 0
-    while round_no < rounds or (round_no < rounds + extra and _short_of_clean(table, rounds)):
+    while round_no < rounds or (
+        round_no < rounds + extra and short_of_clean(table.values(), rounds)
+    ):
         if round_no == rounds:  # a retry round: say why the total grew
             total += len(unique)
             if say:
@@ -228,10 +230,11 @@ def clean_rounds(cr: CandidateRounds) -> int:
     return sum(1 for v, f in zip(cr.medians_s, cr.flagged, strict=True) if v is not None and not f)
 
 
-def _short_of_clean(table: dict[str, CandidateRounds], rounds: int) -> bool:
-    """Some candidate that measured at all lacks the clean rounds a ratio needs."""
+def short_of_clean(candidates: Iterable[CandidateRounds], rounds: int) -> bool:
+    """Some candidate that measured at all, and was contended, lacks the clean rounds a
+    ratio needs (``CLEAN_NEEDED``, or every round when there are fewer)."""
     need = min(CLEAN_NEEDED, rounds)
-    measured = [cr for cr in table.values() if any(v is not None for v in cr.medians_s)]
+    measured = [cr for cr in candidates if any(v is not None for v in cr.medians_s)]
     return any(sum(cr.flagged) and clean_rounds(cr) < need for cr in measured)
 
 

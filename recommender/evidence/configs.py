@@ -34,6 +34,7 @@ from probes.tune.confirm import (
     Z90,
     Confirmation,
     clean_rounds,
+    short_of_clean,
 )
 from probes.tune.models import FrameworkTuning
 from recommender.evidence.model import ConfigOption, Evidence, FrameworkEvidence, Quantity
@@ -77,9 +78,7 @@ def _log_table(conf: Confirmation) -> dict[str, list[float | None]]:
 def speed_is_blind(conf: Confirmation) -> bool:
     """The machine was busy in so many rounds (retries included) that some measured
     candidate has fewer than ``CLEAN_NEEDED`` clean ones: its ratio would be the load's."""
-    need = min(CLEAN_NEEDED, conf.rounds)
-    measured = [cr for cr in conf.candidates if any(v is not None for v in cr.medians_s)]
-    return any(sum(cr.flagged) and clean_rounds(cr) < need for cr in measured)
+    return short_of_clean(conf.candidates, conf.rounds)
 
 
 def _round_effects(logs: dict[str, list[float | None]], rounds: int) -> list[float]:
