@@ -70,9 +70,7 @@ def one_answer(model: str, profile: str, trials: int, loaded: bool) -> dict[str,
         "margin": rec.margin,
         "assumed": rec.assumed,
         "latency_ratio": rec.latency_ratio.model_dump() if rec.latency_ratio else None,
-        "speed_unknown": any(
-            o.speed_unknown for f in rec.evidence.frameworks.values() for o in f.options
-        ),
+        "speed_unknown": not rec.speed_compared,
         "candidates": {
             fw: [
                 {

@@ -156,11 +156,12 @@ def fit_corrections(pred: CalibratedPredictor, rows: list[FullRow]) -> Calibrate
     for fw in ("torch", "tensorflow"):
         idx = [i for i, r in enumerate(rows) if r.framework == fw]
         _set_scale(pred, fw, rows, idx, held, raw)
-        prior = PRIORS[fw]
         for key in sorted({rows[i].key for i in idx}):
-            pred.memory[key] = fit_memory(prior, _memory_rows(rows, idx, key))
+            fitted = fit_memory(PRIORS[fw], _memory_rows(rows, idx, key))
+            if fitted.fitted_on:  # too few rows: the key falls back to its framework's
+                pred.memory[key] = fitted
         default = next((d for d in DEFAULT_CONFIGS if d.startswith(fw + "/")), None)
-        if default in pred.memory:  # settings outside every calibrated key
+        if default in pred.memory:  # what a key without its own fit uses
             pred.memory[fw] = pred.memory[default]
     pred.error_correlation["latency"] = _pair_correlation(rows, held)
     return pred
