@@ -66,9 +66,11 @@ class Prober:
         seed: int = 0,
         measure: MeasureConfig | None = None,
         use_store: bool = True,
+        limits: ProbeLimits | None = None,
     ) -> ProbeResult:
         """Measure, or answer from the store. ``measure`` overrides the method for this
-        call (tuning sets an early-stop threshold per trial); ``use_store=False`` always
+        call (tuning sets an early-stop threshold per trial), and ``limits`` the process
+        limits (measure mode bounds its exports tighter); ``use_store=False`` always
         measures (paired rounds), and still stores the new result."""
         if spec is not None:
             self.check(spec, framework, workload, settings, device)
@@ -92,7 +94,7 @@ class Prober:
             device=device,
             seed=seed,
             measure=measure,
-            limits=self.limits,
+            limits=limits or self.limits,
         )
         result = self.runner.run(req)
         if result.status == "ok" and spec is not None:

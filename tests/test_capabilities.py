@@ -143,6 +143,20 @@ def test_a_dead_route_is_never_verified_by_an_artifact() -> None:
     assert cs.verdict == "static" and "TensorFlow.NET" in cs.summary and "not a live" in cs.summary
 
 
+def test_an_export_that_ran_out_of_time_leaves_the_matrix_level() -> None:
+    slow = merge(
+        load_matrix(),
+        _report(
+            _check("torch", "executorch", "timeout", "timeout: no result within 120 s"),
+            _check("torch", "litert", "failed", "bang"),
+        ),
+    )
+    android = _cell(slow, "android", "torch")  # one route failed, the other showed nothing
+    assert android.verdict == "static"
+    assert "executorch export did not finish" in android.summary
+    assert "litert export failed" in android.summary
+
+
 def test_failed_only_when_every_probeable_route_failed() -> None:
     one = merge(load_matrix(), _report(_check("torch", "executorch", "failed", "boom")))
     android = _cell(one, "android", "torch")  # litert route not tried: still static

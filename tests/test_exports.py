@@ -18,7 +18,13 @@ from probes.export.checks import (
 from probes.measure.timing import MeasureConfig
 from probes.payloads import ExportData
 from probes.probe import Prober
-from probes.protocol import EXPORT_TARGETS, ExportWorkload, ProbeRequest, ProbeResult
+from probes.protocol import (
+    EXPORT_TARGETS,
+    ExportWorkload,
+    ProbeLimits,
+    ProbeRequest,
+    ProbeResult,
+)
 from probes.runners.local import SubprocessRunner
 from tests.conftest import make_spec
 
@@ -103,12 +109,37 @@ def test_a_mismatching_artifact_is_failed_not_verified() -> None:
     assert check.max_abs_diff is not None and np.isnan(check.max_abs_diff)
 
 
-def test_runner_failures_become_failed_cells() -> None:
+def test_runner_failures_become_failed_cells_and_a_timeout_its_own() -> None:
     r = ProbeResult(status="timeout", framework="torch", reason="no result within 900s")
     c = to_check("torch", "aot", r)
-    assert c.status == "failed" and c.reason == "timeout: no result within 900s"
+    assert c.status == "timeout" and c.reason == "timeout: no result within 900s"
+    crash = ProbeResult(status="crashed", framework="torch", reason="signal 11")
+    assert to_check("torch", "aot", crash).status == "failed"
     u = to_check("torch", "onnx", ProbeResult(status="unsupported", framework="torch", reason="x"))
     assert u.status == "unsupported"
+
+
+class SlowRunner:
+    """Every export runs out of its time limit; records the limit it was given."""
+
+    def __init__(self) -> None:
+        self.timeouts: list[float] = []
+
+    def run(self, request: ProbeRequest) -> ProbeResult:
+        self.timeouts.append(request.limits.timeout_s)
+        return ProbeResult(status="timeout", framework=request.framework, reason="too slow")
+
+
+def test_an_export_timeout_below_the_probers_own_bounds_each_export() -> None:
+    runner = SlowRunner()
+    prober = Prober(runner, limits=ProbeLimits(timeout_s=600))
+    rep = check_exports(SMALL_CNN, prober, targets=["onnx"], timeout_s=120)
+    assert runner.timeouts == [120, 120]
+    assert {c.status for c in rep.checks} == {"timeout"}
+    check_exports(
+        SMALL_CNN, Prober(runner, limits=ProbeLimits(timeout_s=60)), targets=["onnx"], timeout_s=120
+    )
+    assert runner.timeouts[-2:] == [60, 60]  # never looser than the prober's own
 
 
 def test_condense_picks_the_error_line_and_bounds_it() -> None:

@@ -28,7 +28,9 @@ from probes.protocol import (
 )
 from probes.spec import ModelSpec
 
-ExportStatus = Literal["verified", "failed", "unsupported"]
+#: "timeout": the export did not finish within its limit, which shows neither that the
+#: route works nor that it does not (a capability verdict then stays the matrix's).
+ExportStatus = Literal["verified", "failed", "unsupported", "timeout"]
 REASON_CHARS = 300
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -123,7 +125,11 @@ def condense(reason: str | None) -> str | None:
 def to_check(framework: Framework, target: ExportTarget, r: ProbeResult) -> ExportCheck:
     data = r.payload(ExportData)
     status: ExportStatus = (
-        "verified" if r.status == "ok" else "unsupported" if r.status == "unsupported" else "failed"
+        "verified"
+        if r.status == "ok"
+        else r.status
+        if r.status in ("unsupported", "timeout")
+        else "failed"
     )
     reason = r.reason if r.status in ("ok", "failed", "unsupported") else f"{r.status}: {r.reason}"
     check = ExportCheck(
@@ -150,9 +156,14 @@ def check_exports(
     batch: int = 1,
     measure: MeasureConfig | None = None,
     progress: Callable[[str], None] | None = None,
+    timeout_s: float | None = None,
 ) -> ExportReport:
     """Export ``spec`` to every target in both frameworks, one worker each, in sequence
-    (so the latency of one artifact never shares the CPU with another's conversion)."""
+    (so the latency of one artifact never shares the CPU with another's conversion).
+    ``timeout_s`` bounds each export below the prober's own limit."""
+    limits = prober.limits
+    if timeout_s is not None:
+        limits = limits.model_copy(update={"timeout_s": min(limits.timeout_s, timeout_s)})
     start, before = time.perf_counter(), prober.from_store
     targets = targets or list(EXPORT_TARGETS)
     checks: list[ExportCheck] = []
@@ -166,7 +177,8 @@ def check_exports(
             workload = ExportWorkload(target=target, batch=batch)
             if progress is not None:
                 progress(f"{fw} -> {target}")
-            checks.append(to_check(fw, target, prober.probe(spec, fw, workload, measure=measure)))
+            r = prober.probe(spec, fw, workload, measure=measure, limits=limits)
+            checks.append(to_check(fw, target, r))
     return ExportReport(
         model=spec.name,
         batch=batch,

@@ -51,6 +51,10 @@ CACHED_NOTE = (
     "paired rounds; a busy machine at either time biases the comparison"
 )
 EXPORT_MEASURE = MeasureConfig(min_time_s=0.2, max_warmup_s=2.0)
+#: An export still running after this is reported as not finished, and the target keeps
+#: the capability matrix's level: a 100-step GRU lowered to ExecuTorch ran past 120 s
+#: (and would hold an answer for the probe's whole 600 s limit); lenet5's exports take 1-37 s.
+EXPORT_TIMEOUT_S = 120.0
 
 
 def _ecosystem(eco: Ecosystem, fw: Framework) -> dict[str, float]:
@@ -225,6 +229,7 @@ def gather_measured(spec: ModelSpec, p: Profile, g: Gatherer, say: Say) -> Evide
         targets=exp_targets,
         measure=EXPORT_MEASURE,
         progress=stepped(say, clock, "exports"),
+        timeout_s=EXPORT_TIMEOUT_S,
     )
     has_custom = any(n.op == "custom" for n in build_graph(spec).nodes)
     custom = None

@@ -183,7 +183,9 @@ def _merge_cell(key: str, target: Target, fw: Framework, report: ExportReport | 
     cell = target.cell(fw)
     routes: list[Route] = [cell, *cell.also]
     probed = [(r, report.cell(fw, r.export)) for r in routes if r.export and report]
-    tried = [(r, c) for r, c in probed if c is not None and c.status != "unsupported"]
+    # an export that ran out of time showed nothing either way: the matrix's level stands
+    tried = [(r, c) for r, c in probed if c is not None and c.status in ("verified", "failed")]
+    slow = sorted({c.target for _, c in probed if c is not None and c.status == "timeout"})
     evidence = list({c.target: c for _, c in tried}.values())
     live = [(r, c) for r, c in tried if r.status not in DEAD]
     ok = sorted(
@@ -202,6 +204,8 @@ def _merge_cell(key: str, target: Target, fw: Framework, report: ExportReport | 
         route, verdict = cell, "static"
         failed = [c.target for c in evidence if c.status == "failed"]
         caveat = f"; {', '.join(failed)} export failed for this model" if failed else ""
+        if slow:
+            caveat += f"; {', '.join(slow)} export did not finish within its time limit"
         dead_ok = sorted({r.tool for r, c in tried if r.status in DEAD and c.status == "verified"})
         if dead_ok:
             caveat += f"; the artifact verified, but {', '.join(dead_ok)} is not a live route"

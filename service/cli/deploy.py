@@ -41,7 +41,7 @@ def _export_cell(c: ExportCheck | None) -> str:
     if c is None:
         return ""
     if c.status != "verified":
-        return "FAIL" if c.status == "failed" else "unsupported"
+        return {"failed": "FAIL", "timeout": "TIMEOUT"}.get(c.status, "unsupported")
     lat = f"{c.latency_ms:.3g} ms" if c.latency_ms is not None else "?"
     diff = f"{c.max_abs_diff:.0e}" if c.max_abs_diff is not None else "?"
     return f"ok {_size(c.size_bytes)} {lat} d={diff} ({c.export_s or 0:.0f}s)"
@@ -116,7 +116,7 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings, spec: ModelSpec) ->
     print(report.model_dump_json(indent=2) if args.json else render(report))
     if exports.from_store and not args.json:
         print(f"({exports.from_store} export(s) from the store; --fresh to redo)", file=sys.stderr)
-    return 1 if any(c.status == "failed" for c in exports.checks) else 0
+    return 1 if any(c.status in ("failed", "timeout") for c in exports.checks) else 0
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
