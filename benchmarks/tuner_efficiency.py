@@ -1,11 +1,14 @@
 """Tuner efficiency: the tuner's best with a 10% trial budget against the exhaustive grid.
 
 Phase 1 (grid) measures every valid point of a benchmark search space for real, per
-model and framework, with the throughput objective (batch in the space). Results land
-in a results store, so a rerun measures nothing twice.
+model and framework, with the throughput objective (batch in the space), in warm
+workers as the product measures. Results land in a results store, so a rerun measures
+nothing twice.
 Phase 2 (replay) runs the real tuner (same code as `fwadvisor tune`) against a runner
 that answers from the grid's measurements: each sampler and seed then sees exactly the
-numbers the grid saw, and "reached X% of the optimum" is exact.
+numbers the grid saw, and "reached X% of the optimum" is exact. The variant "one-knob
+starts (before)" replays the informed starts as they were before 2026-12-06 (one knob
+per start), on the same grid.
 
 The benchmark space is the tuner's space minus torch.compile (17-40 s per trial on this
 CPU) and inter_threads: torch {threads, precision, channels_last (CNN), inference_mode,
@@ -23,18 +26,20 @@ import statistics
 import tempfile
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from probes.config import Settings
 from probes.measure.timing import MeasureConfig
 from probes.probe import Prober
 from probes.protocol import FRAMEWORKS, Framework, InferWorkload, ProbeRequest, ProbeResult
-from probes.runners.local import SubprocessRunner
+from probes.runners.warm import local_runner
 from probes.settings import default_settings
 from probes.spec import ModelSpec, build_graph, resolve_spec
 from probes.store import ResultStore
 from probes.tune.compare import tune
 from probes.tune.models import TuneConfig
 from probes.tune.space import search_space, to_params, to_settings
+from probes.tune.study import informed_starts
 
 MODELS = [("resnet18", "CNN"), ("text_lstm", "RNN"), ("bert_tiny", "transformer")]
 BATCHES = [1, 8, 32]
@@ -99,12 +104,34 @@ def best_tput(grid: dict[str, ProbeResult]) -> tuple[float, str]:
 
 
 Variant = tuple[str, str, bool]  # label, sampler, informed starts
+BEFORE = "tpe + one-knob starts (before)"
+STARTS = "probes.tune.search.informed_starts"  # where the tuner looks them up
 VARIANTS: list[Variant] = [
     ("tpe + informed (default)", "tpe", True),
+    (BEFORE, "tpe", True),
     ("tpe", "tpe", False),
     ("random + informed", "random", True),
     ("random", "random", False),
 ]
+
+
+def one_knob_starts(
+    default: dict[str, Any],
+    space: dict[str, list[Any]],
+    native_bf16: bool,
+    modes: tuple[dict[str, Any], ...] = (),
+) -> list[dict[str, Any]]:
+    """The informed starts before 2026-12-06, for comparison: the largest batch, then
+    each graph compiler, then bf16, one knob at a time."""
+    base = dict(default)
+    if "batch" in space:
+        base["batch"] = max(space["batch"])
+    out = [base]
+    out += [{**base, **m} for m in modes if all(k in space and v in space[k] for k, v in m.items())]
+    if native_bf16 and "bf16" in space.get("precision", []):
+        out.append({**base, "precision": "bf16"})
+    unique = [p for i, p in enumerate(out) if p not in out[:i]]
+    return [p for p in unique if p != default]
 
 
 def replay(
@@ -127,7 +154,8 @@ def replay(
         warm_start=False,
         informed_starts=informed,
     )
-    with tempfile.TemporaryDirectory() as tmp:
+    starts = one_knob_starts if variant[0] == BEFORE else informed_starts
+    with tempfile.TemporaryDirectory() as tmp, mock.patch(STARTS, starts):
         rep = tune(
             spec,
             cfg,
@@ -151,7 +179,7 @@ def main() -> None:
     store = ResultStore(settings.data_dir / "bench" / "tuner_grid.sqlite")
     # Bounded per point: slow corners (TF eager bf16 at batch 32) would take minutes each.
     method = MeasureConfig(min_time_s=args.min_time, min_iters=5, max_warmup_s=2.0, max_time_s=3.0)
-    prober = Prober(SubprocessRunner(), store, method)
+    prober = Prober(local_runner(300.0), store, method)  # warm workers, as the product
     results: dict[tuple[str, float], list[float]] = {}
     head = " | ".join(f"{v[0]}" for v in VARIANTS)
     print(

@@ -323,10 +323,17 @@ def test_informed_starts_follow_the_default() -> None:
     assert informed_starts(default, space, native_bf16=False) == [
         {"precision": "fp32", "batch": 32}
     ]
+    # throughput: the compute-bound knobs together first, then the batch alone
     assert informed_starts(default, space, native_bf16=True) == [
-        {"precision": "fp32", "batch": 32},
         {"precision": "bf16", "batch": 32},
+        {"precision": "fp32", "batch": 32},
     ]
+    conv = {**space, "channels_last": [False, True]}
+    assert informed_starts({**default, "channels_last": False}, conv, native_bf16=True)[0] == {
+        "precision": "bf16",
+        "batch": 32,
+        "channels_last": True,
+    }
     assert informed_starts({"precision": "fp32"}, {"precision": ["fp32", "bf16"]}, True) == [
         {"precision": "bf16"}
     ]

@@ -104,11 +104,17 @@ def informed_starts(
       mode, so a small budget always measures it;
     - on CPUs with native bf16 (AMX / AVX512-BF16) bf16 usually wins (PyTorch's CPU
       performance guide), so try it too.
+    With batch in the space (throughput) the large batch makes the run compute-bound,
+    where bf16 and channels_last (PyTorch's CPU guide, for convolutions) usually win
+    together: they are tried first, all at once, so that a budget of one trial after
+    the defaults still takes every knob that usually wins, not only the batch.
     """
     base = dict(default)
+    out = []
     if "batch" in space:
         base["batch"] = max(space["batch"])
-    out = [base]
+        out.append({**base, **_compute_bound_knobs(space, native_bf16)})
+    out.append(base)
     for mode in modes:
         if all(k in space and v in space[k] for k, v in mode.items()):
             out.append({**base, **mode})
@@ -116,6 +122,15 @@ def informed_starts(
         out.append({**base, "precision": "bf16"})
     unique = [p for i, p in enumerate(out) if p not in out[:i]]
     return [p for p in unique if p != default]
+
+
+def _compute_bound_knobs(space: dict[str, list[Any]], native_bf16: bool) -> dict[str, Any]:
+    knobs: dict[str, Any] = {}
+    if native_bf16 and "bf16" in space.get("precision", []):
+        knobs["precision"] = "bf16"
+    if True in space.get("channels_last", []):
+        knobs["channels_last"] = True
+    return knobs
 
 
 def spent_probe(t: FrozenTrial) -> bool:
