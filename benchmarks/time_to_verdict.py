@@ -50,6 +50,7 @@ class TallyRunner:
     def __init__(self, inner: ProbeRunner) -> None:
         self.inner, self.step = inner, "search"
         self.steps: dict[str, dict[str, float]] = {}
+        self.probes: list[dict[str, Any]] = []  # one row per probe: where its time went
 
     def progress(self, line: str) -> None:
         self.step = getattr(line, "step", self.step)
@@ -61,9 +62,33 @@ class TallyRunner:
         row["probes"] += 1
         row["wall_s"] += time.perf_counter() - t0
         ph = result.measurement.phases if result.measurement else None
+        setup = 0.0
         if ph is not None:
-            row["setup_s"] += (ph.spawn_to_main_s or 0.0) + (ph.import_s or 0.0) + ph.build_s
+            setup = (ph.spawn_to_main_s or 0.0) + (ph.import_s or 0.0) + ph.build_s
+            row["setup_s"] += setup
+        self.probes.append(probe_row(self.step, request, result, time.perf_counter() - t0, setup))
         return result
+
+
+def probe_row(
+    step: str, request: ProbeRequest, result: ProbeResult, wall: float, setup: float
+) -> dict[str, Any]:
+    """One probe's wall time split into setup, first call, warm-up and the timed loop."""
+    m = result.measurement
+    t = m.timing if m else None
+    return {
+        "step": step,
+        "kind": request.workload.kind,
+        "framework": request.framework,
+        "settings": m.settings_label if m else None,
+        "status": result.status,
+        "process": m.runtime.get("process") if m else None,
+        "wall_s": wall,
+        "setup_s": setup,
+        "first_call_s": t.first_call_s if t else None,
+        "warmup_iters": t.warmup_iters if t else None,
+        "timed_s": t.total_s if t else None,
+    }
 
 
 def answer(model: str, profile: str, trials: int, rounds: int, fresh: bool) -> dict[str, Any]:
@@ -93,6 +118,7 @@ def answer(model: str, profile: str, trials: int, rounds: int, fresh: bool) -> d
         "confidence": rec.confidence,
         "wall_s": wall,
         "steps": tally.steps,
+        "probes": tally.probes,
         "outside_probes_s": wall - in_probes,
         "search_setup_share": search["setup_s"] / search["wall_s"] if search["wall_s"] else None,
         "load1_before": load_before,
