@@ -36,6 +36,9 @@ class Prober:
     limits: ProbeLimits = field(default_factory=ProbeLimits)
     spec_limits: Limits = field(default_factory=Limits)
     fresh: bool = False
+    #: Efficiency against the machine's peak (two peak probes, once per process). A
+    #: measure-mode answer does not show it, so it does not pay for them.
+    efficiency: bool = True
     from_store: int = 0
     _peaks: dict[str, float | None] = field(default_factory=dict)
 
@@ -97,7 +100,7 @@ class Prober:
             limits=limits or self.limits,
         )
         result = self.runner.run(req)
-        if result.status == "ok" and spec is not None:
+        if result.status == "ok" and spec is not None and self.efficiency:
             self._add_efficiency(result, spec, workload, device)
         timing = result.measurement.timing if result.measurement else None
         partial = timing is not None and timing.stopped_early  # a pruned trial's warm-up only

@@ -12,6 +12,7 @@ from statistics import NormalDist
 
 import pytest
 
+from probes.config import Settings
 from probes.measure.contention import CLK_TCK, Snapshot, reading
 from probes.measure.timing import Timing
 from probes.probe import Prober
@@ -40,8 +41,9 @@ from recommender.evidence.configs import (
     options_from_rounds,
     speed_is_blind,
 )
+from recommender.evidence.gatherer import MEASURE, SCREEN, Gatherer
 from recommender.evidence.model import ConfigOption, Evidence, Quantity
-from recommender.evidence.pipelines import busy_notes
+from recommender.evidence.pipelines import busy_notes, gather_measured
 from recommender.questionnaire import to_profile
 from recommender.recommend import Recommendation, decide_profile
 from service.cli.recommend import render
@@ -413,6 +415,38 @@ def test_efficiency_is_capped_and_a_low_peak_is_measured_again(tmp_path: Path) -
     assert r.measurement.gflops_per_s == pytest.approx(20.0)
     assert runner.calls.count("peak") == 4  # the low peak was measured again
     assert r.measurement.efficiency == pytest.approx(0.2)  # against the re-measured 100
+
+
+def test_a_measure_mode_prober_runs_no_peak_probe(tmp_path: Path) -> None:
+    runner = PeakRunner()
+    g = Gatherer(Settings(data_dir=tmp_path), "measure", runner=runner)
+    r = g.prober().probe(LENET, "torch", InferWorkload(batch=1))
+    assert r.measurement is not None and r.measurement.efficiency is None
+    assert runner.calls == ["infer"]
+
+
+@dataclass
+class MethodRunner:
+    """Records each probe's kind and timed-loop length; only inference runs."""
+
+    seen: list[tuple[str, float]] = field(default_factory=list)
+
+    def run(self, req: ProbeRequest) -> ProbeResult:
+        self.seen.append((req.workload.kind, req.measure.min_time_s))
+        if req.workload.kind == "infer":
+            return _result(req.framework, 1e-3)
+        return ProbeResult(status="unsupported", framework=req.framework, reason="not here")
+
+
+def test_the_search_screens_and_the_paired_rounds_take_the_full_method(tmp_path: Path) -> None:
+    runner = MethodRunner()
+    g = Gatherer(Settings(data_dir=tmp_path), "measure", trials=2, rounds=2, runner=runner)
+    gather_measured(LENET, to_profile({"targets": ["server_gpu"], "emphasis": "inference"}), g, lambda _: None)
+    loops = [t for kind, t in runner.seen if kind == "infer"]
+    first_full = loops.index(MEASURE.min_time_s)
+    assert loops[:first_full] and set(loops[:first_full]) == {SCREEN.min_time_s}
+    assert set(loops[first_full:]) == {MEASURE.min_time_s}  # every paired round
+    assert SCREEN.min_time_s < MEASURE.min_time_s
 
 
 def test_a_contended_peak_reading_is_taken_again_and_the_best_kept() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from probes.checks.custom_ops import custom_op_report
@@ -31,6 +32,7 @@ from recommender.evidence.configs import (
     usable,
 )
 from recommender.evidence.gatherer import (
+    SCREEN,
     Gatherer,
     custom_scores,
     export_targets,
@@ -67,8 +69,9 @@ def _timing(r: ProbeResult | None) -> ProbeResult | None:
 
 
 def _search(spec: ModelSpec, p: Profile, g: Gatherer, prober: Prober, say: Say) -> TuneReport:
-    """Each framework's own search for latency (no paired rounds yet: those come next,
-    over the candidates of both frameworks at once)."""
+    """Each framework's own search for latency, a screen with ``SCREEN``'s short loop
+    (no paired rounds yet: those come next, over the candidates of both frameworks at
+    once, with the full method)."""
     limit = next((c.limit for c in p.constraints if c.kind == "memory_mb"), None)
     slo = next((c.limit for c in p.constraints if c.kind == "latency_ms"), None)
     cfg = TuneConfig(
@@ -79,7 +82,8 @@ def _search(spec: ModelSpec, p: Profile, g: Gatherer, prober: Prober, say: Say) 
         latency_slo_ms=slo,
         confirm_rounds=0,
     )
-    return tune(spec, cfg, prober, g.storage_url(), FRAMEWORKS, "cpu", say)
+    screen = dataclasses.replace(prober, measure=SCREEN)
+    return tune(spec, cfg, screen, g.storage_url(), FRAMEWORKS, "cpu", say)
 
 
 def _measured_options(
