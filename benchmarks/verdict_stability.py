@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from probes.config import REPO_DATA, Settings
+from probes.runners.warm import POOL
 from probes.spec import resolve_spec
 from recommender.questionnaire import load_answers
 from recommender.recommend import recommend
@@ -44,7 +45,11 @@ BINS = [(0.0, 0.6), (0.6, 0.8), (0.8, 0.9), (0.9, 0.99), (0.99, 1.01)]
 
 
 def one_answer(model: str, profile: str, trials: int, loaded: bool) -> dict[str, Any]:
-    spec = resolve_spec(model, REPO_DATA / "zoo")
+    """One answer as a new CLI process would give it: a fresh data dir and new warm
+    workers (workers kept from the previous answer would tie the two together)."""
+    name, _, size = model.partition(":")
+    spec = resolve_spec(name, REPO_DATA / "zoo").resized(size or None)
+    POOL.close_all()
     answers = load_answers(REPO_DATA / "examples" / f"{profile}.yaml")
     load = None
     if loaded:  # bounded: it ends by itself even if this process dies
@@ -179,7 +184,7 @@ def print_text(s: dict[str, Any]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--models", default="lenet5")
+    ap.add_argument("--models", default="lenet5", help="comma list, NAME[:SIZE]")
     ap.add_argument("--profiles", default="mobile,browser,research,server-gpu")
     ap.add_argument("--runs", type=int, default=4, help="per (model, profile); half loaded")
     ap.add_argument("--trials", type=int, default=4)
