@@ -15,7 +15,7 @@ thread counts (1 and every core), and prints, for each torch x TF pair:
 
 Rows are appended to a JSON-lines file as they come: an interrupted run resumes.
 
-Run: PYTHONPATH=. .venv/bin/python benchmarks/between_answers.py [--model gru_seq]
+Run: PYTHONPATH=. .venv/bin/python benchmarks/between_answers.py [--model gru_seq[:small]]
      [--batch 32] [--answers 6] [--rounds 3] [--gap 30] [--out F] [--json]
 """
 
@@ -33,13 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from probes.config import Settings
-from probes.measure.timing import MeasureConfig
 from probes.protocol import InferWorkload
 from probes.runners.warm import POOL
 from probes.settings import TFSettings, TorchSettings, cpu_budget
 from probes.spec import resolve_spec
 from probes.tune.confirm import Candidate, confirm, paired_ratio
-from recommender.evidence.gatherer import Gatherer
+from recommender.evidence.gatherer import MEASURE, Gatherer
 
 
 def candidates() -> list[Candidate]:
@@ -62,9 +61,9 @@ def one_answer(args: argparse.Namespace) -> dict[str, Any]:
     POOL.close_all()
     with tempfile.TemporaryDirectory() as d:
         settings = Settings(data_dir=Path(d))
-        spec = resolve_spec(args.model, settings.zoo_dir)
+        name, _, size = args.model.partition(":")
+        spec = resolve_spec(name, settings.zoo_dir).resized(size or None)
         prober = Gatherer(settings, "measure").prober()
-        measure = MeasureConfig(min_time_s=0.5)
         load, start = os.getloadavg()[0], time.perf_counter()
         conf = confirm(
             spec,
@@ -72,7 +71,7 @@ def one_answer(args: argparse.Namespace) -> dict[str, Any]:
             candidates(),
             InferWorkload(batch=args.batch),
             args.rounds,
-            measure=measure,
+            measure=MEASURE,
             extra=0,
         )
     POOL.close_all()
@@ -118,7 +117,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", default="gru_seq")
+    ap.add_argument("--model", default="gru_seq", help="NAME[:SIZE]")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--answers", type=int, default=6)
     ap.add_argument("--rounds", type=int, default=3)
@@ -149,9 +148,7 @@ def main() -> None:
         print(
             f"| {name} | {'yes' if v['same_threads'] else 'no'} | {v['answers']} | "
             f"{', '.join(f'{x:.2f}' for x in v['ratios'])} | {v['between_log_sd']:.3f} | "
-            f"{v['within_log_se']:.3f} | {bw:.1f} |"
-            if bw
-            else "| - |"
+            f"{v['within_log_se']:.3f} | {'-' if bw is None else f'{bw:.1f}'} |"
         )
 
 

@@ -36,8 +36,9 @@ class Prober:
     limits: ProbeLimits = field(default_factory=ProbeLimits)
     spec_limits: Limits = field(default_factory=Limits)
     fresh: bool = False
-    #: Efficiency against the machine's peak (two peak probes, once per process). A
-    #: measure-mode answer does not show it, so it does not pay for them.
+    #: Efficiency against the machine's peak (a peak probe or two per framework, once
+    #: per process). A measure-mode answer does not show it, so it does not pay for
+    #: them; its stored results get it when a prober that wants it reads them.
     efficiency: bool = True
     from_store: int = 0
     _peaks: dict[str, float | None] = field(default_factory=dict)
@@ -88,6 +89,8 @@ class Prober:
             cached = self.store.get(key, PEAK_MAX_AGE_S if workload.kind == "peak" else None)
             if cached is not None:
                 self.from_store += 1
+                if self.efficiency and _lacks_efficiency(cached) and spec is not None:
+                    self._add_efficiency(cached, spec, workload, device)
                 return cached
         req = ProbeRequest(
             spec=spec,
@@ -100,7 +103,7 @@ class Prober:
             limits=limits or self.limits,
         )
         result = self.runner.run(req)
-        if result.status == "ok" and spec is not None and self.efficiency:
+        if result.status == "ok" and spec is not None:
             self._add_efficiency(result, spec, workload, device)
         timing = result.measurement.timing if result.measurement else None
         partial = timing is not None and timing.stopped_early  # a pruned trial's warm-up only
@@ -149,11 +152,18 @@ class Prober:
         if workload.kind == "train":
             flops *= TRAIN_FLOP_FACTOR
         m.gflops_per_s = flops / m.timing.median_s / 1e9
+        if not self.efficiency:
+            return
         peak = self.machine_peak_gflops(device)
         if peak and m.gflops_per_s > peak:  # the peak was read low (a busy machine): again
             peak = max(self.machine_peak_gflops(device, refresh=True) or 0.0, m.gflops_per_s)
             self._peaks[device] = peak
         m.efficiency = min(1.0, m.gflops_per_s / peak) if peak else None
+
+
+def _lacks_efficiency(r: ProbeResult) -> bool:
+    m = r.measurement
+    return r.status == "ok" and m is not None and m.timing is not None and m.efficiency is None
 
 
 def _higher_peak(stored: ProbeResult | None, new: ProbeResult) -> bool:

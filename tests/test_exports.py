@@ -162,3 +162,11 @@ def test_export_check_round_trips_as_json(report: ExportReport) -> None:
     back = ExportReport.model_validate_json(report.model_dump_json())
     assert back == report
     assert isinstance(back.checks[0], ExportCheck)
+
+
+def test_deploy_shows_a_timeout_as_such() -> None:
+    from service.cli.deploy import _export_cell
+
+    slow = ExportCheck(framework="torch", target="executorch", status="timeout", reason="t")
+    broken = ExportCheck(framework="torch", target="executorch", status="failed", reason="x")
+    assert _export_cell(slow) == "TIMEOUT" and _export_cell(broken) == "FAIL"

@@ -43,7 +43,7 @@ from recommender.evidence.configs import (
 )
 from recommender.evidence.gatherer import MEASURE, SCREEN, Gatherer
 from recommender.evidence.model import ConfigOption, Evidence, Quantity
-from recommender.evidence.pipelines import busy_notes, gather_measured
+from recommender.evidence.pipelines import EXPORT_TIMEOUT_S, busy_notes, gather_measured
 from recommender.questionnaire import to_profile
 from recommender.recommend import Recommendation, decide_profile
 from service.cli.recommend import render
@@ -418,11 +418,16 @@ def test_efficiency_is_capped_and_a_low_peak_is_measured_again(tmp_path: Path) -
 
 
 def test_a_measure_mode_prober_runs_no_peak_probe(tmp_path: Path) -> None:
-    runner = PeakRunner()
+    runner = PeakRunner(peaks=[100.0] * 4)
     g = Gatherer(Settings(data_dir=tmp_path), "measure", runner=runner)
     r = g.prober().probe(LENET, "torch", InferWorkload(batch=1))
     assert r.measurement is not None and r.measurement.efficiency is None
+    assert r.measurement.gflops_per_s == pytest.approx(20.0)
     assert runner.calls == ["infer"]
+    # a prober that shows efficiency, reading the stored result, adds it
+    again = Prober(runner, g.prober().store, MEASURE).probe(LENET, "torch", InferWorkload(batch=1))
+    assert runner.calls.count("infer") == 1  # from the store
+    assert again.measurement is not None and again.measurement.efficiency == pytest.approx(0.2)
 
 
 @dataclass
@@ -430,9 +435,12 @@ class MethodRunner:
     """Records each probe's kind and timed-loop length; only inference runs."""
 
     seen: list[tuple[str, float]] = field(default_factory=list)
+    export_limits: list[float] = field(default_factory=list)
 
     def run(self, req: ProbeRequest) -> ProbeResult:
         self.seen.append((req.workload.kind, req.measure.min_time_s))
+        if req.workload.kind == "export":
+            self.export_limits.append(req.limits.timeout_s)
         if req.workload.kind == "infer":
             return _result(req.framework, 1e-3)
         return ProbeResult(status="unsupported", framework=req.framework, reason="not here")
@@ -441,12 +449,15 @@ class MethodRunner:
 def test_the_search_screens_and_the_paired_rounds_take_the_full_method(tmp_path: Path) -> None:
     runner = MethodRunner()
     g = Gatherer(Settings(data_dir=tmp_path), "measure", trials=2, rounds=2, runner=runner)
-    gather_measured(LENET, to_profile({"targets": ["server_gpu"], "emphasis": "inference"}), g, lambda _: None)
+    profile = to_profile({"targets": ["server_gpu"], "emphasis": "inference"})
+    gather_measured(LENET, profile, g, lambda _: None)
     loops = [t for kind, t in runner.seen if kind == "infer"]
     first_full = loops.index(MEASURE.min_time_s)
     assert loops[:first_full] and set(loops[:first_full]) == {SCREEN.min_time_s}
     assert set(loops[first_full:]) == {MEASURE.min_time_s}  # every paired round
     assert SCREEN.min_time_s < MEASURE.min_time_s
+    # every export of the answer is bounded below the probe's own 600 s
+    assert runner.export_limits and set(runner.export_limits) == {EXPORT_TIMEOUT_S}
 
 
 def test_a_contended_peak_reading_is_taken_again_and_the_best_kept() -> None:

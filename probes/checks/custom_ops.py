@@ -106,6 +106,7 @@ def custom_op_report(
     targets: list[ExportTarget] | None = None,
     export_measure: MeasureConfig | None = None,
     progress: Callable[[str], None] | None = None,
+    export_timeout_s: float | None = None,
 ) -> CustomOpReport:
     start = time.perf_counter()
     nodes = [n.id for n in build_graph(spec).nodes if n.op == "custom"]
@@ -134,6 +135,7 @@ def custom_op_report(
                 frameworks=frameworks,
                 measure=export_measure,
                 progress=tell,
+                timeout_s=export_timeout_s,
             )
     return CustomOpReport(
         model=spec.name,

@@ -83,11 +83,15 @@ def heartbeat(
         thread.join()
 
 
-def study_name(spec: ModelSpec, framework: Framework, cfg: TuneConfig, device: Device) -> str:
+def study_name(
+    spec: ModelSpec, framework: Framework, cfg: TuneConfig, device: Device, loop_s: float
+) -> str:
+    """One study per question and per timed-loop length: a measure-mode screen (0.2 s)
+    and a `fwadvisor tune` (0.5 s) must not resume each other's trials or bests."""
     batch = "search" if cfg.objective == "throughput" else str(cfg.batch)
     return (
         f"{spec.name}-{spec_hash(spec)}-{framework}-{cfg.workload}-{cfg.objective}"
-        f"-b{batch}-{device}"
+        f"-b{batch}-{device}-loop{loop_s:g}s"
     )
 
 
@@ -110,7 +114,7 @@ def informed_starts(
     the defaults still takes every knob that usually wins, not only the batch.
     """
     base = dict(default)
-    out = []
+    out: list[dict[str, Any]] = []
     if "batch" in space:
         base["batch"] = max(space["batch"])
         out.append({**base, **_compute_bound_knobs(space, native_bf16)})

@@ -147,7 +147,8 @@ def custom_scores(
         compiled = sum(c.ok for c in checks) / len(checks) if checks else 0.5
         exp = report.exports.get("opaque")
         cells = (
-            [c for c in exp.checks if c.framework == fw and c.status != "unsupported"]
+            # only a verdict counts: no route, or no result in time, shows nothing
+            [c for c in exp.checks if c.framework == fw and c.status in ("verified", "failed")]
             if exp
             else []
         )

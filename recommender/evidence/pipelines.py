@@ -196,10 +196,10 @@ PLANNED_CANDIDATES = 4  # per round: a default and a best per framework, usually
 
 
 def _plan(p: Profile, g: Gatherer, exp: list[ExportTarget]) -> WorkClock:
-    """A clock for the probes measure mode plans: the search, the machine peak (two runs
-    per framework), the paired rounds, the training step and the exports."""
+    """A clock for the probes measure mode plans: the search, the paired rounds, the
+    training step and the exports."""
     train = 2 if p.infer_share < 1 else 0
-    planned = 2 * g.trials + 4 + g.rounds * PLANNED_CANDIDATES + train + 2 * len(exp)
+    planned = 2 * g.trials + g.rounds * PLANNED_CANDIDATES + train + 2 * len(exp)
     return WorkClock(planned=planned)
 
 
@@ -242,7 +242,9 @@ def gather_measured(spec: ModelSpec, p: Profile, g: Gatherer, say: Say) -> Evide
         probe_targets: list[ExportTarget] = [
             t for t in exp_targets if t in ("native", "onnx", "litert")
         ]
-        custom = custom_op_report(spec, prober, compile=False, targets=probe_targets)
+        custom = custom_op_report(
+            spec, prober, compile=False, targets=probe_targets, export_timeout_s=EXPORT_TIMEOUT_S
+        )
     tev = target_evidence(matrix, exports, targets)
     cust = custom_scores(eco, custom)
     frameworks = {}

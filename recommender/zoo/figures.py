@@ -40,7 +40,12 @@ CHOICE_COLORS = {
     "failed": "#f87171",
     "-": "#ffffff",
 }
-EXPORT_COLORS = {"verified": "#86efac", "failed": "#fca5a5", "unsupported": "#e5e7eb"}
+EXPORT_COLORS = {
+    "verified": "#86efac",
+    "failed": "#fca5a5",
+    "timeout": "#fde68a",
+    "unsupported": "#e5e7eb",
+}
 Figure = Any
 
 

@@ -33,7 +33,7 @@ from probes.spec import ModelSpec, analyze, build_graph
 from probes.tune.compare import tune
 from probes.tune.models import FrameworkTuning, TrialSummary, TuneConfig, TuneReport
 from recommender.evidence.gatherer import Gatherer, export_targets, needed_targets
-from recommender.evidence.pipelines import EXPORT_MEASURE
+from recommender.evidence.pipelines import EXPORT_MEASURE, EXPORT_TIMEOUT_S
 from recommender.knowledge.capabilities import load_matrix
 from recommender.questionnaire import load_questionnaire, to_profile
 from recommender.recommend import recommend
@@ -356,7 +356,11 @@ class ZooRunner:
         matrix = load_matrix()
         targets = sorted({t for pr in profiles.values() for t in needed_targets(pr)})
         exports = check_exports(
-            spec, self.prober, targets=export_targets(matrix, targets), measure=EXPORT_MEASURE
+            spec,
+            self.prober,
+            targets=export_targets(matrix, targets),
+            measure=EXPORT_MEASURE,
+            timeout_s=EXPORT_TIMEOUT_S,
         )
         return ModelOutcome(
             model=spec.name,
