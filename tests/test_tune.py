@@ -365,14 +365,3 @@ def test_informed_start_tries_largest_batch_second(tmp_path: Path) -> None:
         tmp_path / "plain", FakeRunner(), objective="throughput", n_trials=3, informed_starts=False
     )
     assert all(t.source != "informed" for t in plain.frameworks[0].history)  # type: ignore[attr-defined]
-
-
-def test_a_screen_and_a_full_tune_keep_separate_studies() -> None:
-    from probes.tune.models import TuneConfig
-    from probes.tune.study import study_name
-
-    spec = zoo_spec("mlp", "small")
-    cfg = TuneConfig(objective="latency", batch=1)
-    screen = study_name(spec, "torch", cfg, "cpu", 0.2)
-    full = study_name(spec, "torch", cfg, "cpu", 0.5)
-    assert screen != full and screen.split("-")[2] == "torch"

@@ -65,7 +65,7 @@ class FrameworkTuner:
         )
         self.features = spec_features(graph)
         self.study = optuna.create_study(
-            study_name=study_name(spec, framework, cfg, device, prober.measure.min_time_s),
+            study_name=study_name(spec, framework, cfg, device),
             storage=storage,
             directions=directions(cfg.objective),
             load_if_exists=True,

@@ -83,15 +83,15 @@ def heartbeat(
         thread.join()
 
 
-def study_name(
-    spec: ModelSpec, framework: Framework, cfg: TuneConfig, device: Device, loop_s: float
-) -> str:
-    """One study per question and per timed-loop length: a measure-mode screen (0.2 s)
-    and a `fwadvisor tune` (0.5 s) must not resume each other's trials or bests."""
+def study_name(spec: ModelSpec, framework: Framework, cfg: TuneConfig, device: Device) -> str:
+    """One study per question, whatever the timed loop: a measure-mode screen (0.2 s)
+    and a `fwadvisor tune` or zoo run (0.5 s) resume each other's trials. Both loops
+    give a median of the same call, the screen's a little noisier; sharing is what lets
+    a zoo run's recommendations reuse the searches it has just run."""
     batch = "search" if cfg.objective == "throughput" else str(cfg.batch)
     return (
         f"{spec.name}-{spec_hash(spec)}-{framework}-{cfg.workload}-{cfg.objective}"
-        f"-b{batch}-{device}-loop{loop_s:g}s"
+        f"-b{batch}-{device}"
     )
 
 
