@@ -8,13 +8,22 @@ Phase 2 (replay) runs the real tuner (same code as `fwadvisor tune`) against a r
 that answers from the grid's measurements: each sampler and seed then sees exactly the
 numbers the grid saw, and "reached X% of the optimum" is exact. The variant "one-knob
 starts (before)" replays the informed starts as they were before 2026-12-06 (one knob
-per start), on the same grid.
+per start), on the same grid. The variant "tpe + informed + predicted" adds the
+configuration this machine's per-operator calibration predicts fastest at the largest
+batch (as a measure-mode answer's search does); it runs only when the data dir holds
+this machine's calibration (copy one in, or run `fwadvisor calibrate`).
 
-The benchmark space is the tuner's space minus torch.compile (17-40 s per trial on this
-CPU) and inter_threads: torch {threads, precision, channels_last (CNN), inference_mode,
-batch}; tensorflow {threads, mode (eager/function/xla), precision, onednn, batch}.
+The benchmark space is the tuner's space minus inter_threads and minus the
+max-autotune-no-cudagraphs compile mode: torch {threads, mode (eager/compile), precision,
+channels_last (CNN), inference_mode, batch}; tensorflow {threads, mode
+(eager/function/xla), precision, onednn, batch}. A compile point costs 10-40 s here (its
+first call compiles); max-autotune would also benchmark candidate kernels per shape, and
+doubling the compile points would put the grid well past an hour. ``--eager-only`` gives
+the space before 2026-12-06 (no torch.compile).
 
 Run: .venv/bin/python benchmarks/tuner_efficiency.py [--seeds 10] [--min-time 0.3]
+      [--eager-only]
+The grid's points are stored, so an interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -33,24 +42,27 @@ from probes.measure.timing import MeasureConfig
 from probes.probe import Prober
 from probes.protocol import FRAMEWORKS, Framework, InferWorkload, ProbeRequest, ProbeResult
 from probes.runners.warm import local_runner
-from probes.settings import default_settings
+from probes.settings import FrameworkSettings, default_settings
 from probes.spec import ModelSpec, build_graph, resolve_spec
 from probes.store import ResultStore
 from probes.tune.compare import tune
 from probes.tune.models import TuneConfig
 from probes.tune.space import search_space, to_params, to_settings
 from probes.tune.study import informed_starts
+from recommender.predictor.choose import predicted_fastest
 
 MODELS = [("resnet18", "CNN"), ("text_lstm", "RNN"), ("bert_tiny", "transformer")]
 BATCHES = [1, 8, 32]
 
 
-def bench_space(fw: Framework, spec: ModelSpec) -> dict[str, list[Any]]:
+def bench_space(fw: Framework, spec: ModelSpec, eager_only: bool = False) -> dict[str, list[Any]]:
     space = search_space(fw, build_graph(spec), "infer", "throughput", BATCHES)
     space.pop("inter_threads")
-    space.pop("compile_mode", None)
     if fw == "torch":
-        space["mode"] = ["eager"]
+        space["compile_mode"] = ["default"]
+        if eager_only:
+            space.pop("compile_mode")
+            space["mode"] = ["eager"]
     return space
 
 
@@ -58,11 +70,14 @@ def key(fw: str, params: dict[str, Any]) -> str:
     return fw + repr(sorted(params.items()))
 
 
-def run_grid(spec: ModelSpec, fw: Framework, prober: Prober) -> dict[str, ProbeResult]:
-    space = bench_space(fw, spec)
+def run_grid(
+    spec: ModelSpec, fw: Framework, prober: Prober, space: dict[str, list[Any]]
+) -> dict[str, ProbeResult]:
     grid: dict[str, ProbeResult] = {}
     for combo in itertools.product(*space.values()):
         params = dict(zip(space, combo, strict=True))
+        if params.get("mode") == "eager" and params.get("compile_mode", "default") != "default":
+            continue  # the same run as compile_mode=default: the tuner prunes it too
         s = to_settings(fw, params)
         grid[key(fw, params)] = prober.probe(spec, fw, InferWorkload(batch=params["batch"]), s)
     return grid
@@ -105,9 +120,14 @@ def best_tput(grid: dict[str, ProbeResult]) -> tuple[float, str]:
 
 Variant = tuple[str, str, bool]  # label, sampler, informed starts
 BEFORE = "tpe + one-knob starts (before)"
+#: informed starts plus the calibration's predicted-fastest configuration (as a
+#: measure-mode answer's search has them); run only when the data dir holds this
+#: machine's calibration (`fwadvisor calibrate`)
+PREDICTED = "tpe + informed + predicted"
 STARTS = "probes.tune.search.informed_starts"  # where the tuner looks them up
 VARIANTS: list[Variant] = [
     ("tpe + informed (default)", "tpe", True),
+    (PREDICTED, "tpe", True),
     (BEFORE, "tpe", True),
     ("tpe", "tpe", False),
     ("random + informed", "random", True),
@@ -142,6 +162,7 @@ def replay(
     variant: Variant,
     budget: int,
     seed: int,
+    picks: dict[Framework, list[FrameworkSettings]] | None = None,
 ) -> float:
     """Share of the grid optimum that the tuner's best reaches with ``budget`` trials."""
     _, sampler, informed = variant
@@ -163,6 +184,7 @@ def replay(
             f"sqlite:///{Path(tmp)}/s.db",
             (fw,),
             spaces={fw: space},
+            predicted=picks if variant[0] == PREDICTED else None,
         )
     best = rep.frameworks[0].best
     return (best.values[0] if best and best.values else 0.0) / best_tput(grid)[0]
@@ -173,6 +195,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--min-time", type=float, default=0.3)
     ap.add_argument("--budgets", default="0.1,0.2,0.3", help="shares of the grid's points")
+    ap.add_argument("--eager-only", action="store_true", help="leave torch.compile out")
     args = ap.parse_args()
     shares = [float(b) for b in args.budgets.split(",")]
     settings = Settings()
@@ -181,7 +204,11 @@ def main() -> None:
     method = MeasureConfig(min_time_s=args.min_time, min_iters=5, max_warmup_s=2.0, max_time_s=3.0)
     prober = Prober(local_runner(300.0), store, method)  # warm workers, as the product
     results: dict[tuple[str, float], list[float]] = {}
-    head = " | ".join(f"{v[0]}" for v in VARIANTS)
+    calibrated = bool(predicted_fastest(resolve_spec("mlp", settings.zoo_dir), 1, settings))
+    variants = [v for v in VARIANTS if calibrated or v[0] != PREDICTED]
+    if not calibrated:
+        print(f"No calibration of this machine in {settings.data_dir}: no '{PREDICTED}' row.")
+    head = " | ".join(f"{v[0]}" for v in variants)
     print(
         f"Per model: median (worst) share of the grid optimum over {args.seeds} seeds, "
         f"at a {shares[0]:.0%} budget\n"
@@ -190,20 +217,24 @@ def main() -> None:
         "| model | framework | grid points | budget | grid optimum (samples/s) | "
         f"default (samples/s) | optimum/default | {head} |"
     )
-    print("|---|---|---:|---:|---|---:|---:|" + "---:|" * len(VARIANTS))
+    print("|---|---|---:|---:|---|---:|---:|" + "---:|" * len(variants))
     for name, _kind in MODELS:
         spec = resolve_spec(name, settings.zoo_dir).resized("small")
         for fw in FRAMEWORKS:
-            grid = run_grid(spec, fw, prober)
-            space = bench_space(fw, spec)
+            space = bench_space(fw, spec, args.eager_only)
+            grid = run_grid(spec, fw, prober, space)
             opt, opt_label = best_tput(grid)
             dflt = grid[key(fw, to_params(default_settings(fw), space, BATCHES[0]) or {})]
             d_tput = dflt.measurement.throughput_sps if dflt.measurement else None
+            picks = predicted_fastest(spec, max(BATCHES), settings)
             cells = []
             for share in shares:
                 budget = max(1, math.floor(share * len(grid)))
-                for v in VARIANTS:
-                    found = [replay(spec, fw, grid, space, v, budget, s) for s in range(args.seeds)]
+                for v in variants:
+                    found = [
+                        replay(spec, fw, grid, space, v, budget, s, picks)
+                        for s in range(args.seeds)
+                    ]
                     results.setdefault((v[0], share), []).extend(found)
                     if share == shares[0]:
                         cells.append(
@@ -221,7 +252,7 @@ def main() -> None:
     )
     print("| variant | " + " | ".join(f"{s:.0%} budget" for s in shares) + " |")
     print("|---|" + "---:|" * len(shares))
-    for v in VARIANTS:
+    for v in variants:
         cells = []
         for s in shares:
             vals = results[(v[0], s)]

@@ -5,7 +5,10 @@ ratios of the medians (warm / fresh; 1.0 = the same), their geometric mean and r
 the memory peaks (above the probe's own baseline) and each probe's wall time.
 
 Run: PYTHONPATH=. .venv/bin/python benchmarks/warm_vs_fresh.py [--pairs 3] [--json]
-      [--models lenet5,mlp,resnet18:small] [--min-time 0.5]
+      [--models lenet5,mlp,resnet18:small] [--min-time 0.5] [--compiled]
+``--compiled`` runs each framework's graph compiler (torch.compile, XLA): a warm
+PyTorch worker imports torch.compile's modules once (`probes.worker.preload`), so its
+peaks must still count them as a fresh process's do.
 Default: about 4 minutes on 2 cores. The first warm probe of each (model, framework)
 starts its worker; later ones reuse it (its wall time is reported apart).
 """
@@ -20,6 +23,7 @@ import statistics
 from typing import Any
 
 from probes.config import Settings
+from probes.frameworks.facts import facts
 from probes.measure.timing import MeasureConfig
 from probes.probe import Prober
 from probes.protocol import FRAMEWORKS, Framework, InferWorkload, ProbeResult
@@ -47,11 +51,14 @@ def _row(r: ProbeResult) -> dict[str, float]:
     }
 
 
-def _pairs(spec: ModelSpec, fw: Framework, n: int, probers: dict[str, Prober]) -> dict[str, Any]:
+def _pairs(
+    spec: ModelSpec, fw: Framework, n: int, probers: dict[str, Prober], compiled: bool
+) -> dict[str, Any]:
     runs: dict[str, list[dict[str, float]]] = {"warm": [], "fresh": []}
+    settings = facts(fw).settings_cls(**(facts(fw).informed[0] if compiled else {}))
     for i in range(n):
         for how in ("warm", "fresh") if i % 2 == 0 else ("fresh", "warm"):
-            r = probers[how].probe(spec, fw, InferWorkload(batch=1), use_store=False)
+            r = probers[how].probe(spec, fw, InferWorkload(batch=1), settings, use_store=False)
             runs[how].append(_row(r))
     pairs = zip(runs["warm"], runs["fresh"], strict=True)
     ratios = [w["median_s"] / f["median_s"] for w, f in pairs]
@@ -85,6 +92,7 @@ def main() -> None:
     ap.add_argument("--models", default=DEFAULT_MODELS, help="comma list, NAME[:SIZE]")
     ap.add_argument("--pairs", type=int, default=3, help="warm/fresh pairs per row")
     ap.add_argument("--min-time", type=float, default=0.5, help="timed loop per probe (s)")
+    ap.add_argument("--compiled", action="store_true", help="torch.compile and XLA")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     method = MeasureConfig(min_time_s=args.min_time)
@@ -96,7 +104,11 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     cases: list[dict[str, Any]] = []
     if not args.json:
-        print(f"{args.pairs} interleaved warm/fresh pairs per row, batch 1, min {args.min_time} s")
+        modes = "graph compilers" if args.compiled else "default settings"
+        print(
+            f"{args.pairs} interleaved warm/fresh pairs per row, batch 1, {modes}, "
+            f"min {args.min_time} s"
+        )
         print(
             "\n| model | framework | warm/fresh ratios | geomean [min, max] | median ms "
             "warm / fresh | peak MiB warm / fresh | wall s warm (first, later) / fresh |"
@@ -106,7 +118,7 @@ def main() -> None:
         for name in args.models.split(","):
             spec = _spec(name)
             for fw in FRAMEWORKS:
-                c = _pairs(spec, fw, args.pairs, probers)
+                c = _pairs(spec, fw, args.pairs, probers, args.compiled)
                 cases.append({"model": name, "framework": fw, **c})
                 if not args.json:
                     print(_line(name, fw, c), flush=True)
@@ -116,7 +128,14 @@ def main() -> None:
     if args.json:
         print(
             json.dumps(
-                {"pairs": args.pairs, "min_time_s": args.min_time, **load, "cases": cases}, indent=2
+                {
+                    "pairs": args.pairs,
+                    "min_time_s": args.min_time,
+                    "compiled": args.compiled,
+                    **load,
+                    "cases": cases,
+                },
+                indent=2,
             )
         )
     else:

@@ -22,7 +22,7 @@ from probes.runners.local import SubprocessRunner
 from probes.settings import TFSettings, TorchSettings
 from probes.spec import build_graph
 from recommender.predictor.calibrated import CalibratedPredictor, config_for
-from recommender.predictor.choose import choose
+from recommender.predictor.choose import choose, predicted_fastest
 from recommender.predictor.nodes import node_costs
 from recommender.predictor.opfit import fit_calibration, nnls_relative
 from recommender.predictor.opmodel import price
@@ -135,6 +135,22 @@ def test_predict_cli_json_and_text(
     assert main(["predict", "lenet5", "--settings", "threads=zero", "--json"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and json.loads(err)["error"]["message"].startswith("--settings")
+
+
+def test_the_search_starts_from_this_machines_predicted_fastest(settings: Settings) -> None:
+    """Only this machine's calibration ranks the search's starts, one per framework: the
+    configuration it predicts fastest, the one predict mode's `--settings best` shows."""
+    spec = zoo_spec("lenet5")
+    assert predicted_fastest(spec, 1, settings) == {}
+    write_synthetic(settings.data_dir, env=other_machine())
+    assert predicted_fastest(spec, 1, settings) == {}
+    write_synthetic(settings.data_dir)
+    picks = predicted_fastest(spec, 8, settings)
+    pred = choose(settings).predictor
+    assert pred is not None and set(picks) == {"torch", "tensorflow"}
+    for fw, (pick,) in picks.items():
+        assert pick == pred.best(spec, fw, 8)
+        assert config_for(pick, pred.models)[0] in pred.configs(fw)
 
 
 def _caveats(settings: Settings) -> list[str]:

@@ -19,8 +19,10 @@ import pytest
 
 from probes.measure.timing import MeasureConfig
 from probes.probe import Prober
-from probes.protocol import ProbeRequest, ProbeResult
+from probes.protocol import Framework, ProbeRequest, ProbeResult
 from probes.runners.local import SubprocessRunner
+from probes.runners.warm import WarmPool, WarmRunner
+from probes.settings import FrameworkSettings, TFSettings, TorchSettings
 from probes.spec import build_graph
 from probes.store import ResultStore
 from probes.tune.compare import TIE, is_flip, noise_threshold, pareto_front, tune, verdict
@@ -293,8 +295,11 @@ def test_studies_open_in_optuna_dashboard(tmp_path: Path) -> None:
 
 
 def test_real_tuning_tiny_model(tmp_path: Path) -> None:
+    """Real probes in warm workers, as the product runs them (fresh processes took
+    this test 129 s, most of it in 16 imports of the frameworks)."""
+    pool = WarmPool()
     prober = Prober(
-        SubprocessRunner(timeout_s=300),
+        WarmRunner(SubprocessRunner(timeout_s=300), pool),
         ResultStore(tmp_path / "r.sqlite"),
         MeasureConfig(min_time_s=0.05, min_iters=5, max_warmup_s=0.5),
     )
@@ -307,7 +312,10 @@ def test_real_tuning_tiny_model(tmp_path: Path) -> None:
     tf_space = search_space("tensorflow", graph, "infer", "latency", [1])
     tf_space["mode"] = ["eager", "function"]
     spaces = {"torch": torch_space, "tensorflow": tf_space}
-    rep = tune(spec, cfg, prober, url(tmp_path), spaces=spaces)
+    try:
+        rep = tune(spec, cfg, prober, url(tmp_path), spaces=spaces)
+    finally:
+        pool.close_all()
     for fw in rep.frameworks:
         assert fw.default is not None and fw.default.state == "COMPLETE"
         assert fw.best is not None and fw.best_result is not None
@@ -365,3 +373,31 @@ def test_informed_start_tries_largest_batch_second(tmp_path: Path) -> None:
         tmp_path / "plain", FakeRunner(), objective="throughput", n_trials=3, informed_starts=False
     )
     assert all(t.source != "informed" for t in plain.frameworks[0].history)  # type: ignore[attr-defined]
+
+
+def test_the_predicted_fastest_configuration_is_tried_right_after_the_defaults(
+    tmp_path: Path,
+) -> None:
+    """Latency: default, then the calibration's pick, then the compiler. Throughput:
+    the compute-bound start leads, the pick follows at the largest batch."""
+    picks: dict[Framework, list[FrameworkSettings]] = {
+        "torch": [TorchSettings(intra_threads=1)],
+        "tensorflow": [TFSettings(mode="xla")],
+    }
+    prober = Prober(FakeRunner())
+    cfg = TuneConfig(n_trials=4, seed=1)
+    rep = tune(zoo_spec("lenet5"), cfg, prober, url(tmp_path), predicted=picks)
+    torch, tf = rep.frameworks
+    assert [t.source for t in torch.history[:3]] == ["default", "predicted", "informed"]
+    assert torch.history[1].params["intra_threads"] == 1
+    assert torch.history[2].params["mode"] == "compile"
+    # the pick equals the informed XLA start: measured once, as "predicted"
+    assert [t.source for t in tf.history[:2]] == ["default", "predicted"]
+    assert tf.history[1].params["mode"] == "xla"
+    assert not [t for t in tf.history if t.source == "informed" and t.params["mode"] == "xla"]
+    (tmp_path / "t").mkdir()
+    cfg = TuneConfig(objective="throughput", n_trials=4, seed=1, batches=[1, 8, 32])
+    rep = tune(zoo_spec("lenet5"), cfg, prober, url(tmp_path / "t"), predicted=picks)
+    first = rep.frameworks[0].history[:3]
+    assert [t.source for t in first] == ["default", "informed", "predicted"]
+    assert first[2].params["intra_threads"] == 1 and first[2].params["batch"] == 32

@@ -6,6 +6,7 @@ warm protocol (`probes.worker.serve`); one test runs the real PyTorch worker."""
 from __future__ import annotations
 
 import gc
+import json
 import subprocess
 import sys
 import textwrap
@@ -25,24 +26,30 @@ from probes.protocol import (
     ProbeRequest,
     ProbeResult,
 )
-from probes.runners.local import SubprocessRunner
+from probes.runners.local import SubprocessRunner, _GroupWatch
 from probes.runners.warm import WarmPool, WarmRunner, local_runner
+from probes.runners.warm_worker import WarmWorker
 from probes.settings import TorchSettings
 from recommender.evidence.gatherer import Gatherer
 from service.cli.main import parser
 from tests.conftest import zoo_spec
 from tests.test_runner import alive
 
-# seed 0: answer with the worker's pid; 1: SIGSEGV; 2: hang (with a grandchild);
-# 3: hoard memory; 4: exit without an answer
+# seed 0: answer with the worker's pid, its compiler imports and threads; 1: SIGSEGV;
+# 2: hang (with a grandchild); 3: hoard memory; 4: exit without an answer
 FAKE_WORKER = """
     import json, os, signal, subprocess, sys, time
     from probes.worker.serve import _watch_parent
     _watch_parent()
     key = json.loads(sys.argv[1])
     print(json.dumps({"ready": True}), flush=True)
+    preloads, PRELOAD_REPLY = 0, json.loads('PRELOAD_REPLY_JSON')
     for line in sys.stdin:
         req = json.loads(line)
+        if "preload" in req:
+            preloads += 1
+            print(json.dumps(PRELOAD_REPLY), flush=True)
+            continue
         seed = req["seed"]
         if seed == 1:
             print("about to segfault", file=sys.stderr, flush=True)
@@ -59,7 +66,7 @@ FAKE_WORKER = """
         if seed == 4:
             print("giving up", file=sys.stderr, flush=True)
             sys.exit(3)
-        reason = f"{os.getpid()} {key['intra_threads']}"
+        reason = f"{os.getpid()} {preloads} {key['intra_threads']}"
         print(json.dumps({"status": "ok", "framework": req["framework"], "reason": reason}),
               flush=True)
 """
@@ -71,6 +78,14 @@ FRESH = """
 DEAD = "import sys; print('no framework here', file=sys.stderr); sys.exit(1)"
 
 
+PRELOADED = {"preloaded_bytes": 7 * 2**20, "import_s": 0.1}
+
+
+def fake_worker(preload_reply: object = PRELOADED) -> str:
+    """FAKE_WORKER, answering a compiler preload with ``preload_reply``."""
+    return FAKE_WORKER.replace("PRELOAD_REPLY_JSON", json.dumps(preload_reply))
+
+
 def script(tmp_path: Path, name: str, text: str) -> list[str]:
     path = tmp_path / f"{name}.py"
     path.write_text(textwrap.dedent(text))
@@ -79,7 +94,7 @@ def script(tmp_path: Path, name: str, text: str) -> list[str]:
 
 @pytest.fixture
 def pool(tmp_path: Path) -> Iterator[WarmPool]:
-    p = WarmPool(command=script(tmp_path, "warm", FAKE_WORKER))
+    p = WarmPool(command=script(tmp_path, "warm", fake_worker()))
     yield p
     p.close_all()
 
@@ -126,6 +141,73 @@ def test_pool_is_bounded_per_framework(tmp_path: Path, pool: WarmPool) -> None:
     assert len(pool.live()) == 2
     assert not alive(pids[0])  # the least recently used was closed
     assert {w.pid for w in pool.live()} == set(pids[1:])
+
+
+def test_the_compiler_is_imported_once_per_worker_ahead_of_the_probes_that_use_it(
+    tmp_path: Path, pool: WarmPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A compile or export probe has its worker import the compiler first, once; a probe
+    without it has the import's bytes taken off its group's RSS (a fresh process would
+    not have them), a probe with it does not (a fresh one would import them too)."""
+    asked: list[tuple[str, int]] = []
+    ask = WarmWorker.ask
+
+    def spy(
+        w: WarmWorker, r: ProbeRequest, t: float, limit: int | None, discount: int = 0
+    ) -> ProbeResult:
+        asked.append((r.workload.kind + "/" + r.effective_settings().mode, discount))
+        return ask(w, r, t, limit, discount)
+
+    monkeypatch.setattr(WarmWorker, "ask", spy)
+    run = runner(tmp_path, pool)
+    eager = request(tmp_path)
+    export = request(tmp_path).model_copy(update={"workload": ExportWorkload(target="onnx")})
+    got = [run.run(r) for r in (eager, request(tmp_path, mode="compile"), export, eager)]
+    assert [(r.reason or "").split()[1] for r in got] == ["0", "1", "1", "1"]
+    assert len({pid(r) for r in got}) == 1
+    mib7 = 7 * 2**20
+    assert asked == [
+        ("infer/eager", 0),
+        ("infer/compile", 0),
+        ("export/eager", 0),
+        ("infer/eager", mib7),
+    ]
+    assert pool.live()[0].compiler_bytes == mib7
+
+
+@pytest.mark.parametrize("reply", [{"error": "ImportError: no inductor"}, "nonsense"])
+def test_a_worker_that_cannot_import_its_compiler_is_replaced_by_a_fresh_process(
+    tmp_path: Path, reply: object
+) -> None:
+    pool = WarmPool(command=script(tmp_path, "warm", fake_worker(reply)))
+    try:
+        r = runner(tmp_path, pool).run(request(tmp_path, mode="compile"))
+        assert r.status == "ok" and r.reason == "fresh"
+        assert pool.started == 1 and not pool.live()
+    finally:
+        pool.close_all()
+
+
+def test_the_memory_watch_takes_its_discount_off_the_group() -> None:
+    """A process holding 200 MiB trips a 100 MiB limit, unless 150 MiB of it are
+    discounted (the compiler import a fresh process would not have)."""
+    hold = (
+        "x = bytearray(200 * 2**20); x[::4096] = b'1' * len(x[::4096]); import time; time.sleep(30)"
+    )
+    tripped = []
+    for discount in (0, 150 * 2**20):
+        proc = subprocess.Popen([sys.executable, "-c", hold], text=True, start_new_session=True)
+        try:
+            watch = _GroupWatch(proc, 100 * 2**20, discount=discount)
+            watch.start()
+            watch.join(timeout=3)
+            watch.done.set()
+            watch.join()
+            tripped.append(watch.tripped)
+        finally:
+            proc.kill()
+            proc.wait()
+    assert tripped == [True, False]
 
 
 @pytest.mark.parametrize(
@@ -187,7 +269,7 @@ def test_cold_starts_and_the_flag_use_fresh_processes(tmp_path: Path, pool: Warm
 
 PARENT = """
     import os, signal, sys
-    from probes.runners.local import SubprocessRunner
+    from probes.runners.local import SubprocessRunner, _GroupWatch
     from probes.runners.warm import WarmPool, WarmRunner
     from probes.protocol import ProbeRequest
     req = ProbeRequest.model_validate_json(sys.argv[2])
@@ -201,7 +283,7 @@ PARENT = """
 
 @pytest.mark.parametrize("how", ["exit", "kill"])
 def test_workers_die_with_their_parent(tmp_path: Path, how: str) -> None:
-    worker = script(tmp_path, "warm", FAKE_WORKER)[1]
+    worker = script(tmp_path, "warm", fake_worker())[1]
     parent = script(tmp_path, "parent", PARENT)
     out = subprocess.run(
         [*parent, worker, request(tmp_path).model_dump_json(), how],
@@ -235,6 +317,30 @@ def test_real_torch_worker_measures_each_probe_as_a_fresh_process(tmp_path: Path
     fresh_peak = baseline.measurement.memory.peak_rss_bytes
     peaks = [m.memory.peak_rss_bytes for m in ms if m and m.memory]
     assert all(0.6 * fresh_peak < p < 1.6 * fresh_peak for p in peaks), (peaks, fresh_peak)
+
+
+def test_real_torch_worker_counts_the_compiler_it_imported_ahead(tmp_path: Path) -> None:
+    """torch.compile's modules, imported once in the worker before the fork, still
+    count in every compile probe's peak, as a fresh process's own import does (without
+    the credit a warm peak read about 115 MiB less than a fresh one)."""
+    pool = WarmPool()
+    fresh = SubprocessRunner(timeout_s=300)
+    fast = {"measure": MeasureConfig(min_time_s=0.05)}
+    req = request(tmp_path, mode="compile").model_copy(update=fast)
+    try:
+        warm = [WarmRunner(fresh, pool).run(req) for _ in range(2)]
+        imported = pool.live()[0].compiler_bytes or 0
+    finally:
+        pool.close_all()
+    cold = fresh.run(req)
+    assert [r.status for r in [*warm, cold]] == ["ok"] * 3, [r.reason for r in warm]
+    assert pool.started == 1 and imported > 32 * 2**20
+    ms = [r.measurement for r in warm]
+    assert all(m and "compiler_import" in m.runtime for m in ms)
+    assert cold.measurement and cold.measurement.memory
+    fresh_peak = cold.measurement.memory.peak_rss_bytes
+    peaks = [m.memory.peak_rss_bytes for m in ms if m and m.memory]
+    assert all(0.8 * fresh_peak < p < 1.25 * fresh_peak for p in peaks), (peaks, fresh_peak)
 
 
 def test_real_worker_over_its_limit_is_oom_and_replaced(tmp_path: Path) -> None:

@@ -39,10 +39,15 @@ class _GroupWatch(threading.Thread):
     write) every page the leader had."""
 
     def __init__(
-        self, proc: subprocess.Popen[str], limit: int | None, skip_leader: bool = False
+        self,
+        proc: subprocess.Popen[str],
+        limit: int | None,
+        skip_leader: bool = False,
+        discount: int = 0,
     ) -> None:
         super().__init__(daemon=True, name="probe-memory-watch")
         self.proc, self.limit = proc, limit
+        self.discount = discount  # bytes the probe's child shares but a fresh one lacks
         self.skip = proc.pid if skip_leader else None
         self.leader_start = rss_bytes(proc.pid) if skip_leader else 0
         self.peak = 0
@@ -55,6 +60,7 @@ class _GroupWatch(threading.Thread):
             rss = group_rss_bytes(self.proc.pid, self.skip)
             if self.skip is not None:
                 rss += max(0, rss_bytes(self.skip) - self.leader_start)
+            rss = max(0, rss - self.discount)
             self.peak = max(self.peak, rss)
             if self.limit is not None and rss > self.limit:
                 self.tripped = True

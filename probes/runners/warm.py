@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 
+from probes.frameworks.facts import uses_compiler
 from probes.protocol import ProbeRequest, ProbeResult
 from probes.runners.base import ProbeRunner
 from probes.runners.local import CANCELLED, LIVE, SubprocessRunner
@@ -147,18 +148,18 @@ class WarmRunner:
         timeout = min(self.fresh.timeout_s, request.limits.timeout_s)
         caps = [m for m in (self.fresh.memory_mb, request.limits.memory_mb) if m]
         limit = min(caps) * 2**20 if caps else None
-        start = time.perf_counter()
-        key = worker_key(request.effective_settings(), request.device)
-        worker = self.pool.checkout(key)
-        if worker is None:
-            got = self.pool.spawn(key, self.fresh._env(), timeout, limit)
-            if isinstance(got, str):
-                LOG.info("fresh process instead of a warm worker: %s", got)
-                return self.fresh.run(request)
-            worker = got
+        start, asked = time.perf_counter(), time.time()
+        worker = self._ready_worker(request, timeout, limit)
+        if isinstance(worker, str):
+            LOG.info("fresh process instead of a warm worker: %s", worker)
+            return self.fresh.run(request)
         left = timeout - (time.perf_counter() - start)
-        request = request.model_copy(update={"spawn_time": time.time()})
-        result = worker.ask(request, left, limit)
+        # From the request on: a worker's start or compiler import counts as this
+        # probe's spawn, as a fresh process's would.
+        request = request.model_copy(update={"spawn_time": asked})
+        # a probe without the compiler would not have its import in a fresh process
+        discount = 0 if uses_compiler(request) else worker.compiler_bytes or 0
+        result = worker.ask(request, left, limit, discount)
         self.pool.checkin(worker, keep=result.status in HEALTHY and not LIVE.closed)
         if LIVE.closed and result.status != "ok":
             result = ProbeResult(status="failed", framework=request.framework, reason=CANCELLED)
@@ -168,6 +169,22 @@ class WarmRunner:
         if result.measurement is not None:
             result.measurement.runtime["process"] = f"warm (probe {worker.served})"
         return result
+
+    def _ready_worker(
+        self, request: ProbeRequest, timeout: float, limit: int | None
+    ) -> WarmWorker | str:
+        """A worker of the request's key, with its compiler imported if the probe uses
+        it; else why there is none (the probe then runs in a fresh process)."""
+        key = worker_key(request.effective_settings(), request.device)
+        worker = self.pool.checkout(key) or self.pool.spawn(key, self.fresh._env(), timeout, limit)
+        if isinstance(worker, str):
+            return worker
+        if worker.compiler_bytes is None and uses_compiler(request):
+            why = worker.preload_compiler(timeout, limit)
+            if why is not None:
+                self.pool.checkin(worker, keep=False)
+                return why
+        return worker
 
 
 def local_runner(

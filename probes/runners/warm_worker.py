@@ -29,6 +29,8 @@ class WarmWorker:
     def __init__(self, key: WorkerKey, command: list[str], env: dict[str, str]) -> None:
         self.key = key
         self.served = 0
+        #: RSS its compiler import added (`preload_compiler`); None until it ran
+        self.compiler_bytes: int | None = None
         self.proc = subprocess.Popen(
             [*command, key.model_dump_json()],
             stdin=subprocess.PIPE,
@@ -71,32 +73,57 @@ class WarmWorker:
     def _stderr(self) -> str:
         return _tail("".join(self._err))
 
-    def start(self, timeout_s: float, limit: int | None) -> str | None:
-        """Wait for the framework import; None when ready, else why not (worker killed)."""
+    def _reply(self, timeout_s: float, limit: int | None) -> dict[str, object] | None:
+        """The next line as a JSON object, under a memory watch; None if none came."""
         watch = _GroupWatch(self.proc, limit)
         watch.start()
         try:
             line = self._next(timeout_s)
-            ready = line is not None and json.loads(line).get("ready") is True
-        except queue.Empty:
-            line, ready = None, False
-        except (ValueError, AttributeError):
-            ready = False
+            reply = json.loads(line) if line is not None else None
+        except (queue.Empty, ValueError):
+            reply = None
         finally:
             watch.done.set()
             watch.join()
-        if ready:
+        return reply if isinstance(reply, dict) and not watch.tripped else None
+
+    def start(self, timeout_s: float, limit: int | None) -> str | None:
+        """Wait for the framework import; None when ready, else why not (worker killed)."""
+        reply = self._reply(timeout_s, limit)
+        if reply is not None and reply.get("ready") is True:
             return None
         self.kill()
-        return f"warm worker for {self.key} did not start: {line!r}; stderr: {self._stderr()}"
+        return f"warm worker for {self.key} did not start: {reply!r}; stderr: {self._stderr()}"
 
-    def ask(self, request: ProbeRequest, timeout_s: float, limit: int | None) -> ProbeResult:
+    def preload_compiler(self, timeout_s: float, limit: int | None) -> str | None:
+        """Have the worker import its framework's compiler (`probes.worker.preload`);
+        None when done, else why not (worker killed)."""
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(json.dumps({"preload": "compiler"}) + "\n")
+            self.proc.stdin.flush()
+        except OSError:
+            pass  # the worker is gone: no reply comes
+        reply = self._reply(timeout_s, limit)
+        got = reply.get("preloaded_bytes") if reply is not None else None
+        if isinstance(got, int) and not isinstance(got, bool):
+            self.compiler_bytes = got
+            return None
+        self.kill()
+        why = f"did not import its compiler: {reply!r}; stderr: {self._stderr()}"
+        return f"warm worker for {self.key} {why}"
+
+    def ask(
+        self, request: ProbeRequest, timeout_s: float, limit: int | None, discount: int = 0
+    ) -> ProbeResult:
         """Run one probe. On a crash, hang (past ``timeout_s``) or the group passing
         ``limit`` bytes, the group is killed and the result says so, as for a fresh
-        process; the caller then drops this worker."""
+        process; the caller then drops this worker. ``discount``: bytes the child shares
+        with the worker that a fresh process would not have (the compiler's import, for
+        a probe that does not use it), taken off the RSS the limit is checked against."""
         fw, started = request.framework, time.perf_counter()
         self._err.clear()
-        watch = _GroupWatch(self.proc, limit, skip_leader=True)
+        watch = _GroupWatch(self.proc, limit, skip_leader=True, discount=discount)
         watch.start()
         if not LIVE.add(self.pid):
             _kill_group(self.pid)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from optuna.trial import TrialState
@@ -19,7 +19,7 @@ from probes.protocol import (
     TrainWorkload,
     Workload,
 )
-from probes.settings import Device
+from probes.settings import Device, FrameworkSettings
 from probes.spec import ModelSpec, build_graph, spec_hash
 from probes.store import ResultStore, TunedBest
 from probes.tune.confirm import Confirmation, candidates_of, confirm
@@ -235,9 +235,11 @@ def tune(
     device: Device = "cpu",
     progress: Callable[[str], None] | None = None,
     spaces: dict[str, dict[str, list[Any]]] | None = None,
+    predicted: Mapping[Framework, Sequence[FrameworkSettings]] | None = None,
 ) -> TuneReport:
     """Tune each framework in turn (never concurrently: they would share the cores).
-    ``spaces`` optionally narrows a framework's search space (used by benchmarks)."""
+    ``spaces`` optionally narrows a framework's search space (used by benchmarks);
+    ``predicted``: settings a latency model ranks first, tried right after the defaults."""
     storage = storage_for(storage_url, cfg.heartbeat_s, cfg.grace_s)
     results: list[FrameworkTuning] = []
     noise: dict[str, tuple[float, float]] = {}  # framework -> (default, best) IQR/median
@@ -245,7 +247,8 @@ def tune(
         tuner = FrameworkTuner(
             spec, fw, cfg, prober, storage, device, progress, (spaces or {}).get(fw)
         )
-        tuner.enqueue_starts(warm_params(prober.store, spec, fw, cfg, tuner.space))
+        ranked = (predicted or {}).get(fw, ())
+        tuner.enqueue_starts(warm_params(prober.store, spec, fw, cfg, tuner.space), ranked)
         tuner.run()
         summary = summarize_study(tuner)
         results.append(summary)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
@@ -23,7 +23,7 @@ from probes.frameworks.facts import facts
 from probes.measure.environment import environment
 from probes.probe import Prober
 from probes.protocol import Framework, InferWorkload, ProbeResult, TrainWorkload
-from probes.settings import Device, default_settings, settings_label
+from probes.settings import Device, FrameworkSettings, default_settings, settings_label
 from probes.spec import ModelSpec, build_graph
 from probes.tune.models import TuneConfig
 from probes.tune.owner import OWNER, fail_abandoned, owner_tag
@@ -93,8 +93,11 @@ class FrameworkTuner:
                 return t
         return None
 
-    def enqueue_starts(self, warm: list[dict[str, Any]]) -> None:
-        """Defaults first (the baseline the speed-up is measured against), then warm starts."""
+    def enqueue_starts(
+        self, warm: list[dict[str, Any]], predicted: Sequence[FrameworkSettings] = ()
+    ) -> None:
+        """Defaults first (the baseline the speed-up is measured against), then the
+        informed, predicted and warm starts."""
         if self.study.get_trials(deepcopy=False):
             return  # resumed: the queue is already in storage
         default = to_params(
@@ -102,17 +105,31 @@ class FrameworkTuner:
             self.space,
             self.cfg.batches[0] if self.cfg.objective == "throughput" else None,
         )
-        if default is not None:
-            self.study.enqueue_trial(default, user_attrs={"source": "default"})
-        queued = [default]
+        queued: list[dict[str, Any] | None] = []
+
+        def add(params: dict[str, Any] | None, source: str) -> None:
+            if params is not None and params not in queued:
+                self.study.enqueue_trial(params, user_attrs={"source": source})
+                queued.append(params)
+
+        add(default, "default")
+        informed: list[dict[str, Any]] = []
         if self.cfg.informed_starts and default is not None:
             # The graph compiler is a generic prior; warm starts from similar models
             # measured on this machine are specific evidence, so they take its place.
             modes = () if warm else facts(self.fw).informed
-            for params in informed_starts(default, self.space, environment().native_bf16, modes):
-                if params not in queued:
-                    self.study.enqueue_trial(params, user_attrs={"source": "informed"})
-                    queued.append(params)
+            informed = informed_starts(default, self.space, environment().native_bf16, modes)
+        # With batch in the space the compute-bound start leads; the configuration this
+        # machine's calibration predicts fastest (for this model) comes next, before the
+        # generic priors.
+        lead = 1 if "batch" in self.space else 0
+        for params in informed[:lead]:
+            add(params, "informed")
+        largest = max(self.space["batch"]) if "batch" in self.space else None
+        for s in predicted:
+            add(to_params(s, self.space, largest), "predicted")
+        for params in informed[lead:]:
+            add(params, "informed")
         for params in warm:
             if params not in queued:
                 self.study.enqueue_trial(

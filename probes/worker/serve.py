@@ -30,6 +30,7 @@ from probes.measure.memory import reset_peak_rss
 from probes.protocol import ProbeRequest, ProbeResult
 from probes.runners.lifeline import PARENT_ENV, kill_me_with_parent
 from probes.settings import WorkerKey, worker_key
+from probes.worker.preload import import_compiler
 from probes.worker.probe import _failure, _measure, import_framework
 
 PARENT_POLL_S = 1.0
@@ -114,6 +115,22 @@ def answer_in_child(line: str, key: WorkerKey, pages: list[Range]) -> str:
     os._exit(os.waitstatus_to_exitcode(status) or 1)
 
 
+def _is_preload(line: str) -> bool:
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return False  # a request line `answer` will reject
+    return isinstance(message, dict) and message.get("preload") == "compiler"
+
+
+def _preload(key: WorkerKey) -> dict[str, object]:
+    """Import the compiler in this worker, before any fork (`probes.worker.preload`)."""
+    try:
+        return {**import_compiler(key.framework)}
+    except Exception as e:  # a broken compiler install: the probes will say so
+        return {"error": f"{type(e).__name__}: {e}"}
+
+
 def main() -> int:
     _watch_parent()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -129,6 +146,10 @@ def main() -> int:
     _send(out, json.dumps({"ready": True, "import_s": time.perf_counter() - t0}))
     for line in sys.stdin:
         if not line.strip():
+            continue
+        if _is_preload(line):
+            _send(out, json.dumps(_preload(key)))
+            pages = resident_file_ranges()  # children map the compiler's files too
             continue
         result = answer_in_child(line, key, pages)
         try:

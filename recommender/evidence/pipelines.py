@@ -45,6 +45,7 @@ from recommender.evidence.model import ConfigOption, Evidence, FrameworkEvidence
 from recommender.evidence.progress import ClockedRunner, WorkClock, stepped
 from recommender.knowledge.capabilities import load_matrix
 from recommender.knowledge.ecosystem import Ecosystem, load_ecosystem
+from recommender.predictor.choose import predicted_fastest
 from recommender.questionnaire import Profile
 
 Say = Callable[[str], None]
@@ -83,7 +84,8 @@ def _search(spec: ModelSpec, p: Profile, g: Gatherer, prober: Prober, say: Say) 
         confirm_rounds=0,
     )
     screen = dataclasses.replace(prober, measure=SCREEN)
-    return tune(spec, cfg, screen, g.storage_url(), FRAMEWORKS, "cpu", say)
+    ranked = predicted_fastest(spec, p.batch, g.settings)
+    return tune(spec, cfg, screen, g.storage_url(), FRAMEWORKS, "cpu", say, predicted=ranked)
 
 
 def _measured_options(

@@ -7,6 +7,8 @@
 3. Otherwise nothing: predict mode falls back to the old whole-model predictor and
    labels it as the last fallback.
 
+A measured search also asks it which configuration to try first (`predicted_fastest`).
+
 This machine's full-model measurements in the results store correct either
 calibration. Fitted predictors stay in memory, keyed by the files' modification times.
 """
@@ -26,6 +28,9 @@ from probes.calibrate.store import (
 )
 from probes.config import REPO_DATA, Settings
 from probes.measure.environment import Environment, environment
+from probes.protocol import FRAMEWORKS, Framework
+from probes.settings import FrameworkSettings
+from probes.spec import ModelSpec, build_graph
 from probes.store import ResultStore
 from recommender.knowledge.yaml_cache import file_key
 from recommender.predictor.calibrated import CalibratedPredictor
@@ -116,3 +121,17 @@ def _choice(
             f"with intervals {OTHER_MACHINE_WIDEN:g}x as wide; {CALIBRATE_HINT}"
         )
     return Choice(pred, pred.label, caveats)
+
+
+def predicted_fastest(
+    spec: ModelSpec, batch: int, settings: Settings | None = None
+) -> dict[Framework, list[FrameworkSettings]]:
+    """Each framework's calibrated configuration that this machine's calibration
+    predicts fastest for ``spec`` at ``batch``: a measured search tries it right after
+    the defaults. Empty without this machine's own calibration: another machine's
+    ranking of thread counts and compilers says little about this one's."""
+    pred = choose(settings).predictor
+    if pred is None or not pred.env_matches:
+        return {}
+    graph = build_graph(spec)
+    return {fw: [pred.best(graph, fw, batch)] for fw in FRAMEWORKS if pred.configs(fw)}
