@@ -5,10 +5,12 @@ ratios of the medians (warm / fresh; 1.0 = the same), their geometric mean and r
 the memory peaks (above the probe's own baseline) and each probe's wall time.
 
 Run: PYTHONPATH=. .venv/bin/python benchmarks/warm_vs_fresh.py [--pairs 3] [--json]
-      [--models lenet5,mlp,resnet18:small] [--min-time 0.5] [--compiled]
+      [--models lenet5,mlp,resnet18:small] [--min-time 0.5] [--compiled] [--threads N]
 ``--compiled`` runs each framework's graph compiler (torch.compile, XLA): a warm
 PyTorch worker imports torch.compile's modules once (`probes.worker.preload`), so its
-peaks must still count them as a fresh process's do.
+peaks must still count them as a fresh process's do. ``--threads 1``: one worker serves
+every thread count (each forked child sets its own), so a one-thread probe runs in
+a worker that was not started for it.
 Default: about 4 minutes on 2 cores. The first warm probe of each (model, framework)
 starts its worker; later ones reuse it (its wall time is reported apart).
 """
@@ -52,10 +54,16 @@ def _row(r: ProbeResult) -> dict[str, float]:
 
 
 def _pairs(
-    spec: ModelSpec, fw: Framework, n: int, probers: dict[str, Prober], compiled: bool
+    spec: ModelSpec,
+    fw: Framework,
+    n: int,
+    probers: dict[str, Prober],
+    compiled: bool,
+    threads: int | None,
 ) -> dict[str, Any]:
     runs: dict[str, list[dict[str, float]]] = {"warm": [], "fresh": []}
-    settings = facts(fw).settings_cls(**(facts(fw).informed[0] if compiled else {}))
+    knobs = {**(facts(fw).informed[0] if compiled else {}), "intra_threads": threads}
+    settings = facts(fw).settings_cls(**knobs)
     for i in range(n):
         for how in ("warm", "fresh") if i % 2 == 0 else ("fresh", "warm"):
             r = probers[how].probe(spec, fw, InferWorkload(batch=1), settings, use_store=False)
@@ -93,6 +101,7 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=3, help="warm/fresh pairs per row")
     ap.add_argument("--min-time", type=float, default=0.5, help="timed loop per probe (s)")
     ap.add_argument("--compiled", action="store_true", help="torch.compile and XLA")
+    ap.add_argument("--threads", type=int, default=None, help="intra-op threads (default all)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     method = MeasureConfig(min_time_s=args.min_time)
@@ -105,6 +114,7 @@ def main() -> None:
     cases: list[dict[str, Any]] = []
     if not args.json:
         modes = "graph compilers" if args.compiled else "default settings"
+        modes += f", {args.threads} thread(s)" if args.threads else ""
         print(
             f"{args.pairs} interleaved warm/fresh pairs per row, batch 1, {modes}, "
             f"min {args.min_time} s"
@@ -118,7 +128,7 @@ def main() -> None:
         for name in args.models.split(","):
             spec = _spec(name)
             for fw in FRAMEWORKS:
-                c = _pairs(spec, fw, args.pairs, probers, args.compiled)
+                c = _pairs(spec, fw, args.pairs, probers, args.compiled, args.threads)
                 cases.append({"model": name, "framework": fw, **c})
                 if not args.json:
                     print(_line(name, fw, c), flush=True)
@@ -132,6 +142,7 @@ def main() -> None:
                     "pairs": args.pairs,
                     "min_time_s": args.min_time,
                     "compiled": args.compiled,
+                    "threads": args.threads,
                     **load,
                     "cases": cases,
                 },

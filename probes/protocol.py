@@ -170,7 +170,12 @@ class ProbeRequest(BaseModel):
 class Phases(BaseModel):
     """Wall time of each phase of the probe process (cold-start breakdown)."""
 
-    spawn_to_main_s: float | None = Field(description="Interpreter start, before imports.")
+    spawn_to_main_s: float | None = Field(
+        description="From the runner taking the request to the probe's main: a fresh "
+        "process's interpreter start, or a warm worker's fork (with the worker's own "
+        "start for its first probe, and its compiler import for the first probe that "
+        "uses the compiler)."
+    )
     import_s: float
     build_s: float = Field(description="Weight init, model build, weight load, inputs.")
     first_result_s: float = Field(description="First call, materialised.")

@@ -1,9 +1,9 @@
 """Per-framework knobs (the search space of tuning) and their validity check.
 
 The check runs in the parent before any process starts, and says why a combination
-is impossible. Settings that must be fixed before a runtime starts (thread pools,
-TF_ENABLE_ONEDNN_OPTS) are *process-level* (`PROCESS_LEVEL`): a probe runs in a fresh
-process, or in a warm worker started with exactly those settings (`WorkerKey`).
+is impossible. Settings read when the framework is imported (TF_ENABLE_ONEDNN_OPTS)
+are *process-level* (`PROCESS_LEVEL`): a probe runs in a fresh process, or in a warm
+worker started with exactly those settings (`WorkerKey`).
 """
 
 from __future__ import annotations
@@ -58,10 +58,15 @@ def default_settings(framework: str) -> TorchSettings | TFSettings:
     return _SETTINGS.validate_python({"framework": framework})
 
 
-#: Settings a process cannot change once its framework is loaded: TensorFlow refuses new
-#: thread-pool sizes after its runtime starts, PyTorch sets its inter-op pool once, and
-#: TF_ENABLE_ONEDNN_OPTS is read at import. A warm worker is keyed by them.
-PROCESS_LEVEL = ("intra_threads", "inter_threads", "onednn")
+#: Settings a process cannot change once its framework is imported: TF_ENABLE_ONEDNN_OPTS
+#: is read at import. A warm worker is keyed by them. Thread counts are not: the thread
+#: pools (TensorFlow's, PyTorch's inter-op pool) start at a process's first op, and a
+#: warm worker never runs one, so each probe's forked child sets its own before its
+#: first op. Checked: a child forked from one worker ran a 1024x1024 matmul on 1.00
+#: core at one thread and 1.8-2.0 cores at two, in both frameworks, and set either
+#: inter-op count (before 2026-12-06 a worker per thread count started a second
+#: TensorFlow, 5 s here, in most answers).
+PROCESS_LEVEL = ("onednn",)
 
 
 class WorkerKey(BaseModel):
@@ -72,8 +77,6 @@ class WorkerKey(BaseModel):
 
     framework: Literal["torch", "tensorflow"]
     device: Device = "cpu"
-    intra_threads: int
-    inter_threads: int | None = None
     onednn: bool | None = None
 
     def settings(self) -> TorchSettings | TFSettings:
@@ -88,7 +91,6 @@ class WorkerKey(BaseModel):
 def worker_key(s: TorchSettings | TFSettings, device: Device = "cpu") -> WorkerKey:
     """The warm worker that may run a probe with settings ``s`` on ``device``."""
     fields = {k: getattr(s, k, None) for k in PROCESS_LEVEL}
-    fields["intra_threads"] = s.intra_threads or cpu_budget()  # None means every core
     return WorkerKey(framework=s.framework, device=device, **fields)
 
 

@@ -5,6 +5,7 @@ warm protocol (`probes.worker.serve`); one test runs the real PyTorch worker."""
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from probes.config import Settings
+from probes.frameworks.facts import FACTS, facts
 from probes.measure.memory import peak_rss_bytes, reset_peak_rss
 from probes.measure.timing import MeasureConfig
 from probes.protocol import (
@@ -29,13 +31,15 @@ from probes.protocol import (
 from probes.runners.local import SubprocessRunner, _GroupWatch
 from probes.runners.warm import WarmPool, WarmRunner, local_runner
 from probes.runners.warm_worker import WarmWorker
-from probes.settings import TorchSettings
+from probes.settings import Device, TFSettings, TorchSettings, worker_key
+from probes.worker import preload
+from probes.worker.serve import _is_preload, _preload
 from recommender.evidence.gatherer import Gatherer
 from service.cli.main import parser
 from tests.conftest import zoo_spec
 from tests.test_runner import alive
 
-# seed 0: answer with the worker's pid, its compiler imports and threads; 1: SIGSEGV;
+# seed 0: answer with the worker's pid, its compiler imports and oneDNN flag; 1: SIGSEGV;
 # 2: hang (with a grandchild); 3: hoard memory; 4: exit without an answer
 FAKE_WORKER = """
     import json, os, signal, subprocess, sys, time
@@ -66,7 +70,7 @@ FAKE_WORKER = """
         if seed == 4:
             print("giving up", file=sys.stderr, flush=True)
             sys.exit(3)
-        reason = f"{os.getpid()} {preloads} {key['intra_threads']}"
+        reason = f"{os.getpid()} {preloads} {key['onednn']}"
         print(json.dumps({"status": "ok", "framework": req["framework"], "reason": reason}),
               flush=True)
 """
@@ -127,17 +131,37 @@ def test_reused_for_the_same_process_settings(tmp_path: Path, pool: WarmPool) ->
     assert pool.started == 1
 
 
-def test_keyed_by_thread_counts(tmp_path: Path, pool: WarmPool) -> None:
+def tf_request(tmp_path: Path, device: Device = "cpu", **settings: object) -> ProbeRequest:
+    return request(tmp_path).model_copy(
+        update={
+            "framework": "tensorflow",
+            "settings": TFSettings.model_validate(settings),
+            "device": device,
+        }
+    )
+
+
+def test_keyed_by_the_onednn_flag_not_by_thread_counts(tmp_path: Path, pool: WarmPool) -> None:
+    """Thread pools start at a process's first op, which a worker never runs: every
+    thread count shares a worker. TF_ENABLE_ONEDNN_OPTS is read at import: it does not."""
     run = runner(tmp_path, pool)
-    one = run.run(request(tmp_path, intra_threads=1))
-    other = run.run(request(tmp_path, intra_threads=1, inter_threads=1))
-    assert pid(one) != pid(other) and (one.reason or "").endswith(" 1")
-    assert pid(run.run(request(tmp_path, intra_threads=1))) == pid(one)
+    one = pid(run.run(request(tmp_path, intra_threads=1)))
+    assert pid(run.run(request(tmp_path, intra_threads=2, inter_threads=1))) == one
+    with_onednn = run.run(tf_request(tmp_path, intra_threads=1))
+    without = run.run(tf_request(tmp_path, onednn=False))
+    assert pid(with_onednn) != pid(without) and (without.reason or "").endswith(" False")
+    assert pid(run.run(tf_request(tmp_path, intra_threads=2, inter_threads=2))) == pid(with_onednn)
+    assert pool.started == 3
 
 
 def test_pool_is_bounded_per_framework(tmp_path: Path, pool: WarmPool) -> None:
     run = runner(tmp_path, pool)
-    pids = [pid(run.run(request(tmp_path, inter_threads=n))) for n in (1, 2, 3)]
+    reqs = [
+        tf_request(tmp_path),
+        tf_request(tmp_path, onednn=False),
+        tf_request(tmp_path, device="cuda"),
+    ]
+    pids = [pid(run.run(r)) for r in reqs]
     assert len(pool.live()) == 2
     assert not alive(pids[0])  # the least recently used was closed
     assert {w.pid for w in pool.live()} == set(pids[1:])
@@ -186,6 +210,22 @@ def test_a_worker_that_cannot_import_its_compiler_is_replaced_by_a_fresh_process
         assert pool.started == 1 and not pool.live()
     finally:
         pool.close_all()
+
+
+def test_a_compiler_that_fails_to_import_is_an_error_reply_not_a_dead_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`probes.worker.serve` answers the preload line with the error; the parent then
+    drops the worker (above), and nothing is credited to later probes."""
+    torch_facts = facts("torch")
+    broken = dataclasses.replace(torch_facts, compiler_modules=("no_such_compiler_module",))
+    monkeypatch.setitem(FACTS, "torch", broken)
+    monkeypatch.setattr(preload, "imported_bytes", None)
+    key = worker_key(TorchSettings())
+    assert _is_preload('{"preload": "compiler"}') and not _is_preload('{"seed": 0}')
+    reply = _preload(key)
+    assert "ModuleNotFoundError" in str(reply.get("error")) and "preloaded_bytes" not in reply
+    assert preload.baseline_credit(request(Path("."), mode="compile")) == 0
 
 
 def test_the_memory_watch_takes_its_discount_off_the_group() -> None:
@@ -341,6 +381,27 @@ def test_real_torch_worker_counts_the_compiler_it_imported_ahead(tmp_path: Path)
     fresh_peak = cold.measurement.memory.peak_rss_bytes
     peaks = [m.memory.peak_rss_bytes for m in ms if m and m.memory]
     assert all(0.8 * fresh_peak < p < 1.25 * fresh_peak for p in peaks), (peaks, fresh_peak)
+
+
+def test_one_real_worker_per_framework_runs_every_thread_count(tmp_path: Path) -> None:
+    """Thread counts do not key the workers: each forked child sets its own before its
+    first op, and the framework reports the count it runs with."""
+    pool = WarmPool()
+    fast = {"measure": MeasureConfig(min_time_s=0.05)}
+    asked = [
+        (request(tmp_path, intra_threads=1), "1"),
+        (request(tmp_path, intra_threads=2), "2"),
+        (tf_request(tmp_path, intra_threads=1), "1"),
+        (tf_request(tmp_path, intra_threads=2, inter_threads=1), "2"),
+    ]
+    try:
+        run = WarmRunner(SubprocessRunner(timeout_s=300), pool)
+        got = [run.run(r.model_copy(update=fast)) for r, _ in asked]
+    finally:
+        pool.close_all()
+    assert [r.status for r in got] == ["ok"] * 4, [r.reason for r in got]
+    threads = [r.measurement.runtime["intra_threads"] for r in got if r.measurement]
+    assert threads == [t for _, t in asked] and pool.started == 2
 
 
 def test_real_worker_over_its_limit_is_oom_and_replaced(tmp_path: Path) -> None:

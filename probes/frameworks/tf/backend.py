@@ -55,7 +55,7 @@ def configure(settings: FrameworkSettings | None, device: str = "cpu") -> dict[s
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
-        "intra_threads": str(s.intra_threads or cpu_budget()),
+        "intra_threads": str(tf.config.threading.get_intra_op_parallelism_threads()),
         "device": gpus[0].name if device == "cuda" else "cpu",
     }
 

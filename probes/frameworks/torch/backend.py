@@ -32,7 +32,7 @@ def _own(settings: FrameworkSettings | None) -> TorchSettings:
 def configure(settings: FrameworkSettings | None, device: str = "cpu") -> dict[str, str]:
     s = _own(settings)
     torch.set_num_threads(s.intra_threads or cpu_budget())
-    # Settable once per process: a warm worker (keyed by it) configures again per probe.
+    # Settable once per process, before its first op: each probe's forked child sets it.
     if s.inter_threads and torch.get_num_interop_threads() != s.inter_threads:
         torch.set_num_interop_threads(s.inter_threads)
     if device == "cuda" and not torch.cuda.is_available():
