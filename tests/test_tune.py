@@ -353,6 +353,14 @@ def test_informed_starts_follow_the_default() -> None:
     ]
     # a mode the space does not hold is not invented
     assert informed_starts(default_m, {"precision": ["fp32"]}, False, modes) == []
+    # throughput: the compiler is stacked on the compute-bound start, then on the batch
+    batched = {**space_m, "batch": [1, 32]}
+    assert informed_starts({**default_m, "batch": 1}, batched, True, modes) == [
+        {"mode": "eager", "precision": "bf16", "batch": 32},
+        {"mode": "compile", "precision": "bf16", "batch": 32},
+        {"mode": "eager", "precision": "fp32", "batch": 32},
+        {"mode": "compile", "precision": "fp32", "batch": 32},
+    ]
 
 
 def test_a_small_budget_always_measures_the_graph_compiler(tmp_path: Path) -> None:
