@@ -354,7 +354,7 @@ def test_informed_starts_follow_the_default() -> None:
     # a mode the space does not hold is not invented
     assert informed_starts(default_m, {"precision": ["fp32"]}, False, modes) == []
     # throughput: the compiler is stacked on the compute-bound start, then on the batch
-    batched = {**space_m, "batch": [1, 32]}
+    batched: dict[str, list[Any]] = {**space_m, "batch": [1, 32]}
     assert informed_starts({**default_m, "batch": 1}, batched, True, modes) == [
         {"mode": "eager", "precision": "bf16", "batch": 32},
         {"mode": "compile", "precision": "bf16", "batch": 32},
