@@ -8,8 +8,9 @@ machine peak is the search's first probes), their count and wall time, the time
 outside probes, and the share of the search's probe time spent starting a process,
 importing the framework and building the model (`Phases`). Since 2026-12-06 a warm
 worker's own start, and its compiler import, count in the setup of the probe that
-caused them; ``search_worker_start_s`` is the part spent in each worker's first probe
-(its start), so the share without it compares with earlier figures. With ``--compare-fresh``
+caused them. ``search_first_probe_setup_s`` is the setup of each worker's first probe:
+the worker's start, plus that probe's own import and build (and a compiler import, if
+it used the compiler). With ``--compare-fresh``
 every answer is asked twice, once with warm workers (the default) and once with fresh
 processes,
 interleaved (the order swapped every repeat), so the two wall times share the
@@ -124,7 +125,7 @@ def answer(model: str, profile: str, trials: int, rounds: int, fresh: bool) -> d
         "probes": tally.probes,
         "outside_probes_s": wall - in_probes,
         "search_setup_share": search["setup_s"] / search["wall_s"] if search["wall_s"] else None,
-        "search_worker_start_s": sum(
+        "search_first_probe_setup_s": sum(
             p["setup_s"]
             for p in tally.probes
             if p["step"] == "search" and p["process"] == "warm (probe 1)"
@@ -149,7 +150,7 @@ def _say(row: dict[str, Any], quiet: bool) -> None:
         print(
             f"    outside probes: {row['outside_probes_s']:.1f} s; start+import+build "
             f"{'-' if share is None else f'{share:.0%}'} of the search's probe time "
-            f"({row['search_worker_start_s']:.1f} s of it starting warm workers)",
+            f"({row['search_first_probe_setup_s']:.1f} s of it in warm workers' first probes)",
             flush=True,
         )
 

@@ -35,7 +35,8 @@ LOG = logging.getLogger(__name__)
 #: itself, and a calibration is one long probe that has nothing to save. Everything else
 #: (timing, exports, parity, convergence, custom ops) runs in a child forked from a warm
 #: worker, which leaves the worker as it was (an export's converters and runtimes load
-#: in the child only).
+#: in the child only; PyTorch's compiler, which exports trace with, is imported in the
+#: worker once, ahead: `probes.worker.preload`).
 FRESH_KINDS = frozenset({"cold", "calibrate"})
 MAX_PER_FRAMEWORK = 2
 #: After this many warm workers in a row failed to start, this process runs fresh ones.
@@ -56,6 +57,9 @@ class WarmPool:
         self._lock = threading.Lock()
         self.failed_starts = 0
         self.disabled: str | None = None
+        #: Frameworks whose compiler a worker failed to import ahead: their probes then
+        #: import it in the child, as before, instead of restarting workers each time.
+        self.no_preload: set[str] = set()
         self.started = 0
 
     def checkout(self, key: WorkerKey) -> WarmWorker | None:
@@ -149,7 +153,7 @@ class WarmRunner:
         caps = [m for m in (self.fresh.memory_mb, request.limits.memory_mb) if m]
         limit = min(caps) * 2**20 if caps else None
         start, asked = time.perf_counter(), time.time()
-        worker = self._ready_worker(request, timeout, limit)
+        worker = self._ready_worker(request, timeout, limit, start)
         if isinstance(worker, str):
             LOG.info("fresh process instead of a warm worker: %s", worker)
             return self.fresh.run(request)
@@ -171,7 +175,7 @@ class WarmRunner:
         return result
 
     def _ready_worker(
-        self, request: ProbeRequest, timeout: float, limit: int | None
+        self, request: ProbeRequest, timeout: float, limit: int | None, start: float
     ) -> WarmWorker | str:
         """A worker of the request's key, with its compiler imported if the probe uses
         it; else why there is none (the probe then runs in a fresh process)."""
@@ -179,9 +183,11 @@ class WarmRunner:
         worker = self.pool.checkout(key) or self.pool.spawn(key, self.fresh._env(), timeout, limit)
         if isinstance(worker, str):
             return worker
-        if worker.compiler_bytes is None and uses_compiler(request):
-            why = worker.preload_compiler(timeout, limit)
+        wanted = uses_compiler(request) and request.framework not in self.pool.no_preload
+        if worker.compiler_bytes is None and wanted:
+            why = worker.preload_compiler(timeout - (time.perf_counter() - start), limit)
             if why is not None:
+                self.pool.no_preload.add(request.framework)
                 self.pool.checkin(worker, keep=False)
                 return why
         return worker

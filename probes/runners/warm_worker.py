@@ -98,13 +98,18 @@ class WarmWorker:
     def preload_compiler(self, timeout_s: float, limit: int | None) -> str | None:
         """Have the worker import its framework's compiler (`probes.worker.preload`);
         None when done, else why not (worker killed)."""
+        if not LIVE.add(self.pid):  # a cancelled job kills the import too
+            _kill_group(self.pid)
         try:
             assert self.proc.stdin is not None
             self.proc.stdin.write(json.dumps({"preload": "compiler"}) + "\n")
             self.proc.stdin.flush()
         except OSError:
             pass  # the worker is gone: no reply comes
-        reply = self._reply(timeout_s, limit)
+        try:
+            reply = self._reply(timeout_s, limit)
+        finally:
+            LIVE.discard(self.pid)
         got = reply.get("preloaded_bytes") if reply is not None else None
         if isinstance(got, int) and not isinstance(got, bool):
             self.compiler_bytes = got

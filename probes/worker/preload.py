@@ -35,7 +35,12 @@ def import_compiler(framework: Framework) -> dict[str, float | int]:
     return {"preloaded_bytes": imported_bytes, "import_s": time.perf_counter() - t0}
 
 
+def imported() -> int:
+    """RSS this process holds from a compiler imported ahead (0: none)."""
+    return imported_bytes or 0
+
+
 def baseline_credit(request: ProbeRequest) -> int:
     """Bytes this child had at its start that a fresh process would count in the
     probe's peak: the compiler import, when the probe uses the compiler."""
-    return (imported_bytes or 0) if uses_compiler(request) else 0
+    return imported() if uses_compiler(request) else 0

@@ -48,7 +48,7 @@ from probes.weights import (
 from probes.worker.calibrate import run_calibrate
 from probes.worker.custom import run_custom_op
 from probes.worker.export import run_export
-from probes.worker.preload import baseline_credit
+from probes.worker.preload import baseline_credit, imported
 from probes.worker.training import fit
 
 CONTENTION_RETRIES = 2  # a contended timed loop is run again in-process, at most this often
@@ -141,8 +141,11 @@ def _measure(req: ProbeRequest, main_start: float) -> ProbeResult:
         return run_calibrate(req, backend)
     if graph is not None and req.workload.kind in CHECKS:
         return _check(req, backend, graph)
-    credit = baseline_credit(req)  # a compiler the warm worker imported ahead
-    baseline = rss_bytes() - credit
+    # A compiler the warm worker imported ahead: the reported baseline leaves it out (a
+    # fresh process's has none), and a probe that uses it counts it in its peak.
+    start = rss_bytes()
+    credit = baseline_credit(req)
+    baseline = start - credit
     if credit:
         runtime["compiler_import"] = f"in the warm worker; its {credit / 2**20:.0f} MiB counted"
     backend.reset_device_peak(req.device)
@@ -169,7 +172,7 @@ def _measure(req: ProbeRequest, main_start: float) -> ProbeResult:
         total_s=total,
     )
     memory = MemoryStats(
-        baseline_rss_bytes=baseline,
+        baseline_rss_bytes=start - imported(),
         peak_rss_bytes=max(0, sampler.peak - baseline),
         maxrss_bytes=max(0, peak_rss_bytes() - baseline),
         weight_bytes=analyze(graph).weight_bytes if graph else 0,

@@ -1,7 +1,9 @@
 """Warm probe worker: ``python -m probes.worker.serve KEY`` imports one framework once,
 with the process-level settings in ``KEY`` (a `WorkerKey` as JSON), then answers probe
 requests until its stdin closes: one `ProbeRequest` (JSON) per line in, one
-`ProbeResult` (JSON) per line out. Logs go to stderr.
+`ProbeResult` (JSON) per line out. Logs go to stderr. One other line comes in:
+``{"preload": "compiler"}`` imports the framework's compiler here, before the next
+fork, and is answered with what that cost (`probes.worker.preload`).
 
 Its first line out is ``{"ready": ...}`` once the framework is imported. Each probe
 runs in a child forked from the worker (a zygote): it starts with the framework
