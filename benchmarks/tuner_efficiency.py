@@ -58,11 +58,11 @@ BATCHES = [1, 8, 32]
 def bench_space(fw: Framework, spec: ModelSpec, eager_only: bool = False) -> dict[str, list[Any]]:
     space = search_space(fw, build_graph(spec), "infer", "throughput", BATCHES)
     space.pop("inter_threads")
-    if fw == "torch":
+    if fw == "torch" and eager_only:
+        space.pop("compile_mode")
+        space["mode"] = ["eager"]
+    elif fw == "torch":
         space["compile_mode"] = ["default"]
-        if eager_only:
-            space.pop("compile_mode")
-            space["mode"] = ["eager"]
     return space
 
 
@@ -76,8 +76,6 @@ def run_grid(
     grid: dict[str, ProbeResult] = {}
     for combo in itertools.product(*space.values()):
         params = dict(zip(space, combo, strict=True))
-        if params.get("mode") == "eager" and params.get("compile_mode", "default") != "default":
-            continue  # the same run as compile_mode=default: the tuner prunes it too
         s = to_settings(fw, params)
         grid[key(fw, params)] = prober.probe(spec, fw, InferWorkload(batch=params["batch"]), s)
     return grid
