@@ -71,6 +71,7 @@ def measure(
     batches: list[int],
     data_dir: Path,
     budget_min: float,
+    rounds: int = 1,
 ) -> None:
     prober = Prober(
         local_runner(300.0),  # warm workers, as the product measures
@@ -83,8 +84,17 @@ def measure(
         [k for k in configs if k in DEFAULT_CONFIGS],
         [k for k in configs if k not in DEFAULT_CONFIGS],
     ]
-    plan = [(k, b, s) for tier in tiers for b in batches for _, s in items for k in tier]
-    for key, b, spec in plan:
+    # Round r measures every question once more, under seed r (another stored result):
+    # a question's repeats lie a whole round apart, so they sample the machine's drift.
+    plan = [
+        (k, b, s, r)
+        for r in range(rounds)
+        for tier in tiers
+        for b in batches
+        for _, s in items
+        for k in tier
+    ]
+    for key, b, spec, rnd in plan:
         if time.perf_counter() - start > budget_min * 60:
             print(
                 f"budget of {budget_min:g} min reached after {n} new probes; rerun to continue",
@@ -92,7 +102,9 @@ def measure(
             )
             return
         stored = prober.from_store
-        r = prober.probe(spec, CONFIGS[key].framework, InferWorkload(batch=b), CONFIGS[key])
+        r = prober.probe(
+            spec, CONFIGS[key].framework, InferWorkload(batch=b), CONFIGS[key], seed=rnd
+        )
         if prober.from_store == stored:
             n += 1
             t = (
@@ -101,7 +113,7 @@ def measure(
                 else float("nan")
             )
             print(
-                f"  [{time.perf_counter() - start:5.0f} s] {key:<24} b{b:<3} {spec.name:<24} {r.status} {t:.3g} ms",  # noqa: E501
+                f"  [{time.perf_counter() - start:5.0f} s] round {rnd + 1} {key:<24} b{b:<3} {spec.name:<24} {r.status} {t:.3g} ms",  # noqa: E501
                 flush=True,
             )
 
@@ -188,10 +200,29 @@ def _metrics(
         else None,
         "ratio_spearman": _spearman([m for m, _ in ratios], [q for _, q in ratios]),
         "memory_mape": float(np.mean(mem)) if mem else None,
+        "reference_repeatability": _repeatability([rows[i] for i in idx]),
         "worst": [
             f"{names[id(rows[i].graph)]} {rows[i].key} b{rows[i].batch}: predicted {preds[i][0] * 1e3:.3g} ms, measured {rows[i].latency_s * 1e3:.3g} ms"  # noqa: E501
             for i in worst
         ],
+    }
+
+
+def _repeatability(rows: list[FullRow]) -> dict[str, object] | None:
+    """How well the references agree with themselves: each repeat of a question against
+    the median of its other repeats. No predictor can beat this on these references."""
+    ape = [
+        abs(x / float(np.median(r.repeats[:j] + r.repeats[j + 1 :])) - 1)
+        for r in rows
+        if len(r.repeats) >= 2
+        for j, x in enumerate(r.repeats)
+    ]
+    if not ape:
+        return None
+    return {
+        "questions": sum(len(r.repeats) >= 2 for r in rows),
+        "mape": float(np.mean(ape)),
+        "within_10pct": float(np.mean([a <= 0.10 for a in ape])),
     }
 
 
@@ -205,6 +236,12 @@ def main(argv: Iterable[str] | None = None) -> None:
         "--measure", action="store_true", help="measure missing reference latencies first"
     )
     ap.add_argument("--budget-min", type=float, default=30.0)
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure every reference this many times, a round apart; rows are their median",
+    )
     ap.add_argument(
         "--configs", default="torch/eager,tensorflow/function,torch/eager-t1,tensorflow/xla"
     )
@@ -238,7 +275,7 @@ def main(argv: Iterable[str] | None = None) -> None:
             f"{len(items)} specs x {len(configs)} configurations x {len(batches)} batches; load {os.getloadavg()[0]:.1f}",  # noqa: E501
             flush=True,
         )
-        measure(items, configs, batches, settings.data_dir, args.budget_min)
+        measure(items, configs, batches, settings.data_dir, args.budget_min, args.rounds)
     choice = choose(settings)
     if choice.predictor is None or not choice.predictor.env_matches:
         raise SystemExit("no calibration of this machine: run `fwadvisor calibrate` first")
@@ -271,13 +308,19 @@ def main(argv: Iterable[str] | None = None) -> None:
     if args.json:
         print(json.dumps(out, indent=2))
         return
+    _print_tables(out, args, len(rows), len(stalled))
+
+
+def _print_tables(
+    out: dict[str, object], args: argparse.Namespace, rows: int, stalled: int
+) -> None:
     print(
         f"{out['machine']}, load {out['load_1min']:.1f}; {out['calibration']}; reference: {args.reference}"  # noqa: E501
     )
     clean = " (uncontended probes only)" if args.clean_only else ""
     if args.drop_stalled:
-        clean += f" ({len(stalled)} stalled rows left out)"
-    print(f"{len(rows)} measured rows{clean}, {out['specs']} specs in {out['families']} families\n")
+        clean += f" ({stalled} stalled rows left out)"
+    print(f"{rows} measured rows{clean}, {out['specs']} specs in {out['families']} families\n")
     print(
         "| settings | rows | latency MAPE (torch / TF) | median APE | within ±10% | verdict agreement (gap ≥ 15%) | Spearman ratio | memory MAPE | 80% interval coverage |"  # noqa: E501
     )
@@ -293,6 +336,11 @@ def main(argv: Iterable[str] | None = None) -> None:
         print(
             f"| {group} | {m['rows']} | {_pct(m['latency_mape'])} ({by}) | {_pct(m['latency_median_ape'])} | {_pct(m['within_10pct'])} | {agree} | {rho} | {_pct(m['memory_mape'])} | {_pct(m['interval_coverage'])} |"  # noqa: E501
         )
+    for group, m in res.items():
+        if rep := m.get("reference_repeatability"):
+            print(
+                f"  references against themselves ({group}, {rep['questions']} questions measured more than once): MAPE {_pct(rep['mape'])}, within ±10% {_pct(rep['within_10pct'])}"  # noqa: E501
+            )
     for group, m in res.items():
         for w in m.get("worst", []):
             print(f"  worst ({group}): {w}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +50,7 @@ class FullRow:
     peak_bytes: float | None = None
     baseline_bytes: float | None = None
     contended: bool = False  # the probe's contention reading flagged its timed loop
+    repeats: tuple[float, ...] = ()  # every measurement, when the question has several
 
 
 def config_key(settings: dict[str, object]) -> str | None:
@@ -76,19 +77,20 @@ def store_rows(
     store: ResultStore, env_key: str, known: dict[str, tuple[str, SpecGraph]], stat: str = "median"
 ) -> list[FullRow]:
     """This machine's stored fp32 inference results of known specs in a calibrated
-    configuration, newest per question; ``stat``: the timing's median or min."""
-    rows, seen = [], set()
+    configuration, one row per question; ``stat``: the timing's median or min. A
+    question measured more than once (other seeds, repeated rounds) gets the median
+    over its measurements: one probe that waited for the CPU does not make the row."""
+    groups: dict[tuple[str, str, int], list[FullRow]] = {}
     for r in store.query(kind="infer", env_key=env_key):
         m = r.result.measurement
         key = config_key(r.settings)
         batch = r.workload.get("batch")
         if r.spec_hash not in known or key is None or m is None or m.timing is None:
             continue
-        if not isinstance(batch, int) or (r.spec_hash, key, batch) in seen:
+        if not isinstance(batch, int):
             continue
-        seen.add((r.spec_hash, key, batch))
         model, graph = known[r.spec_hash]
-        rows.append(
+        groups.setdefault((r.spec_hash, key, batch), []).append(
             FullRow(
                 model=model,
                 graph=graph,
@@ -101,7 +103,25 @@ def store_rows(
                 contended=bool(m.contention and m.contention.flagged),
             )
         )
-    return rows
+    return [_median_row(g) for g in groups.values()]
+
+
+def _median_row(group: list[FullRow]) -> FullRow:
+    if len(group) == 1:
+        return group[0]
+
+    def median(xs: list[float]) -> float | None:
+        return float(np.median(xs)) if xs else None
+
+    lat = [r.latency_s for r in group]
+    return replace(
+        group[0],
+        latency_s=float(np.median(lat)),
+        peak_bytes=median([r.peak_bytes for r in group if r.peak_bytes is not None]),
+        baseline_bytes=median([r.baseline_bytes for r in group if r.baseline_bytes is not None]),
+        contended=2 * sum(r.contended for r in group) > len(group),
+        repeats=tuple(lat),
+    )
 
 
 def stalled_rows(rows: list[FullRow]) -> set[int]:
