@@ -23,12 +23,12 @@ from probes.settings import TFSettings, TorchSettings
 from probes.spec import build_graph
 from recommender.predictor.calibrated import CalibratedPredictor, config_for
 from recommender.predictor.choose import choose, predicted_fastest
-from recommender.predictor.nodes import node_costs
+from recommender.predictor.nodes import NodeCost, node_costs
 from recommender.predictor.opfit import fit_calibration, nnls_relative
 from recommender.predictor.opmodel import price
 from service.cli.main import main
 from service.jobs.requests import CalibrationConfig
-from tests.calibration_fakes import other_machine, synthetic, truth, write_synthetic
+from tests.calibration_fakes import law, other_machine, synthetic, truth, write_synthetic
 from tests.conftest import make_spec, zoo_spec
 
 
@@ -40,8 +40,8 @@ def test_grid_is_valid_bounded_and_stable() -> None:
         assert len(ids) == len(set(ids))  # ids are the resume keys
         for c in cells:
             build_graph(c.spec)
-    assert all(len(v) <= 60 for v in quick.values())
-    assert sum(len(v) for v in full.values()) <= 720
+    assert all(len(v) <= 64 for v in quick.values())
+    assert sum(len(v) for v in full.values()) <= 840
     assert [c.id for c in grid(quick=True)["torch/eager"]] == [c.id for c in quick["torch/eager"]]
     assert set(CalibrationConfig.__args__) == set(CONFIGS)  # type: ignore[attr-defined]
 
@@ -332,3 +332,88 @@ def test_memory_is_fitted_per_configuration() -> None:
     tf_xla = pred.predict(g, "tensorflow", 1, TFSettings(mode="xla")).memory_bytes.median
     assert tf_xla > 2 * tf_default  # pooled, they were one model: equal
     assert abs(tf_default / rows[0].peak_bytes - 1) < 0.5  # type: ignore[operator]
+
+
+def test_a_question_measured_several_times_is_its_median(tmp_path: Path) -> None:
+    """Repeats of one question (other seeds) make one row at their median latency, so a
+    probe that waited for the CPU once neither makes nor breaks the correction."""
+    from probes.measure.environment import environment
+    from probes.measure.timing import MeasureConfig
+    from probes.probe import Prober
+    from probes.protocol import InferWorkload, ProbeRequest, ProbeResult
+    from probes.spec import spec_hash
+    from probes.store import ResultStore
+    from recommender.predictor.corrections import store_rows
+    from tests.test_trust import _result
+
+    latencies = iter([1e-3, 2e-3, 9e-3])  # the newest is the outlier
+
+    class Runner:
+        def run(self, req: ProbeRequest) -> ProbeResult:
+            return _result(req.framework, next(latencies), peak=(req.seed + 1) * 2**20)
+
+    store = ResultStore(tmp_path / "r.sqlite")
+    spec = zoo_spec("lenet5")
+    prober = Prober(Runner(), store, MeasureConfig(), efficiency=False)
+    for seed in range(3):
+        prober.probe(spec, "torch", InferWorkload(batch=1), CONFIGS["torch/eager"], seed=seed)
+    known = {spec_hash(spec): ("lenet5", build_graph(spec))}
+    (row,) = store_rows(store, environment().key(), known)
+    assert row.latency_s == pytest.approx(2e-3)
+    assert sorted(row.repeats) == pytest.approx([1e-3, 2e-3, 9e-3])
+    assert row.peak_bytes == 2 * 2**20
+
+
+def test_eager_epilogue_is_measured_at_least_one_and_graph_modes_at_most_one() -> None:
+    """In eager torch nothing fuses, but the chains say what an elementwise op after a
+    conv costs against its own cells; a graph mode's chains can only fuse it away."""
+    slower = fit_calibration(synthetic(fusion=2.0))
+    assert slower["torch/eager"].fusion == pytest.approx(2.0, abs=0.05)
+    assert slower["tensorflow/function"].fusion == 1.0
+    fused = fit_calibration(synthetic(fusion=0.3))
+    assert fused["torch/eager"].fusion == 1.0
+    assert fused["tensorflow/function"].fusion == pytest.approx(0.3, abs=0.02)
+
+
+def _dense(units: int) -> dict[str, object]:
+    return {"id": "d", "op": "dense", "inputs": ["x"], "params": {"units": units}}
+
+
+def test_a_steady_slow_cell_stays_and_a_stalled_one_goes() -> None:
+    """A cell 10x slower than its key's law is a wait for the CPU when its calls spread,
+    and a kernel regime of its own (XLA's 2x2 conv) when they agree: then the node on
+    it is priced well above the law (its neighbours, on the law, pull it down)."""
+    from recommender.predictor.opfit import fit_kernel, kernel_time
+
+    graphs = [
+        build_graph(
+            make_spec([{"id": "d", "op": "dense", "inputs": ["x"], "params": {"units": u}}])
+        )
+        for u in (16, 32, 64, 128, 256, 512)
+    ]
+    costs = [node_costs(g, 1)[0] for g in graphs]
+    times = [law(c) for c in costs]
+    times[-1] *= 10
+    stalled = fit_kernel(costs, times, steady=[True] * 5 + [False])
+    steady = fit_kernel(costs, times, steady=[True] * 6)
+    assert (stalled.n, steady.n) == (5, 6)
+    assert kernel_time(stalled, costs[-1]) < 2 * law(costs[-1])
+    assert kernel_time(steady, costs[-1]) > 3 * law(costs[-1])
+
+
+def test_batch_one_nodes_learn_from_batch_one_cells() -> None:
+    """A kernel 3x slower at batch 1 than its law (another algorithm) prices batch-1
+    nodes near 3x and batch-8 nodes of the same FLOPs near the law (without the batch
+    coordinate: 2.5x and 1.2x)."""
+    from recommender.predictor.opfit import fit_kernel, kernel_time
+
+    def dense(units: int, batch: int) -> NodeCost:
+        spec = make_spec([_dense(units)], inputs=[{"name": "x", "shape": [64]}])
+        return node_costs(build_graph(spec), batch)[0]
+
+    costs = [dense(u, 1) for u in (16, 64, 256, 1024)] + [dense(u, 8) for u in (2, 8, 32, 128)]
+    times = [law(c) * (3.0 if c.batch == 1 else 1.0) for c in costs]
+    k = fit_kernel(costs, times, steady=[True] * len(costs))
+    one, eight = dense(128, 1), dense(16, 8)
+    assert kernel_time(k, one) / law(one) > 2.6
+    assert kernel_time(k, eight) / law(eight) < 1.1

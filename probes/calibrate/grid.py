@@ -1,6 +1,6 @@
 """The designed calibration grid: which configurations, which ops at which shapes.
 
-Shapes follow the zoo's ranges (channels 3 to 1280, images 7 to 112, sequences 16 to
+Shapes follow the zoo's ranges (channels 3 to 1280, images 2 to 112, sequences 16 to
 128, dense 10 to 4096) on a coarse log grid, at batches 1 and 8, so that a model's
 node lies between measured cells in FLOPs and bytes. ``quick`` keeps two or three
 shapes per op at the default settings of each framework and the cheap ops' smallest
@@ -30,13 +30,6 @@ DEFAULT_CONFIGS = ("torch/eager", "tensorflow/function")
 #: framework's default. torch.compile runs the same aten/oneDNN conv and matmul kernels
 #: as eager and costs seconds per cell to compile, so it measures only what it changes:
 #: per-node dispatch and epilogue fusion. XLA brings its own kernels.
-#: One thread: also the memory-bound ops, which bound the default's cells (a kernel
-#: with all threads is not slower than with one on an idle machine; on a shared one it
-#: waits for its descheduled threads).
-ONE_THREAD_GROUPS = (
-    *("conv2d", "conv2d_k1", "conv2d_dw", "dense", "chain", "dispatch", "recurrent"),
-    *("conv1d", "batch_norm", "relu", "add", "pool", "reduce", "activation", "attention"),
-)
 #: One thread: also the memory-bound ops, which bound the default's cells (a kernel
 #: with all threads is not slower than with one on an idle machine; on a shared one it
 #: waits for its descheduled threads).
@@ -113,13 +106,23 @@ def _p(**params: Any) -> dict[str, Any]:
 
 def _shapes(quick: bool) -> dict[str, list[Item]]:
     q = quick
+    # Low resolutions (2 to 16) are a regime of their own: at the same FLOPs a 512-channel
+    # conv on 2x2 reads 30x the weights of a 64-channel one on 16x16, and oneDNN's
+    # blocking is least efficient there. Deep stages and small inputs live in it
+    # (resnet18 at 64x64 ran its 2x2 convs 3x slower than cells at 7x7 predicted).
     conv = [(16, 16, 56), (64, 64, 28), (128, 128, 14), (256, 256, 7)]
-    conv = conv[1:3] if q else [*conv, (32, 32, 28), (512, 512, 7), (64, 128, 28)]
+    low = [(64, 64, 16), (128, 128, 8), (256, 256, 4), (512, 512, 2)]
+    conv = [*conv[1:3], low[2]] if q else [*conv, (32, 32, 28), (512, 512, 7), (64, 128, 28), *low]
     first = [(3, 64, 64, 7, 2), (3, 32, 64, 3, 2)] + (
         [] if q else [(1, 6, 28, 5, 1), (3, 64, 32, 3, 1)]
     )
-    k1 = [(64, 256, 14), (256, 64, 14)] + ([] if q else [(32, 96, 28), (16, 16, 56), (960, 160, 7)])
-    dw = [(96, 28, 1), (384, 14, 1)] + ([] if q else [(32, 56, 1), (144, 28, 2), (960, 7, 1)])
+    k1 = [(64, 256, 14), (256, 64, 14), (192, 32, 8)] + (
+        [] if q else [(32, 96, 28), (16, 16, 56), (960, 160, 7), (24, 144, 16), (384, 64, 4)]
+    )
+    k1 += [] if q else [(256, 512, 2)]
+    dw = [(96, 28, 1), (384, 14, 1), (384, 4, 1)] + (
+        [] if q else [(32, 56, 1), (144, 28, 2), (960, 7, 1), (144, 16, 1), (192, 8, 2)]
+    )
     dense = [(512, 512), (2048, 1000)] + (
         [] if q else [(784, 128), (128, 10), (4096, 4096), (256, 1024)]
     )

@@ -51,6 +51,7 @@ class NodeCost:
     weight_bytes: float
     out_bytes: float  # per sample
     fusable: bool  # an elementwise op right after a compute op (or a fused chain)
+    batch: int = 1
 
 
 def kernel_key(op: str, params: object, in_channels: int) -> str:
@@ -91,6 +92,7 @@ def node_costs(graph: SpecGraph, batch: int) -> list[NodeCost]:
                 weight_bytes=wbytes,
                 out_bytes=out_bytes,
                 fusable=fusable,
+                batch=batch,
             )
         )
     return out

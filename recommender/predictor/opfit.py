@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 
 import numpy as np
 import numpy.typing as npt
@@ -24,24 +23,25 @@ from probes.calibrate.cells import CellResult
 from probes.calibrate.grid import CONFIGS, DEFAULT_CONFIGS
 from probes.calibrate.store import CalibEntry, Calibration
 from probes.spec import build_graph
+from recommender.predictor.fitknobs import (
+    BANDWIDTH_LOG10,
+    BATCH_SCALE,
+    CELL_STAT,
+    MAX_EPILOGUE,
+    SHRINK,
+    STALL,
+    STEADY,
+)
 from recommender.predictor.nodes import NodeCost, node_costs
 
 Floats = npt.NDArray[np.float64]
-BANDWIDTH_LOG10 = 0.5  # interpolation kernel width, in log10 units of FLOPs and bytes
-SHRINK = 0.5  # pseudo-weight of "no correction" in the interpolation
 DEFAULT_SIGMA = 0.35  # ln: a key with fewer than 3 cells
 MIN_KERNEL_S = 1e-7
-STALL = 3.0  # a cell this many times slower than its kernel's fit waited, not computed
-#: Which statistic of a cell's timed calls prices its kernel. The fastest call: on a
-#: shared machine, a two-thread kernel often waits a scheduler slice for its second
-#: thread (a 0.7 ms conv chain read 57 ms at its lower quartile), and the minimum is
-#: the kernel without that wait. The whole-model correction absorbs the bias.
-CELL_STAT = os.environ.get("FWADVISOR_CELL_STAT", "min")
 
 
 class KernelModel(BaseModel):
     coef: list[float]  # seconds per unit of [1, flops, bytes, steps]
-    points: list[list[float]]  # per cell: log10(1 + flops), log10(1 + bytes)
+    points: list[list[float]]  # per cell: log10(1 + flops), log10(1 + bytes), batch coordinate
     residuals: list[float]  # per cell: ln(measured / base cost)
     sigma: float  # ln, leave-one-out of the interpolated model
     n: int
@@ -50,7 +50,7 @@ class KernelModel(BaseModel):
     def arrays(self) -> tuple[Floats, Floats, Floats]:
         """coef, points, residuals as arrays (built once: predict mode's hot path)."""
         if self._arrays is None:
-            pts = np.array(self.points, dtype=float).reshape(-1, 2)
+            pts = np.array(self.points, dtype=float).reshape(-1, 3)
             self._arrays = (np.array(self.coef), pts, np.array(self.residuals, dtype=float))
         return self._arrays
 
@@ -71,7 +71,7 @@ def features(c: NodeCost) -> Floats:
 
 
 def _point(c: NodeCost) -> list[float]:
-    return [math.log10(1 + c.flops), math.log10(1 + c.bytes)]
+    return [math.log10(1 + c.flops), math.log10(1 + c.bytes), BATCH_SCALE * math.log10(c.batch)]
 
 
 def nnls_relative(X: Floats, y: Floats) -> Floats:
@@ -103,10 +103,18 @@ def interpolate(points: Floats, residuals: Floats, q: Floats) -> float:
     return float(np.dot(w, residuals) / (w.sum() + SHRINK))
 
 
-def fit_kernel(costs: list[NodeCost], times: list[float], dispatch: float = 0.0) -> KernelModel:
+def fit_kernel(
+    costs: list[NodeCost],
+    times: list[float],
+    dispatch: float = 0.0,
+    steady: list[bool] | None = None,
+) -> KernelModel:
     """One cell: dispatch plus a price on its FLOPs (else its bytes); more: NNLS, then
-    once more without the cells ``STALL`` x slower than the fit (a kernel that waited
-    for a descheduled thread), which then take no part in the interpolation either."""
+    once more without the cells ``STALL`` x slower than the fit that were not
+    ``steady`` (a kernel that waited for a descheduled thread), which then take no part
+    in the interpolation either. A steady cell, whose calls agreed, is slow for real: a
+    regime the prices cannot follow (XLA's 512-channel conv on 2x2 took 66 ms at batch
+    8, against 2.8 ms in a traced function), which only the interpolation can carry."""
     X = np.array([features(c) for c in costs])
     y = np.maximum(np.array(times), MIN_KERNEL_S)
     pts = np.array([_point(c) for c in costs])
@@ -118,7 +126,7 @@ def fit_kernel(costs: list[NodeCost], times: list[float], dispatch: float = 0.0)
     else:
         coef = nnls_relative(X, y)
         res = np.log(y / np.maximum(X @ coef, MIN_KERNEL_S))
-        keep = res - np.median(res) < math.log(STALL)
+        keep = (res - np.median(res) < math.log(STALL)) | np.array(steady or [False] * len(y))
         if len(y) >= 4 and 3 <= keep.sum() < len(y):
             X, y, pts = X[keep], y[keep], pts[keep]
             coef = nnls_relative(X, y)
@@ -143,7 +151,7 @@ def kernel_times(k: KernelModel, costs: list[NodeCost]) -> Floats:
     base = np.maximum(X @ coef, MIN_KERNEL_S)
     if len(res) == 0:
         return base
-    q = np.log10(1 + X[:, 1:3])
+    q = np.array([_point(c) for c in costs])
     w = np.exp(-np.sum((q[:, None, :] - pts[None, :, :]) ** 2, axis=2) / BANDWIDTH_LOG10**2)
     out: Floats = base * np.exp(w @ res / (w.sum(axis=1) + SHRINK))
     return out
@@ -168,6 +176,10 @@ def _ok(
         if e.result.status == "ok" and t:
             out.append((e, node_costs(build_graph(e.cell.spec), e.cell.batch), t))
     return out
+
+
+def _steady(r: CellResult) -> bool:
+    return bool(r.min_s and r.q25_s and r.q25_s <= STEADY * r.min_s)
 
 
 def cell_time(r: CellResult) -> float | None:
@@ -195,13 +207,14 @@ def fit_config(
 ) -> ConfigModel:
     rows = _ok(entries, bound)
     call, dispatch = _dispatch(rows)
-    by_key: dict[str, tuple[list[NodeCost], list[float]]] = {}
+    by_key: dict[str, tuple[list[NodeCost], list[float], list[bool]]] = {}
     for e, costs, t in rows:
         if len(costs) == 1 and e.cell.group != "chain":  # a chain of one tanh is a tanh cell
-            xs, ts = by_key.setdefault(costs[0].key, ([], []))
+            xs, ts, st = by_key.setdefault(costs[0].key, ([], [], []))
             xs.append(costs[0])
             ts.append(max(t - call, MIN_KERNEL_S))
-    kernels = {k: fit_kernel(xs, ts, dispatch) for k, (xs, ts) in by_key.items()}
+            st.append(_steady(e.result))
+    kernels = {k: fit_kernel(xs, ts, dispatch, st) for k, (xs, ts, st) in by_key.items()}
     return ConfigModel(
         key=key,
         framework=key.split("/")[0],
@@ -227,13 +240,13 @@ def _fusion(
     chains: list[tuple[list[NodeCost], float]],
     singles: dict[Signature, float],
 ) -> float:
-    """Median over chains of (chain - call - head) / epilogue, in [0, 1]. A node with a
-    single-op cell of the same shape and batch uses that cell's time, else its
-    prediction; eager configurations are 1 (nothing fuses)."""
+    """Median over chains of (chain - call - head) / epilogue: in [0, 1] where a graph
+    compiler fuses, in [1, MAX_EPILOGUE] in eager configurations, where nothing fuses.
+    A node with a single-op cell of the same shape and batch uses that cell's time,
+    else its prediction."""
     from recommender.predictor.opmodel import node_time  # the one place nodes are priced
 
-    if model.key in UNFUSED:
-        return 1.0
+    low, high = (1.0, MAX_EPILOGUE) if model.key in UNFUSED else (0.0, 1.0)
 
     def t(c: NodeCost) -> float:
         return singles.get(_signature(c)) or node_time(model, c)
@@ -243,7 +256,7 @@ def _fusion(
         tail = sum(t(c) for c in costs[1:])
         if tail > 0:
             shares.append((total - model.call_s - t(costs[0])) / tail)
-    return float(min(max(np.median(shares), 0.0), 1.0)) if shares else 1.0
+    return float(min(max(np.median(shares), low), high)) if shares else 1.0
 
 
 #: On an idle machine all threads are not slower than one; on a shared one a

@@ -1,0 +1,43 @@
+"""The constants that shape the per-operator fit (``opfit``), each with the measurement
+that chose it. Five can be overridden by an environment variable, for evaluation only
+(``benchmarks/predictor_eval_ops.py`` on stored references, ``docs/benchmarks.md``); the
+product never sets them.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def _knob(name: str, default: float) -> float:
+    return float(os.environ.get(f"FWADVISOR_{name}", default))
+
+
+#: Width of the interpolation of cell residuals, in log10 units of FLOPs and bytes.
+#: 0.25 and 0.35 were no better on the references (2026-12-06).
+BANDWIDTH_LOG10 = _knob("BANDWIDTH", 0.5)
+#: The batch is a third coordinate, in log10 units times this: frameworks pick another
+#: algorithm at batch 1 (a 512-channel conv on 2x2 took 1.5 ms at batch 1 and 0.9 ms
+#: at batch 8 in torch), which no price per FLOP or byte can follow, so a batch-1 node
+#: learns from batch-1 cells. At 1.0, batches 1 and 8 are 0.9 decades apart: weight 0.04.
+BATCH_SCALE = _knob("BATCH_SCALE", 1.0)
+#: Pseudo-weight of "no correction" in the interpolation: a node on a measured cell
+#: keeps 1 / (1 + SHRINK) of that cell's residual (0.5 before 2026-12-06; 0.2 lowered
+#: the default-settings MAPE by half a point and raised the share within 10% by three).
+SHRINK = _knob("SHRINK", 0.2)
+#: An elementwise op right after a conv costs more in eager mode than its own cell: it
+#: reads the conv's fresh output, not the input its cell reuses call after call (torch
+#: eager chains: 2.0x the epilogue's cells; inside resnet18, batch_norm, relu and add
+#: ran 2-5x their isolated time). The chains measure it, up to this factor.
+MAX_EPILOGUE = _knob("MAX_EPILOGUE", 4.0)
+#: Which statistic of a cell's timed calls prices its kernel. The fastest call: on a
+#: shared machine, a two-thread kernel often waits a scheduler slice for its second
+#: thread (a 0.7 ms conv chain read 57 ms at its lower quartile), and the minimum is
+#: the kernel without that wait. The whole-model correction absorbs the bias.
+CELL_STAT = os.environ.get("FWADVISOR_CELL_STAT", "min")
+#: A cell this many times slower than its kernel's fit waited, not computed ...
+STALL = 3.0
+#: ... unless its calls agreed: lower quartile within this factor of the fastest. A
+#: wait for the CPU shows as a spread (a stalled chain: 0.75 ms at best, 57 ms at its
+#: lower quartile); a kernel that is slow for real is slow in every call.
+STEADY = 1.25
