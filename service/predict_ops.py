@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from pydantic import BaseModel, Field, ValidationError
 
 from probes.calibrate.grid import CONFIGS
-from probes.calibrate.run import calibrate
+from probes.calibrate.run import CALIBRATION_ROUNDS, calibrate
 from probes.config import Settings
 from probes.errors import AdvisorError
 from probes.frameworks.facts import expand
@@ -29,8 +29,9 @@ class CalibrationReport(BaseModel):
     path: str
     env_key: str
     quick: bool
+    rounds: int = Field(description="Measurements per cell asked for.")
     configs: list[str]
-    measured: int = Field(description="Cells measured by this run.")
+    measured: int = Field(description="Cell measurements made by this run.")
     skipped: int = Field(description="Cells already stored (resumed).")
     failed: list[str]
     cells_ok: int = Field(description="Usable cells in the calibration now.")
@@ -38,7 +39,11 @@ class CalibrationReport(BaseModel):
 
 
 def run_calibrate(
-    settings: Settings, quick: bool, configs: Sequence[str] | None, say: Progress
+    settings: Settings,
+    quick: bool,
+    configs: Sequence[str] | None,
+    say: Progress,
+    rounds: int = CALIBRATION_ROUNDS,
 ) -> CalibrationReport:
     unknown = sorted(set(configs or []) - set(CONFIGS))
     if unknown:
@@ -47,7 +52,7 @@ def run_calibrate(
         )
     runner = SubprocessRunner(timeout_s=settings.probe_timeout_s)
     chosen = list(configs) if configs else None
-    run = calibrate(settings.data_dir, runner, quick, chosen, say)
+    run = calibrate(settings.data_dir, runner, quick, chosen, say, rounds=rounds)
     from probes.calibrate.store import load_calibration
 
     cal = load_calibration(run.path)
@@ -55,6 +60,7 @@ def run_calibrate(
         path=str(run.path),
         env_key=environment().key(),
         quick=quick,
+        rounds=rounds,
         configs=run.configs,
         measured=run.measured,
         skipped=run.skipped,

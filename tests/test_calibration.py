@@ -217,6 +217,13 @@ def test_real_calibration_is_stored_and_resumed(
     assert all((e.result.min_s or 0) > 0 for e in cal.configs[key].entries.values())
     again = calibrate(tmp_path, runner, configs=[key], say=lines.append, plan=plan)
     assert again.measured == 0 and again.skipped == 3
+    twice = calibrate(tmp_path, runner, configs=[key], say=lines.append, plan=plan, rounds=2)
+    assert twice.measured == 3 and any("round 2/2: 3 cells" in x for x in lines)
+    merged = load_calibration(run.path)
+    assert merged is not None
+    for i, e in merged.configs[key].entries.items():
+        first = cal.configs[key].entries[i].result
+        assert e.rounds == 2 and (e.result.min_s or 0) <= (first.min_s or 0)
     model = fit_calibration(cal)[key]
     assert model.call_s > 0 and model.dispatch_s > 0 and "dense" in model.kernels
 
@@ -227,15 +234,48 @@ def test_calibrate_job_kind_validates() -> None:
     from service.jobs.requests import CalibrateJob, JobCreate
 
     job = JobCreate.model_validate({"kind": "calibrate", "configs": ["torch/eager"]}).root
-    assert isinstance(job, CalibrateJob) and job.quick
-    with pytest.raises(ValidationError):
-        JobCreate.model_validate({"kind": "calibrate", "configs": ["torch/fast"]})
+    assert isinstance(job, CalibrateJob) and job.quick and job.rounds == 2
+    for bad in ({"configs": ["torch/fast"]}, {"rounds": 0}, {"rounds": 6}, {"rounds": "two"}):
+        with pytest.raises(ValidationError):
+            JobCreate.model_validate({"kind": "calibrate", **bad})
 
 
 def test_calibrate_cli_rejects_unknown_configs(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["calibrate", "--configs", "torch/fast", "--json"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown configuration" in json.loads(err)["error"]["message"]
+    for bad in ("0", "6", "x"):
+        assert main(["calibrate", "--rounds", bad, "--json"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--rounds" in json.loads(err)["error"]["message"]
+
+
+def test_a_cell_measured_again_keeps_each_lower_statistic() -> None:
+    from probes.calibrate.cells import CellResult
+    from probes.calibrate.store import CalibEntry
+
+    cell = grid(quick=True)["torch/eager"][0]
+
+    def result(status: str = "ok", t: float = 1.0) -> CellResult:
+        return CellResult(
+            id=cell.id,
+            group=cell.group,
+            batch=cell.batch,
+            status=status,
+            median_s=3 * t if status == "ok" else None,
+            q25_s=2 * t if status == "ok" else None,
+            min_s=t if status == "ok" else None,
+            iterations=10,
+        )
+
+    e = CalibEntry(cell=cell, result=result(t=1.0)).merged(result(t=0.5))
+    assert e.rounds == 2 and e.result.iterations == 20
+    assert (e.result.min_s, e.result.q25_s, e.result.median_s) == (0.5, 1.0, 1.5)
+    again = e.merged(result(t=2.0))
+    assert again.rounds == 3 and again.result.min_s == 0.5
+    assert e.merged(result("failed")).result.min_s == 0.5  # a failed round loses nothing
+    fixed = CalibEntry(cell=cell, result=result("failed")).merged(result(t=1.0))
+    assert fixed.result.status == "ok" and fixed.result.min_s == 1.0
 
 
 @pytest.mark.slow

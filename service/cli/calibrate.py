@@ -7,6 +7,7 @@ import argparse
 from typing import Any
 
 from probes.calibrate.grid import CONFIGS
+from probes.calibrate.run import CALIBRATION_ROUNDS, MAX_CALIBRATION_ROUNDS
 from probes.config import Settings
 from probes.spec import ModelSpec
 from service.cli.options import MODEL_HELP, positive_int
@@ -15,12 +16,25 @@ from service.cli.render import table
 from service.predict_ops import CalibrationReport, PredictReport, run_calibrate, run_predict
 
 
+def rounds_arg(text: str) -> int:
+    n = positive_int(text)
+    if n > MAX_CALIBRATION_ROUNDS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_CALIBRATION_ROUNDS}, found {n}")
+    return n
+
+
 def add_parsers(sub: Any) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     cal = sub.add_parser(
         "calibrate",
         help="time every spec op on this machine for the instant predictor (resumable)",
     )
     cal.add_argument("--quick", action="store_true", help="default settings, small grid (~3 min)")
+    cal.add_argument(
+        "--rounds",
+        type=rounds_arg,
+        default=CALIBRATION_ROUNDS,
+        help=f"measure every cell this many times, a round apart (1-{MAX_CALIBRATION_ROUNDS})",
+    )
     cal.add_argument(
         "--configs", default=None, help=f"comma-separated subset of: {', '.join(CONFIGS)}"
     )
@@ -41,15 +55,15 @@ def cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
     configs = [c.strip() for c in args.configs.split(",")] if args.configs else None
 
     with progress("calibrate", enabled=not args.json) as say:
-        rep = run_calibrate(settings, args.quick, configs, say)
+        rep = run_calibrate(settings, args.quick, configs, say, args.rounds)
     print(rep.model_dump_json(indent=2) if args.json else render_calibration(rep))
     return 0
 
 
 def render_calibration(rep: CalibrationReport) -> str:
     lines = [
-        f"calibration {rep.path}: {rep.cells_ok} usable cells ({rep.measured} measured now, "
-        f"{rep.skipped} already stored) in {rep.wall_s:.0f} s",
+        f"calibration {rep.path}: {rep.cells_ok} usable cells ({rep.measured} measurements "
+        f"now, {rep.rounds} per cell; {rep.skipped} cells already stored) in {rep.wall_s:.0f} s",
     ]
     lines += [f"  failed: {f[:120]}" for f in rep.failed[:10]]
     return "\n".join(lines)

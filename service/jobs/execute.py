@@ -122,5 +122,5 @@ def execute(req: JobRequest, settings: ServiceSettings, say: Progress) -> BaseMo
         return _zoo(req, settings, say)
     if isinstance(req, CalibrateJob):
         configs = list(req.configs) if req.configs else None
-        return run_calibrate(settings, req.quick, configs, say)
+        return run_calibrate(settings, req.quick, configs, say, req.rounds)
     return _recommend(req, settings, say)

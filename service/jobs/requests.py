@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from probes.calibrate.run import CALIBRATION_ROUNDS, MAX_CALIBRATION_ROUNDS
 from probes.config import Settings
 from probes.errors import AdvisorError, SpecError
 from probes.export.checks import parse_targets
@@ -233,6 +234,12 @@ class CalibrateJob(BaseModel):
     quick: bool = Field(default=True, description="Default settings, small grid (~3 min).")
     configs: list[CalibrationConfig] | SkipJsonSchema[None] = Field(
         default=None, description="Only these configurations (default: all of the grid)."
+    )
+    rounds: int = Field(
+        default=CALIBRATION_ROUNDS,
+        ge=1,
+        le=MAX_CALIBRATION_ROUNDS,
+        description="Measure every cell this many times, a round apart; each keeps the lowest.",
     )
 
     def preflight(self, settings: Settings) -> None:
