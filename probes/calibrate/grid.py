@@ -110,9 +110,16 @@ def _shapes(quick: bool) -> dict[str, list[Item]]:
     # conv on 2x2 reads 30x the weights of a 64-channel one on 16x16, and oneDNN's
     # blocking is least efficient there. Deep stages and small inputs live in it
     # (resnet18 at 64x64 ran its 2x2 convs 3x slower than cells at 7x7 predicted).
+    # Tiny convs (a few channels on 4x4 to 8x8: 20 us in torch, a third of the smallest
+    # 28x28 cell) bracket the grid's low end, where the fixed cost per call is fitted.
     conv = [(16, 16, 56), (64, 64, 28), (128, 128, 14), (256, 256, 7)]
     low = [(64, 64, 16), (128, 128, 8), (256, 256, 4), (512, 512, 2)]
-    conv = [*conv[1:3], low[2]] if q else [*conv, (32, 32, 28), (512, 512, 7), (64, 128, 28), *low]
+    tiny = [(16, 16, 8), (8, 32, 4)]
+    conv = (
+        [*conv[1:3], low[2], tiny[0]]
+        if q
+        else [*conv, (32, 32, 28), (512, 512, 7), (64, 128, 28), *low, *tiny]
+    )
     first = [(3, 64, 64, 7, 2), (3, 32, 64, 3, 2)] + (
         [] if q else [(1, 6, 28, 5, 1), (3, 64, 32, 3, 1)]
     )
