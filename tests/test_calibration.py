@@ -318,9 +318,9 @@ def test_stalled_rows_are_left_out_of_the_correction() -> None:
     models = fit_calibration(synthetic())
     pred = CalibratedPredictor(models=models, label="", env_matches=True, trained_on="")
     fit_corrections(pred, rows[:1] + rows[2:3])  # no one-thread row: kept
-    kept = pred.correction["torch/eager"]
+    kept = pred.correction["torch/eager"].offset
     fit_corrections(pred, rows)
-    assert pred.correction["torch/eager"] < kept
+    assert pred.correction["torch/eager"].offset < kept
 
 
 def test_a_lookup_reads_the_rows_it_gathers_not_its_table() -> None:
@@ -457,3 +457,27 @@ def test_batch_one_nodes_learn_from_batch_one_cells() -> None:
     one, eight = dense(128, 1), dense(16, 8)
     assert kernel_time(k, one) / law(one) > 2.6
     assert kernel_time(k, eight) / law(eight) < 1.1
+
+
+def test_the_whole_model_correction_grows_with_the_model() -> None:
+    """Measured / sum rising with the size of the model (a large network's kernels
+    cost more than their cells) gives a slope: a small model is corrected less than a
+    large one, and a lone outlier row does not set the slope."""
+    from recommender.predictor.corrections import FullRow, fit_corrections
+
+    models = fit_calibration(synthetic())
+    pred = CalibratedPredictor(models=models, label="", env_matches=True, trained_on="")
+    rows = []
+    for name in ("lenet5", "mlp", "resnet18", "mobilenet_v2", "bert_tiny", "gru_seq"):
+        g = build_graph(zoo_spec(name))
+        for b in (1, 8):
+            raw = pred.priced(g, "torch/eager", b).latency_s
+            rows.append(FullRow(name, g, "torch", "torch/eager", b, raw * (raw / 1e-3) ** 0.2))
+    outlier = rows[0]
+    rows[0] = FullRow(
+        outlier.model, outlier.graph, "torch", "torch/eager", 1, 50 * outlier.latency_s
+    )
+    fit_corrections(pred, rows)
+    c = pred.correction["torch/eager"]
+    assert 0.1 < c.slope <= 0.2
+    assert c.factor(1e-4) < 1.0 < c.factor(1e-2)

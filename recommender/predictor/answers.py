@@ -178,7 +178,7 @@ class PredictorBase(ABC):
             notes.append(
                 f"this machine ({environment().cpu_model}, {environment().cores_available} "
                 f"cores) is not among the machines the predictor learned from "
-                f"({self.trained_on}); run `fwadvisor calibrate --quick` (about 3 minutes) "
+                f"({self.trained_on}); run `fwadvisor calibrate --quick` (about a minute) "
                 "to predict from this machine's own timings"
             )
         common = {

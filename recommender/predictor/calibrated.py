@@ -20,6 +20,7 @@ from recommender.predictor.nodes import NodeCost, node_costs
 from recommender.predictor.opfit import ConfigModel
 from recommender.predictor.opmodel import Priced, price
 from recommender.predictor.plain import CALIBRATE_FULL
+from recommender.predictor.sizefit import SizeCorrection
 
 Settings = TorchSettings | TFSettings
 #: Without held-out full-model measurements, the interval is the op models' sigma
@@ -70,7 +71,7 @@ class CalibratedPredictor:
     env_matches: bool
     trained_on: str
     widen: float = 1.0  # another machine's calibration: wider intervals
-    correction: dict[str, float] = field(default_factory=dict)  # ln factor per config
+    correction: dict[str, SizeCorrection] = field(default_factory=dict)  # per config
     scale: dict[str, float] = field(default_factory=dict)  # conformal sigma multiplier
     memory: dict[str, MemoryModel] = field(default_factory=lambda: dict(PRIORS))
     error_correlation: dict[str, float] = field(
@@ -78,6 +79,11 @@ class CalibratedPredictor:
     )
     full_models: int = 0  # distinct models the correction and scale were fitted on
     warnings: dict[str, str] = field(default_factory=dict)  # per configuration
+
+    def factor(self, key: str, raw_s: float) -> float:
+        """The whole-model correction of ``key`` for a per-operator sum of ``raw_s``."""
+        c = self.correction.get(key)
+        return c.factor(raw_s) if c else 1.0
 
     def configs(self, framework: str) -> list[str]:
         return [k for k in CONFIGS if k in self.models and k.startswith(framework + "/")]
@@ -111,7 +117,7 @@ class CalibratedPredictor:
         s = settings or default_settings(framework)
         key, uncovered = config_for(s, self.models)
         p = price(self.models[key], costs)
-        med = p.latency_s * math.exp(self.correction.get(key, 0.0))
+        med = p.latency_s * self.factor(key, p.latency_s)
         half = Z80 * p.log_sigma * self.scale.get(key, DEFAULT_SCALE) * self.widen
         notes = []
         if uncovered:
@@ -164,9 +170,7 @@ class CalibratedPredictor:
         keys = self.configs(framework)
         best = min(
             keys,
-            key=lambda k: (
-                self.priced(graph, k, batch).latency_s * math.exp(self.correction.get(k, 0))
-            ),
+            key=lambda k: (raw := self.priced(graph, k, batch).latency_s) * self.factor(k, raw),
         )
         s = CONFIGS[best]
         assert isinstance(s, TorchSettings | TFSettings)

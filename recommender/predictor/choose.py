@@ -39,7 +39,7 @@ from recommender.predictor.opfit import fit_calibration
 
 OTHER_MACHINE_WIDEN = 2.0
 SHIPPED = REPO_DATA / "calibration"
-CALIBRATE_HINT = "run `fwadvisor calibrate --quick` (about 3 minutes) on this machine"
+CALIBRATE_HINT = "run `fwadvisor calibrate --quick` (about a minute) on this machine"
 
 
 @dataclass(frozen=True)

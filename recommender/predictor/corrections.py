@@ -30,12 +30,11 @@ from probes.store import ResultStore
 from recommender.predictor.answers import Z80
 from recommender.predictor.calibrated import CalibratedPredictor
 from recommender.predictor.memory import PRIORS, fit_memory
+from recommender.predictor.sizefit import MAX_LOG_FACTOR, SizeCorrection, fit_size_correction
 
-SHRINK_ROWS = 3.0  # the correction is shrunk towards 0 as if by this many zero rows
 MIN_MODELS = 5  # conformal scales need this many distinct held-out models
 COVERAGE = 0.8
 STALL = 3.0  # see stalled_rows
-MAX_CORRECTION = math.log(2.0)  # beyond this, a measurement problem: capped, and said
 MAX_SCALE = 6.0
 
 
@@ -138,24 +137,32 @@ def stalled_rows(rows: list[FullRow]) -> set[int]:
     }
 
 
-def _raw(pred: CalibratedPredictor, rows: Iterable[FullRow]) -> dict[int, tuple[float, float]]:
-    """Per row index: ln(measured / summed prediction) and the sum's log sigma."""
+Raw = dict[int, tuple[float, float, float]]
+
+
+def _raw(pred: CalibratedPredictor, rows: Iterable[FullRow]) -> Raw:
+    """Per row index: ln(measured / summed prediction), the sum's log sigma, and the
+    log of the sum."""
     out = {}
     for i, r in enumerate(rows):
         p = pred.priced(r.graph, r.key, r.batch)
-        out[i] = (math.log(r.latency_s / p.latency_s), p.log_sigma)
+        out[i] = (math.log(r.latency_s / p.latency_s), p.log_sigma, math.log(p.latency_s))
     return out
 
 
-def _corrections(
-    rows: list[FullRow], raw: dict[int, tuple[float, float]], skip: str | None
-) -> dict[str, float]:
-    sums: dict[str, list[float]] = {}
+def _corrections(rows: list[FullRow], raw: Raw, skip: str | None) -> dict[str, SizeCorrection]:
+    by: dict[str, tuple[list[float], list[float], list[str]]] = {}
     for i, r in enumerate(rows):
         if r.model != skip:
-            sums.setdefault(r.key, []).append(raw[i][0])
-    # the median: one probe that waited on a busy machine must not move every answer
-    return {k: float(np.median(v)) * len(v) / (len(v) + SHRINK_ROWS) for k, v in sums.items()}
+            xs, ys, ms = by.setdefault(r.key, ([], [], []))
+            xs.append(raw[i][2])
+            ys.append(raw[i][0])
+            ms.append(r.model)
+    return {k: fit_size_correction(xs, ys, ms) for k, (xs, ys, ms) in by.items()}
+
+
+def _held_error(raw: tuple[float, float, float], corr: SizeCorrection | None) -> float:
+    return raw[0] - (corr.log_factor(math.exp(raw[2])) if corr else 0.0)
 
 
 def fit_corrections(pred: CalibratedPredictor, rows: list[FullRow]) -> CalibratedPredictor:
@@ -172,7 +179,7 @@ def fit_corrections(pred: CalibratedPredictor, rows: list[FullRow]) -> Calibrate
         corr = _corrections(rows, raw, model)
         for i, r in enumerate(rows):
             if r.model == model:
-                held[i] = raw[i][0] - corr.get(r.key, 0.0)
+                held[i] = _held_error(raw[i], corr.get(r.key))
     for fw in ("torch", "tensorflow"):
         idx = [i for i, r in enumerate(rows) if r.framework == fw]
         _set_scale(pred, fw, rows, idx, held, raw)
@@ -208,15 +215,14 @@ def _memory_rows(
     ]
 
 
-def _set_correction(pred: CalibratedPredictor, fitted: dict[str, float]) -> None:
-    pred.correction = {}
+def _set_correction(pred: CalibratedPredictor, fitted: dict[str, SizeCorrection]) -> None:
+    pred.correction = fitted
     for key, c in fitted.items():
-        pred.correction[key] = min(max(c, -MAX_CORRECTION), MAX_CORRECTION)
-        if abs(c) > MAX_CORRECTION:
+        if abs(c.offset) > MAX_LOG_FACTOR:
             pred.warnings[key] = (
-                f"this machine's full-model measurements in {key} run {math.exp(c):.3g}x "
-                f"the per-operator sum (the correction is capped at "
-                f"{math.exp(MAX_CORRECTION):g}x): a busy machine, or a calibration to redo"
+                f"this machine's full-model measurements in {key} run "
+                f"{math.exp(c.offset):.3g}x the per-operator sum (the correction is capped "
+                f"at {math.exp(MAX_LOG_FACTOR):g}x): a busy machine, or a calibration to redo"
             )
 
 
@@ -226,7 +232,7 @@ def _set_scale(
     rows: list[FullRow],
     idx: list[int],
     held: dict[int, float],
-    raw: dict[int, tuple[float, float]],
+    raw: Raw,
 ) -> None:
     """The conformal scale of ``fw``'s configurations, from its held-out scores."""
     if len({rows[i].model for i in idx}) < MIN_MODELS:

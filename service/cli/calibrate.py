@@ -28,7 +28,7 @@ def add_parsers(sub: Any) -> tuple[argparse.ArgumentParser, argparse.ArgumentPar
         "calibrate",
         help="time every spec op on this machine for the instant predictor (resumable)",
     )
-    cal.add_argument("--quick", action="store_true", help="default settings, small grid (~3 min)")
+    cal.add_argument("--quick", action="store_true", help="default settings, small grid (~1 min)")
     cal.add_argument(
         "--rounds",
         type=rounds_arg,

@@ -231,7 +231,7 @@ class CalibrateJob(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["calibrate"]
-    quick: bool = Field(default=True, description="Default settings, small grid (~3 min).")
+    quick: bool = Field(default=True, description="Default settings, small grid (~1 min).")
     configs: list[CalibrationConfig] | SkipJsonSchema[None] = Field(
         default=None, description="Only these configurations (default: all of the grid)."
     )
