@@ -10,6 +10,7 @@ socket); then the RSS of each process, now and at its peak (VmHWM). Targets on 2
 the machine's cores with the server, as a real client on the same host would.
 
 Run: .venv/bin/python benchmarks/api_load.py [--duration 10] [--connections 1,4,8]
+     [--data-from var/<dir with a calibration>] [--json]
 """
 
 from __future__ import annotations
@@ -160,7 +161,17 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--worker-class", choices=["gevent", "gthread", "sync"], default="gevent")
     ap.add_argument("--no-worker", action="store_true", help="serve without its job worker")
+    ap.add_argument(
+        "--data-from",
+        type=Path,
+        default=None,
+        help="copy this data dir's calibration and results store first, so predict mode "
+        "answers from this machine's per-operator calibration (without it: the fallback)",
+    )
+    ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    say = (lambda *a, **k: None) if args.json else print
+    out: dict[str, object] = {"levels": []}
     if shutil.which("wrk") is None:
         raise SystemExit("needs wrk: apt-get install wrk")
     all_bodies = bodies()
@@ -168,9 +179,11 @@ def main() -> None:
         script = Path(tmp) / "bench.lua"
         script.write_text(LUA % ", ".join(json.dumps(b) for b in all_bodies))
         port = free_port()
+        data = Path(tmp) / "var"
+        out["predictor"] = seed_data(data, args.data_from)
         proc = start(
             port,
-            Path(tmp) / "var",
+            data,
             args.workers,
             args.threads,
             args.worker_class,
@@ -178,17 +191,19 @@ def main() -> None:
         )
         try:
             warm(port, all_bodies, rounds=2 * args.workers)
-            print(
+            say(f"predictor: {out['predictor']}")
+            say(
                 f"serve: {args.workers} gunicorn {args.worker_class} workers x {args.threads} "
                 f"threads; "
                 f"{len(all_bodies)} distinct request bodies; wrk -t1, {args.duration} s each"
             )
-            print(
+            say(
                 f"{'conns':>5} {'req/s':>8} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'errors':>6}"
             )
             for c in (int(x) for x in args.connections.split(",")):
                 r = wrk(port, script, c, args.duration)
-                print(
+                out["levels"].append({"connections": c, **r})  # type: ignore[attr-defined]
+                say(
                     f"{c:>5} {r['rps']:>8.0f} {r['p50_ms']:>7.1f} {r['p90_ms']:>7.1f} "
                     f"{r['p99_ms']:>7.1f} {r['errors']:>6.0f}"
                 )
@@ -198,13 +213,37 @@ def main() -> None:
             master = next(p for p, c in kids.items() if c)
             job = [p for p, c in kids.items() if not c]
             web = ", ".join(rss(p) for p in kids[master])
-            print(
+            out["rss_mb"] = {
+                "supervisor": rss(proc.pid),
+                "master": rss(master),
+                "web": [rss(p) for p in kids[master]],
+                "job": [rss(p) for p in job],
+            }
+            say(
                 f"RSS MB: serve supervisor {rss(proc.pid)}; gunicorn master {rss(master)}; "
                 f"web workers {web}; job worker {', '.join(rss(p) for p in job)}"
             )
         finally:
             proc.terminate()
             proc.wait(30)
+    if args.json:
+        print(json.dumps(out, indent=2))
+
+
+def seed_data(data: Path, source: Path | None) -> str:
+    """Copy ``source``'s calibration files and results store into ``data``; say which
+    predictor predict mode will use."""
+    if source is None:
+        return "no calibration: the old whole-model predictor (fallback)"
+    cal = sorted((source / "calibration").glob("*.json"))
+    if not cal:
+        raise SystemExit(f"no calibration in {source}/calibration")
+    (data / "calibration").mkdir(parents=True)
+    for f in cal:
+        shutil.copy(f, data / "calibration" / f.name)
+    if (source / "results.sqlite").exists():
+        shutil.copy(source / "results.sqlite", data / "results.sqlite")
+    return f"per-operator calibration from {source} ({len(cal)} file(s)) and its results store"
 
 
 if __name__ == "__main__":

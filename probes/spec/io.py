@@ -12,6 +12,11 @@ from pydantic import ValidationError
 from probes.errors import SpecError, SpecFileError, UnknownModelError, did_you_mean
 from probes.spec.model import ModelSpec
 
+#: libyaml's safe loader when PyYAML was built with it: the same safe subset, about 8x
+#: faster (the zoo's 11 specs took 0.8 s to parse in Python, the whole predict-mode
+#: warm-up 1.5 s).
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 def _node_name(raw: Any, loc: tuple[Any, ...]) -> str | None:
     if len(loc) >= 2 and loc[0] == "nodes" and isinstance(loc[1], int):
@@ -40,7 +45,7 @@ def load_spec_file(path: Path) -> ModelSpec:
     except OSError as e:
         raise SpecFileError(f"{path}: cannot read ({e.strerror})") from None
     try:
-        raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        raw = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=SAFE_LOADER)
     except (yaml.YAMLError, json.JSONDecodeError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise SpecFileError(

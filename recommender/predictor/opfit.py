@@ -151,7 +151,8 @@ def kernel_times(k: KernelModel, costs: list[NodeCost]) -> Floats:
     base = np.maximum(X @ coef, MIN_KERNEL_S)
     if len(res) == 0:
         return base
-    q = np.array([_point(c) for c in costs])
+    batch = np.array([c.batch for c in costs], dtype=float)
+    q = np.c_[np.log10(1 + X[:, 1:3]), BATCH_SCALE * np.log10(batch)]  # _point, vectorised
     w = np.exp(-np.sum((q[:, None, :] - pts[None, :, :]) ** 2, axis=2) / BANDWIDTH_LOG10**2)
     out: Floats = base * np.exp(w @ res / (w.sum(axis=1) + SHRINK))
     return out

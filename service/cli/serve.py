@@ -29,6 +29,7 @@ from probes.runners.lifeline import child_env, die_with_parent
 from recommender.knowledge.capabilities import load_matrix
 from recommender.knowledge.ecosystem import load_ecosystem
 from recommender.predictor.cache import load_compiled
+from recommender.predictor.choose import choose
 from recommender.questionnaire import load_questionnaire
 from service.api.server import install_problem_errors, quiet_teardown
 from service.app import create_app
@@ -146,12 +147,13 @@ WORKER_CLASSES = {
 
 
 def _warm_and_freeze(_worker: Any) -> None:
-    """Load what a request reads (predictor, questionnaire, matrix, priors), then move
+    """Load what a request reads (predictors, questionnaire, matrix, priors), then move
     every object to the permanent generation: a full collection over them cost ~30 ms,
     which was the p99 of an idle server."""
     install_problem_errors()  # gunicorn's own 4xx as problem+json
     settings = ServiceSettings()
     load_compiled(settings)
+    choose(settings)  # this machine's calibration, fitted (1.5 s on the first request)
     load_questionnaire()
     load_matrix()
     load_ecosystem()
