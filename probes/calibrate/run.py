@@ -25,11 +25,11 @@ from probes.protocol import ProbeLimits, ProbeRequest
 from probes.runners.base import ProbeRunner
 
 QUICK_MIN_TIME_S = 0.03
+FULL_MIN_TIME_S = 0.08
 #: Two rounds by default: each cell keeps its lower measurement (``CalibEntry.merged``).
-#: The full grid takes about 4 minutes, --quick about 30 s (2026-12-06, quiet).
+#: The full grid takes about 4.5 minutes, --quick about 30 s (2026-12-06, quiet).
 CALIBRATION_ROUNDS = 2
 MAX_CALIBRATION_ROUNDS = 5
-FULL_MIN_TIME_S = 0.08
 POLL_S = 0.2
 Progress = Callable[[str], None]
 
