@@ -481,3 +481,20 @@ def test_the_whole_model_correction_grows_with_the_model() -> None:
     c = pred.correction["torch/eager"]
     assert 0.1 < c.slope <= 0.2
     assert c.factor(1e-4) < 1.0 < c.factor(1e-2)
+
+
+def test_a_node_on_a_measured_cell_is_priced_by_that_cell() -> None:
+    """A lookup table where the calibration measured: a node at a cell's FLOPs, bytes
+    and batch takes that cell's time, however far the cell sits from its neighbours'
+    law (before: a third of its residual was shrunk away)."""
+    from recommender.predictor.opfit import fit_kernel, kernel_time, kernel_times
+
+    costs = [
+        node_costs(build_graph(make_spec([_dense(u)], inputs=[{"name": "x", "shape": [64]}])), 1)[0]
+        for u in (16, 32, 64, 128, 256, 512)
+    ]
+    times = [law(c) for c in costs]
+    times[3] *= 8  # steady: a regime of its own
+    k = fit_kernel(costs, times, steady=[True] * len(costs))
+    assert kernel_time(k, costs[3]) == pytest.approx(times[3], rel=1e-6)
+    assert kernel_times(k, costs).tolist() == pytest.approx(times, rel=1e-6)

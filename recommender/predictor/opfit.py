@@ -27,6 +27,7 @@ from recommender.predictor.fitknobs import (
     BANDWIDTH_LOG10,
     BATCH_SCALE,
     CELL_STAT,
+    EXACT_LOG10,
     MAX_EPILOGUE,
     SHRINK,
     STALL,
@@ -98,9 +99,18 @@ def nnls_relative(X: Floats, y: Floats) -> Floats:
 def interpolate(points: Floats, residuals: Floats, q: Floats) -> float:
     if len(residuals) == 0:
         return 0.0
-    d2 = np.sum((points - q) ** 2, axis=1) / BANDWIDTH_LOG10**2
-    w = np.exp(-d2)
-    return float(np.dot(w, residuals) / (w.sum() + SHRINK))
+    return float(_corrections(points, residuals, q[None, :])[0])
+
+
+def _corrections(points: Floats, residuals: Floats, q: Floats) -> Floats:
+    """Per query row: the residual of a cell within ``EXACT_LOG10`` (the nearest), else
+    the Gaussian-weighted residuals of the cells, shrunk towards 0."""
+    d2 = np.sum((q[:, None, :] - points[None, :, :]) ** 2, axis=2)
+    w = np.exp(-d2 / BANDWIDTH_LOG10**2)
+    smooth = w @ residuals / (w.sum(axis=1) + SHRINK)
+    nearest = d2.argmin(axis=1)
+    exact: Floats = np.where(d2.min(axis=1) < EXACT_LOG10**2, residuals[nearest], smooth)
+    return exact
 
 
 def fit_kernel(
@@ -153,8 +163,7 @@ def kernel_times(k: KernelModel, costs: list[NodeCost]) -> Floats:
         return base
     batch = np.array([c.batch for c in costs], dtype=float)
     q = np.c_[np.log10(1 + X[:, 1:3]), BATCH_SCALE * np.log10(batch)]  # _point, vectorised
-    w = np.exp(-np.sum((q[:, None, :] - pts[None, :, :]) ** 2, axis=2) / BANDWIDTH_LOG10**2)
-    out: Floats = base * np.exp(w @ res / (w.sum(axis=1) + SHRINK))
+    out: Floats = base * np.exp(_corrections(pts, res, q))
     return out
 
 
