@@ -498,3 +498,30 @@ def test_a_node_on_a_measured_cell_is_priced_by_that_cell() -> None:
     k = fit_kernel(costs, times, steady=[True] * len(costs))
     assert kernel_time(k, costs[3]) == pytest.approx(times[3], rel=1e-6)
     assert kernel_times(k, costs).tolist() == pytest.approx(times, rel=1e-6)
+
+
+def test_a_web_worker_fits_the_calibration_before_its_first_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gunicorn's post_worker_init hook fits this machine's calibration (1.5 s inside
+    the first request before); a fit that fails does not stop the worker."""
+    import gc
+
+    from recommender.predictor import choose as choose_module
+    from service.cli import serve
+
+    monkeypatch.setenv("FWADVISOR_DATA_DIR", str(tmp_path))
+    write_synthetic(tmp_path)
+    choose_module._choice.cache_clear()
+    try:
+        serve._warm_and_freeze(None)
+        assert choose_module._choice.cache_info().currsize == 1
+
+        def broken(_settings: object) -> None:
+            raise OSError("the store is unreadable")
+
+        monkeypatch.setattr(serve, "choose", broken)
+        serve._warm_and_freeze(None)  # no raise: the request path says what is wrong
+    finally:
+        gc.unfreeze()
+        choose_module._choice.cache_clear()

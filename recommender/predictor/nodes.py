@@ -7,6 +7,7 @@ user models go through the same function and cannot drift apart.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -68,22 +69,27 @@ def kernel_key(op: str, params: object, in_channels: int) -> str:
 
 #: (id of the graph, batch) -> (the graph, its costs): a predict-mode request prices the
 #: same memoised graph again and again (2.7 of a 10 ms mobilenet_v2 request). The graph
-#: is kept with its entry, so its id cannot be reused while the entry lives.
+#: is kept with its entry, so its id cannot be reused while the entry lives. The lock:
+#: gthread web workers price in several threads, and an eviction between another
+#: thread's lookup and its move_to_end would raise.
 _MEMO: OrderedDict[tuple[int, int], tuple[SpecGraph, tuple[NodeCost, ...]]] = OrderedDict()
 _MEMO_SIZE = 256
+_MEMO_LOCK = threading.Lock()
 
 
 def node_costs(graph: SpecGraph, batch: int) -> list[NodeCost]:
     """Every node of ``graph`` at ``batch``, in topological order."""
     key = (id(graph), batch)
-    hit = _MEMO.get(key)
-    if hit is not None and hit[0] is graph:
-        _MEMO.move_to_end(key)
-        return list(hit[1])
+    with _MEMO_LOCK:
+        hit = _MEMO.get(key)
+        if hit is not None and hit[0] is graph:
+            _MEMO.move_to_end(key)
+            return list(hit[1])
     costs = _node_costs(graph, batch)
-    _MEMO[key] = (graph, tuple(costs))
-    while len(_MEMO) > _MEMO_SIZE:
-        _MEMO.popitem(last=False)
+    with _MEMO_LOCK:
+        _MEMO[key] = (graph, tuple(costs))
+        while len(_MEMO) > _MEMO_SIZE:
+            _MEMO.popitem(last=False)
     return costs
 
 

@@ -153,7 +153,10 @@ def _warm_and_freeze(_worker: Any) -> None:
     install_problem_errors()  # gunicorn's own 4xx as problem+json
     settings = ServiceSettings()
     load_compiled(settings)
-    choose(settings)  # this machine's calibration, fitted (1.5 s on the first request)
+    try:  # this machine's calibration, fitted (1.5 s inside the first request before)
+        choose(settings)
+    except Exception:  # a warm-up only: the request that needs it reports the failure
+        logging.getLogger("fwadvisor.serve").exception("predict mode's calibration: no warm-up")
     load_questionnaire()
     load_matrix()
     load_ecosystem()
