@@ -48,6 +48,7 @@ from recommender.predictor.corrections import (
     store_rows,
 )
 from recommender.predictor.variants import variants
+from service.cli.options import positive_int
 
 GAP = 1.15
 
@@ -238,7 +239,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     ap.add_argument("--budget-min", type=float, default=30.0)
     ap.add_argument(
         "--rounds",
-        type=int,
+        type=positive_int,
         default=1,
         help="measure every reference this many times, a round apart; rows are their median",
     )

@@ -273,7 +273,9 @@ def test_a_cell_measured_again_keeps_each_lower_statistic() -> None:
     assert (e.result.min_s, e.result.q25_s, e.result.median_s) == (0.5, 1.0, 1.5)
     again = e.merged(result(t=2.0))
     assert again.rounds == 3 and again.result.min_s == 0.5
-    assert e.merged(result("failed")).result.min_s == 0.5  # a failed round loses nothing
+    failed_round = e.merged(result("failed"))
+    assert failed_round.result.min_s == 0.5  # a failed round loses nothing ...
+    assert failed_round.rounds == 3  # ... and counts: the cell is not measured again
     fixed = CalibEntry(cell=cell, result=result("failed")).merged(result(t=1.0))
     assert fixed.result.status == "ok" and fixed.result.min_s == 1.0
 
@@ -511,6 +513,7 @@ def test_a_web_worker_fits_the_calibration_before_its_first_request(
     from service.cli import serve
 
     monkeypatch.setenv("FWADVISOR_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(serve, "load_compiled", lambda _settings: None)  # not this test's
     write_synthetic(tmp_path)
     choose_module._choice.cache_clear()
     try:
@@ -525,3 +528,70 @@ def test_a_web_worker_fits_the_calibration_before_its_first_request(
     finally:
         gc.unfreeze()
         choose_module._choice.cache_clear()
+
+
+def test_a_cell_that_stops_its_worker_fails_once_and_the_rest_go_on(tmp_path: Path) -> None:
+    """A cell whose worker hangs or crashes becomes a failed cell with the reason, and
+    is not measured again in a later round or a rerun (each try would cost a timeout);
+    the cells after it are measured in the next round."""
+    from probes.calibrate.cells import CELLS_FILE, CalibrateWorkload, CellResult
+    from probes.protocol import ProbeRequest, ProbeResult
+
+    cells = grid(quick=True)["torch/eager"][:3]
+    hang = cells[1].id
+    given: list[list[str]] = []
+
+    class HangingRunner:
+        def run(self, req: ProbeRequest) -> ProbeResult:
+            work = req.workload
+            assert isinstance(work, CalibrateWorkload) and req.io_dir
+            given.append([c.id for c in work.cells])
+            with open(Path(req.io_dir) / CELLS_FILE, "a") as out:
+                for c in work.cells:
+                    if c.id == hang:
+                        return ProbeResult(status="timeout", framework="torch", reason="60 s")
+                    r = CellResult(id=c.id, group=c.group, batch=c.batch, min_s=1e-4,
+                                   q25_s=1e-4, median_s=1e-4)  # fmt: skip
+                    out.write(r.model_dump_json() + "\n")
+            return ProbeResult(status="ok", framework="torch")
+
+    plan = {"torch/eager": cells}
+    run = calibrate(tmp_path, HangingRunner(), plan=plan, rounds=2, say=lambda _: None)
+    cal = load_calibration(run.path)
+    assert cal is not None
+    entries = cal.configs["torch/eager"].entries
+    assert entries[hang].result.status == "failed"
+    assert "stopped on this cell (timeout: 60 s)" in (entries[hang].result.reason or "")
+    assert [ids.count(hang) for ids in given] == [1, 0]
+    assert entries[cells[0].id].rounds == 2 and entries[cells[2].id].result.status == "ok"
+    calibrate(tmp_path, HangingRunner(), plan=plan, rounds=2, say=lambda _: None)
+    assert sum(ids.count(hang) for ids in given) == 1  # a rerun does not try it again
+
+
+def test_the_answer_says_when_the_correction_is_capped_for_some_models() -> None:
+    """The cap (2x) can bind at the largest or smallest models while the correction's
+    centre is inside it: the answer says so, as for a correction capped everywhere."""
+    from recommender.predictor.corrections import FullRow, fit_corrections
+
+    models = fit_calibration(synthetic())
+    pred = CalibratedPredictor(models=models, label="", env_matches=True, trained_on="")
+    names = ("lenet5", "mlp", "resnet18", "vgg16", "bert_tiny", "gru_seq")
+    graphs = {n: build_graph(zoo_spec(n)) for n in names}
+    raws = {
+        (n, b): pred.priced(g, "torch/eager", b).latency_s
+        for n, g in graphs.items()
+        for b in (1, 8)
+    }
+    centre = float(np.mean([math.log(r) for r in raws.values()]))
+
+    def measured(r: float) -> float:
+        return r * math.exp(0.5 + 0.25 * (math.log(r) - centre))
+
+    rows = [
+        FullRow(n, graphs[n], "torch", "torch/eager", b, measured(r)) for (n, b), r in raws.items()
+    ]
+    fit_corrections(pred, rows)
+    c = pred.correction["torch/eager"]
+    assert abs(c.offset) < math.log(2)
+    assert "capped" in pred.warnings["torch/eager"]
+    assert max(c.factor(r) for r in raws.values()) == pytest.approx(2.0)

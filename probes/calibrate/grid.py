@@ -2,7 +2,7 @@
 
 Shapes follow the zoo's ranges (channels 3 to 1280, images 2 to 112, sequences 16 to
 128, dense 10 to 4096) on a coarse log grid, at batches 1 and 8, so that a model's
-node lies between measured cells in FLOPs and bytes. ``quick`` keeps two or three
+node lies between measured cells in FLOPs and bytes. ``quick`` keeps two to four
 shapes per op at the default settings of each framework and the cheap ops' smallest
 shape only, and times the tuned configurations on the compute ops and fusion chains.
 Ids are stable: they are the resume keys.

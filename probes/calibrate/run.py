@@ -123,7 +123,20 @@ def _run_config(
     result = box[0] if box else None
     status = getattr(result, "status", "failed")
     if status != "ok":
-        say(f"  {key}: worker {status}: {(getattr(result, 'reason', '') or '')[:200]}")
+        reason = (getattr(result, "reason", "") or "")[:200]
+        say(f"  {key}: worker {status}: {reason}")
+        done = {r.id for r in got}
+        stuck = next((c for c in cells if c.id not in done), None)
+        if stuck is not None:  # the cell in flight hung or crashed: failed, not retried
+            r = CellResult(
+                id=stuck.id,
+                group=stuck.group,
+                batch=stuck.batch,
+                status="failed",
+                reason=f"the worker stopped on this cell ({status}: {reason})"[:300],
+            )
+            save(r)
+            got.append(r)
     return got
 
 

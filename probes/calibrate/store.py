@@ -30,8 +30,9 @@ class CalibEntry(BaseModel):
         nearer the kernel (two calibrations merged so gave 20.4% default MAPE against
         20.7% and 21.5% for each alone, and 32% tuned against 38% and 35%)."""
         old = self.result
-        if old.status != "ok" or new.status != "ok":
-            return self.model_copy(update={"result": new if new.status == "ok" else old})
+        if old.status != "ok" or new.status != "ok":  # a failed round counts: not retried
+            result = new if new.status == "ok" else old
+            return self.model_copy(update={"result": result, "rounds": self.rounds + 1})
         low = {
             f: min(v for v in (getattr(old, f), getattr(new, f)) if v is not None)
             for f in ("median_s", "q25_s", "min_s")

@@ -172,7 +172,10 @@ def fit_corrections(pred: CalibratedPredictor, rows: list[FullRow]) -> Calibrate
     if not rows:
         return pred
     raw = _raw(pred, rows)
-    _set_correction(pred, _corrections(rows, raw, None))
+    spans: dict[str, list[float]] = {}
+    for i, r in enumerate(rows):
+        spans.setdefault(r.key, []).append(raw[i][2])
+    _set_correction(pred, _corrections(rows, raw, None), spans)
     pred.full_models = len({r.model for r in rows})
     held: dict[int, float] = {}
     for model in {r.model for r in rows}:
@@ -215,13 +218,19 @@ def _memory_rows(
     ]
 
 
-def _set_correction(pred: CalibratedPredictor, fitted: dict[str, SizeCorrection]) -> None:
+def _set_correction(
+    pred: CalibratedPredictor, fitted: dict[str, SizeCorrection], spans: dict[str, list[float]]
+) -> None:
+    """``spans``: per configuration, the log sums of the rows it was fitted on; the
+    answer says so when the correction is capped anywhere among them."""
     pred.correction = fitted
     for key, c in fitted.items():
-        if abs(c.offset) > MAX_LOG_FACTOR:
+        ends = [c.offset + c.slope * (x - c.center) for x in spans.get(key, [c.center])]
+        worst = max(ends, key=abs)
+        if abs(worst) > MAX_LOG_FACTOR:
             pred.warnings[key] = (
-                f"this machine's full-model measurements in {key} run "
-                f"{math.exp(c.offset):.3g}x the per-operator sum (the correction is capped "
+                f"this machine's full-model measurements in {key} run up to "
+                f"{math.exp(worst):.3g}x the per-operator sum (the correction is capped "
                 f"at {math.exp(MAX_LOG_FACTOR):g}x): a busy machine, or a calibration to redo"
             )
 

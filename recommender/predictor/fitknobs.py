@@ -1,16 +1,31 @@
 """The constants that shape the per-operator fit (``opfit``), each with the measurement
-that chose it. Five can be overridden by an environment variable, for evaluation only
-(``benchmarks/predictor_eval_ops.py`` on stored references, ``docs/benchmarks.md``); the
-product never sets them.
+that chose it. Six can be overridden by an environment variable (``FWADVISOR_<NAME>``),
+for evaluation only (``benchmarks/predictor_eval_ops.py`` on stored references,
+``docs/benchmarks.md``); nothing in the product sets them, and a value that is not a
+number is ignored with a warning rather than stopping the server.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import warnings
 
 
 def _knob(name: str, default: float) -> float:
-    return float(os.environ.get(f"FWADVISOR_{name}", default))
+    text = os.environ.get(f"FWADVISOR_{name}")
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        warnings.warn(
+            f"FWADVISOR_{name}={text!r} is not a number >= 0; using {default}", stacklevel=2
+        )
+        return default
+    return value
 
 
 #: Width of the interpolation of cell residuals, in log10 units of FLOPs and bytes.
@@ -21,9 +36,10 @@ BANDWIDTH_LOG10 = _knob("BANDWIDTH", 0.5)
 #: at batch 8 in torch), which no price per FLOP or byte can follow, so a batch-1 node
 #: learns from batch-1 cells. At 1.0, batches 1 and 8 are 0.9 decades apart: weight 0.04.
 BATCH_SCALE = _knob("BATCH_SCALE", 1.0)
-#: Pseudo-weight of "no correction" in the interpolation: a node on a measured cell
-#: keeps 1 / (1 + SHRINK) of that cell's residual (0.5 before 2026-12-06; 0.2 lowered
-#: the default-settings MAPE by half a point and raised the share within 10% by three).
+#: Pseudo-weight of "no correction" in the interpolation between cells (a node within
+#: EXACT_LOG10 of a cell takes that cell's residual whole). 0.5 before 2026-12-06; 0.2
+#: lowered the default-settings MAPE by half a point and raised the share within 10% by
+#: three.
 SHRINK = _knob("SHRINK", 0.2)
 #: A node within this distance of a measured cell (log10 units of FLOPs, bytes and the
 #: batch coordinate: 0.1 is 26%) is priced by that cell alone, as a lookup table: the
@@ -41,7 +57,7 @@ MAX_EPILOGUE = _knob("MAX_EPILOGUE", 4.0)
 #: shared machine, a two-thread kernel often waits a scheduler slice for its second
 #: thread (a 0.7 ms conv chain read 57 ms at its lower quartile), and the minimum is
 #: the kernel without that wait. The whole-model correction absorbs the bias.
-CELL_STAT = os.environ.get("FWADVISOR_CELL_STAT", "min")
+CELL_STAT = os.environ.get("FWADVISOR_CELL_STAT", "min")  # or q25, median
 #: A cell this many times slower than its kernel's fit waited, not computed ...
 STALL = 3.0
 #: ... unless its calls agreed: lower quartile within this factor of the fastest. A

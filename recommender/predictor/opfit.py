@@ -3,11 +3,14 @@
 Per configuration (framework and settings):
 - ``call_s`` and ``dispatch_s``: a chain of k tiny tanhs costs ``call + k x dispatch``;
 - per kernel key, a cost ``c0 + c1 FLOPs + c2 bytes + c3 steps`` with non-negative
-  prices, fitted on relative error, plus a log-residual correction interpolated from
-  the nearest cells in (log FLOPs, log bytes), whose leave-one-out error is the key's
-  sigma;
-- ``fusion``: how much of the elementwise epilogue (batch_norm, relu, ...) after a conv
-  or dense a measured chain still pays, 1 = nothing fused, 0 = free.
+  prices, fitted on relative error, times a log-residual correction: a node within
+  ``EXACT_LOG10`` of a cell takes that cell's residual (a lookup table), else the
+  residuals of the nearest cells in (log FLOPs, log bytes, batch coordinate), Gaussian
+  weighted and shrunk; the leave-one-out error of that model is the key's sigma;
+- ``fusion``: what the elementwise epilogue (batch_norm, relu, ...) after a conv or
+  dense costs against its own cells, from the chains: in [0, 1] where a graph compiler
+  fuses it (0 = free), in [1, MAX_EPILOGUE] in eager mode (it reads a fresh output).
+The constants and the measurements behind them are in ``fitknobs``.
 """
 
 from __future__ import annotations
@@ -298,7 +301,7 @@ def fit_calibration(cal: Calibration) -> dict[str, ConfigModel]:
                 if k not in m.kernels:
                     m.kernels[k] = km
                     m.borrowed.append(k)
-        rows = _ok(cal.configs[key].entries)
+        rows = _ok(cal.configs[key].entries, _thread_bound(cal, key))
         singles = {_signature(c[0]): t - m.call_s for e, c, t in rows if len(c) == 1}
         chains = [(c, t) for e, c, t in rows if e.cell.group == "chain"]
         m.fusion = _fusion(m, chains, singles)
